@@ -1,0 +1,5 @@
+import sys
+
+from execbench.cli import main
+
+sys.exit(main())

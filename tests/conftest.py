@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.support import create_postgres_database, drop_postgres_database
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'execbench.db'}"
+
+
+@pytest.fixture
+def postgres_url():
+    url = create_postgres_database()
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """Every storage test runs on both backends through the one code path."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'execbench.db'}"
+        return
+    url = create_postgres_database()
+    yield url
+    drop_postgres_database(url)
