@@ -26,3 +26,20 @@ def database_url(request, tmp_path):
     url = create_postgres_database()
     yield url
     drop_postgres_database(url)
+
+
+@pytest.fixture
+def running_service(tmp_path):
+    """Factory: start real `execbench serve` processes; every one is stopped at teardown."""
+    from tests.support import start_service
+
+    started = []
+
+    def start(**kwargs):
+        handle = start_service(tmp_path, **kwargs)
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.stop()

@@ -70,3 +70,91 @@ def create_postgres_database() -> str:
 def drop_postgres_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     _psql(f'drop database if exists "{name}" with (force)')
+
+
+class ServiceHandle:
+    """A real `execbench serve` process on a free port (see `running_service`)."""
+
+    def __init__(self, url: str, admin_token: str, database_url: str, timing_log, process, log_path):
+        self.url = url
+        self.admin_token = admin_token
+        self.database_url = database_url
+        self.timing_log = timing_log
+        self.process = process
+        self.log_path = log_path
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def stop(self, sig: int | None = None, timeout: float = 20.0) -> int:
+        """Stop the process we started, by its PID (SIGTERM: a clean shutdown by default)."""
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(sig or signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+
+def start_service(
+    tmp_path,
+    *,
+    database_url: str | None = None,
+    profile: str = "none",
+    mode: str = "off",
+    admin_token: str = "test-admin-token",
+    seed_users: int | None = 20,
+    orders_per_user: int = 5,
+    workers: bool = True,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    name: str = "service",
+) -> ServiceHandle:
+    """Seed a database (unless seed_users is None) and start `execbench serve` on it."""
+    import sys
+    import time
+
+    import httpx
+
+    database_url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'execbench.db'}"
+    port = port or free_port()
+    timing_log = tmp_path / f"{name}-timings.jsonl"
+    env = {
+        **os.environ,
+        "EXECBENCH_DATABASE_URL": database_url,
+        "EXECBENCH_PROFILE": profile,
+        "EXECBENCH_MODE": mode,
+        "EXECBENCH_ADMIN_TOKEN": admin_token,
+        "EXECBENCH_TIMING_LOG": str(timing_log),
+        **(extra_env or {}),
+    }
+    exe = [sys.executable, "-m", "execbench"]
+    if seed_users is not None:
+        subprocess.run(
+            [*exe, "seed", "--users", str(seed_users), "--orders-per-user", str(orders_per_user)],
+            env=env, check=True, capture_output=True, timeout=120,
+        )
+    log_path = tmp_path / f"{name}.log"
+    args = [*exe, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if not workers:
+        args.append("--no-workers")
+    log = open(log_path, "ab")
+    process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"service exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return ServiceHandle(url, admin_token, database_url, timing_log, process, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"service did not become healthy:\n{log_path.read_text()}")
