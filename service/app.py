@@ -1,0 +1,90 @@
+"""Assembles the executor service: parts, routes, middleware. Nothing else lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CollectorRegistry
+
+from service.container import Services
+from service.db import create_schema, make_engine
+from service.executor import OrderExecutor
+from service.flags import FlagService
+from service.locks import UserLocks
+from service.metrics import ExecutorMetrics
+from service.middleware import BodySizeLimit, ErrorGuard
+from service.responses import JSON
+from service.prices import PriceFeed
+from service.profiles import load_profile
+from service.provider import ProviderSimulator, ProviderWorker
+from service.routes import accounts, admin, health, orders
+from service.settings import Settings, get_settings
+from service.store import Store
+from service.timing_log import TimingLog
+
+
+def default_replica_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def validation_error(_request, exc: RequestValidationError) -> JSON:
+    """422 with field-level detail; orjson writes NaN/inf inputs as null instead of failing."""
+    errors = [{k: v for k, v in error.items() if k != "ctx"} for error in exc.errors()]
+    return JSON({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+def create_app(settings: Settings | None = None, *, registry: CollectorRegistry | None = None,
+               run_workers: bool = True, worker_count: int = 1) -> FastAPI:
+    settings = settings or get_settings()
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = ExecutorMetrics(registry)
+    replica = settings.replica or default_replica_name()
+    profile = load_profile(settings.profile, seed=settings.latency_seed)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = make_engine(settings.database_url, settings.db_pool_size)
+        await create_schema(engine)
+        store = Store(engine)
+        locks = UserLocks(engine)
+        prices = PriceFeed(settings.price_seed)
+        flags = FlagService(store, metrics, settings.flag_ttl_s)
+        await flags.start(settings.mode)
+        timing_log = TimingLog(settings.timing_log)
+        timing_log.start()
+        executor = OrderExecutor(store=store, locks=locks, prices=prices, profile=profile, flags=flags,
+                                 metrics=metrics, timing_log=timing_log,
+                                 provider=ProviderSimulator(settings, flags), replica=replica)
+        app.state.services = Services(settings, registry, metrics, store, flags, prices, executor, replica)
+        tasks = [asyncio.create_task(flags.run_refresher(), name="flag-refresher")]
+        if run_workers:
+            for index in range(worker_count):
+                worker = ProviderWorker(store=store, locks=locks, prices=prices, flags=flags,
+                                        metrics=metrics, settings=settings, name=f"{replica}/w{index}")
+                tasks.append(asyncio.create_task(worker.run(), name=f"provider-worker-{index}"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            timing_log.close()
+            await engine.dispose()
+
+    app = FastAPI(title="execbench executor", version="0.1.0", lifespan=lifespan,
+                  summary="Reference order executor with the provider-skip optimization as a runtime flag")
+    for module in (orders, accounts, admin, health):
+        app.include_router(module.router)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ErrorGuard)
+    return app

@@ -1,0 +1,31 @@
+"""The parts a running service is made of, built once in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from prometheus_client import CollectorRegistry
+
+from service.executor import OrderExecutor
+from service.flags import FlagService
+from service.metrics import ExecutorMetrics
+from service.prices import PriceFeed
+from service.settings import Settings
+from service.store import Store
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    registry: CollectorRegistry
+    metrics: ExecutorMetrics
+    store: Store
+    flags: FlagService
+    prices: PriceFeed
+    executor: OrderExecutor
+    replica: str
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services

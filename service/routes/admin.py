@@ -1,0 +1,136 @@
+"""The admin API: the provider_skip flag, its audit trail, provider faults and the ledger.
+
+Changes need `Authorization: Bearer <EXECBENCH_ADMIN_TOKEN>` (compared in constant
+time): no token → 401, a wrong one → 403, and with no token configured every change
+is refused. Every change and every refused attempt is written to the audit trail.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from service.container import Services, get_services
+from service.flags import FLAG, PROVIDER, FlagState, ProviderFaults
+from service.responses import JSON
+from service.schemas import FlagChange, ProviderChange
+from service.timing_log import iso_utc
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class Refused(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def check_token(request: Request, services: Services) -> None:
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    expected = services.settings.admin_token
+    if not header or scheme.lower() != "bearer" or not presented:
+        raise Refused(401, "missing bearer token")
+    if not expected:
+        raise Refused(403, "admin changes are disabled: EXECBENCH_ADMIN_TOKEN is not set")
+    if not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise Refused(403, "invalid token")
+
+
+def refusal(exc: Refused) -> JSON:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSON({"error": "unauthorized" if exc.status == 401 else "forbidden", "detail": exc.detail},
+                status_code=exc.status, headers=headers)
+
+
+def flag_view(state: FlagState, previous: str | None = None) -> dict:
+    view = {"mode": state.mode, "changed_at": iso_utc(state.changed_at),
+            "changed_by": state.changed_by, "applied_at": iso_utc(state.applied_at)}
+    if previous is not None:
+        view["previous_mode"] = previous
+    return {FLAG: view}
+
+
+def remote(request: Request) -> str | None:
+    return f"{request.client.host}:{request.client.port}" if request.client else None
+
+
+async def _audited_change(request: Request, services: Services, flag: str, raw_body, model):
+    """Authenticate, then validate; either refusal is audited before anything changes."""
+    requested = raw_body.get("mode") if isinstance(raw_body, dict) else None
+    try:
+        check_token(request, services)
+    except Refused as exc:
+        await services.store.audit_refusal(flag=flag, now=time.time(), actor="unauthenticated",
+                                           remote=remote(request), requested=str(requested)[:64] if requested else None,
+                                           reason=exc.detail, http_status=exc.status)
+        return None, refusal(exc)
+    try:
+        change = model.model_validate(raw_body)
+    except ValidationError as exc:
+        await services.store.audit_refusal(flag=flag, now=time.time(), actor="admin-token",
+                                           remote=remote(request), requested=str(requested)[:64] if requested else None,
+                                           reason="invalid request body", http_status=422)
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False),
+                                     body=raw_body) from None
+    return change, None
+
+
+@router.get("/flags")
+async def get_flags(services: Annotated[Services, Depends(get_services)]) -> dict:
+    return flag_view(services.flags.state)
+
+
+@router.put("/flags/provider_skip", responses={401: {}, 403: {}, 422: {}})
+async def put_provider_skip(request: Request, services: Annotated[Services, Depends(get_services)],
+                            body: Annotated[dict | list | str | int | float | bool | None, Body()] = None):
+    change, refused = await _audited_change(request, services, FLAG, body, FlagChange)
+    if refused is not None:
+        return refused
+    old, state = await services.flags.set_mode(change.mode, actor=change.actor or "admin-token",
+                                               reason=change.reason, remote=remote(request))
+    return flag_view(state, previous=old)
+
+
+@router.get("/flags/audit", responses={401: {}, 403: {}})
+async def get_audit(request: Request, services: Annotated[Services, Depends(get_services)]):
+    try:
+        check_token(request, services)
+    except Refused as exc:
+        return refusal(exc)
+    entries = await services.store.audit_entries()
+    return {"entries": [{**e, "ts": iso_utc(e["ts"])} for e in entries]}
+
+
+@router.get("/provider")
+async def get_provider(services: Annotated[Services, Depends(get_services)]) -> dict:
+    faults = services.flags.provider
+    settings = services.settings
+    return {"outage": faults.outage,
+            "reject_ratio": settings.provider_reject_ratio if faults.reject_ratio is None else faults.reject_ratio,
+            "timeout_ratio": settings.provider_timeout_ratio if faults.timeout_ratio is None else faults.timeout_ratio,
+            "delay_ms": settings.provider_delay_ms if faults.delay_ms is None else faults.delay_ms,
+            "timeout_s": settings.provider_timeout_s}
+
+
+@router.put("/provider", responses={401: {}, 403: {}, 422: {}})
+async def put_provider(request: Request, services: Annotated[Services, Depends(get_services)],
+                       body: Annotated[dict | list | str | int | float | bool | None, Body()] = None):
+    change, refused = await _audited_change(request, services, PROVIDER, body, ProviderChange)
+    if refused is not None:
+        return refused
+    faults = ProviderFaults(outage=change.outage, reject_ratio=change.reject_ratio,
+                            timeout_ratio=change.timeout_ratio, delay_ms=change.delay_ms)
+    await services.flags.set_provider(faults, actor=change.actor or "admin-token", reason=change.reason,
+                                      remote=remote(request))
+    return await get_provider(services)
+
+
+@router.get("/ledger")
+async def get_ledger(services: Annotated[Services, Depends(get_services)]) -> dict:
+    return await services.store.ledger()

@@ -1,0 +1,47 @@
+"""The service's settings: one pydantic-settings class, read once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Mode = Literal["off", "skip", "skip_reserve"]
+MODES: tuple[str, ...] = ("off", "skip", "skip_reserve")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXECBENCH_", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///{Path('.execbench/execbench.db').absolute()}",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///… or postgresql+asyncpg://…",
+    )
+    profile: str = Field(default="seed", description="seed | none | path to a TOML profile")
+    mode: Mode = Field(default="off", description="initial provider_skip mode of a new database")
+    admin_token: str | None = Field(default=None, description="bearer token of the admin API")
+    flag_ttl_s: float = Field(default=1.0, gt=0, le=60)
+    timing_log: Path | None = None
+    replica: str | None = Field(default=None, description="replica name in records; default host:pid")
+
+    # Provider simulator: how the external liquidity provider answers.
+    provider_delay_ms: float = Field(default=150.0, ge=0)
+    provider_reject_ratio: float = Field(default=0.02, ge=0, le=1)
+    provider_timeout_ratio: float = Field(default=0.0, ge=0, le=1)
+    provider_timeout_s: float = Field(default=2.0, gt=0)
+    worker_poll_s: float = Field(default=0.02, gt=0)
+    worker_batch: int = Field(default=50, ge=1)
+    worker_lease_s: float = Field(default=10.0, gt=0)
+
+    price_seed: int = 20261125
+    latency_seed: int | None = None
+    max_body_bytes: int = Field(default=16_384, ge=256)
+    db_pool_size: int = Field(default=20, ge=1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

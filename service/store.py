@@ -1,0 +1,361 @@
+"""Data access: every SQL statement the service runs, for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from service.db import accounts, flag_audit, flags, groups, orders, symbols, writer
+from service.margin import Position
+
+
+class DuplicateClientOrderId(Exception):
+    """A concurrent request with the same client_order_id committed first."""
+
+
+class ReservationRefused(Exception):
+    """The atomic conditional reservation found too little free margin."""
+
+
+@dataclass(slots=True, frozen=True)
+class AccountConfig:
+    user_type: str
+    user_id: int
+    group_name: str
+    flow: str
+    leverage: float
+    balance_usd: float
+    equity_usd: float
+    used_margin_usd: float
+    reserved_usd: float
+
+
+@dataclass(slots=True, frozen=True)
+class PortfolioSnapshot:
+    equity_usd: float
+    used_margin_usd: float
+    reserved_usd: float
+
+
+def to_cents(usd: float) -> int:
+    return int(math.ceil(round(usd * 100, 6)))
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.write_engine = writer(engine)
+
+    # --- executor reads -------------------------------------------------------------
+    async def fetch_config(self, user_type: str, user_id: int) -> AccountConfig | None:
+        query = (
+            select(accounts, groups.c.flow, groups.c.leverage)
+            .join(groups, groups.c.name == accounts.c.group_name)
+            .where(accounts.c.user_type == user_type, accounts.c.user_id == user_id)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        return AccountConfig(
+            user_type=row["user_type"],
+            user_id=row["user_id"],
+            group_name=row["group_name"],
+            flow=row["flow"],
+            leverage=row["leverage"],
+            balance_usd=row["balance_usd"],
+            equity_usd=row["equity_usd"],
+            used_margin_usd=row["used_margin_usd"],
+            reserved_usd=row["reserved_cents"] / 100,
+        )
+
+    async def symbol_enabled(self, symbol: str) -> bool:
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(select(symbols.c.enabled).where(symbols.c.name == symbol))
+        return bool(value)
+
+    async def fetch_portfolio(self, user_type: str, user_id: int) -> PortfolioSnapshot:
+        query = select(accounts.c.equity_usd, accounts.c.used_margin_usd, accounts.c.reserved_cents).where(
+            accounts.c.user_type == user_type, accounts.c.user_id == user_id
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).one()
+        return PortfolioSnapshot(row.equity_usd, row.used_margin_usd, row.reserved_cents / 100)
+
+    async def fetch_user_orders(
+        self, user_type: str, user_id: int, conn: AsyncConnection | None = None
+    ) -> list[Position]:
+        query = select(
+            orders.c.symbol, orders.c.side, orders.c.volume, orders.c.open_price, orders.c.status
+        ).where(
+            orders.c.user_type == user_type,
+            orders.c.user_id == user_id,
+            orders.c.status.in_(("executed", "queued")),
+        )
+        if conn is not None:
+            rows = (await conn.execute(query)).all()
+        else:
+            async with self.engine.connect() as own:
+                rows = (await own.execute(query)).all()
+        return [Position(r.symbol, r.side, r.volume, r.open_price, r.status) for r in rows]
+
+    async def find_by_client_id(self, user_type: str, user_id: int, client_order_id: str):
+        query = select(orders.c.id, orders.c.request_hash, orders.c.response_json).where(
+            orders.c.user_type == user_type,
+            orders.c.user_id == user_id,
+            orders.c.client_order_id == client_order_id,
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).first()
+
+    # --- executor writes ------------------------------------------------------------
+    async def persist_executed(self, order: dict, used_margin_usd: float, equity_usd: float) -> None:
+        """Local flow: the order is filled; the account's margin snapshot is refreshed."""
+        try:
+            async with self.write_engine.begin() as conn:
+                await conn.execute(insert(orders).values(**order))
+                await conn.execute(
+                    update(accounts)
+                    .where(*self._account_key(order))
+                    .values(used_margin_usd=used_margin_usd, equity_usd=equity_usd, updated_at=order["created_at"])
+                )
+        except IntegrityError as exc:
+            raise DuplicateClientOrderId from exc
+
+    async def persist_queued(
+        self, order: dict, *, reserve_limit_usd: float | None, equity_usd: float | None = None
+    ) -> None:
+        """Provider flow: the order is queued and its margin held until the provider answers.
+
+        With ``reserve_limit_usd`` the hold is one conditional UPDATE — it succeeds only if
+        used + reserved + this order stays within the limit — so concurrent orders cannot
+        over-commit without any lock. Without it the hold is unconditional (the check, if
+        any, happened before).
+        """
+        cents = order["reserved_cents"]
+        key = self._account_key(order)
+        values = {"reserved_cents": accounts.c.reserved_cents + cents, "updated_at": order["created_at"]}
+        if equity_usd is not None:
+            values["equity_usd"] = equity_usd
+        try:
+            async with self.write_engine.begin() as conn:
+                statement = update(accounts).where(*key).values(**values)
+                if reserve_limit_usd is not None:
+                    statement = statement.where(
+                        accounts.c.used_margin_usd * 100 + accounts.c.reserved_cents + cents
+                        <= reserve_limit_usd * 100
+                    )
+                result = await conn.execute(statement)
+                if result.rowcount != 1:
+                    raise ReservationRefused
+                await conn.execute(insert(orders).values(**order))
+        except IntegrityError as exc:
+            raise DuplicateClientOrderId from exc
+
+    async def mark_sent(self, order_id: str, sent_at: float, due_at: float, outcome: str) -> None:
+        async with self.write_engine.begin() as conn:
+            await conn.execute(
+                update(orders)
+                .where(orders.c.id == order_id, orders.c.status == "queued")
+                .values(sent_at=sent_at, provider_due_at=due_at, provider_outcome=outcome)
+            )
+
+    # --- provider workers -----------------------------------------------------------
+    async def claim_due(self, worker: str, now: float, lease_s: float, limit: int, unsent_before: float):
+        """Claim queued orders whose provider answer is due (or that were never sent)."""
+        due = and_(
+            orders.c.status == "queued",
+            or_(
+                orders.c.provider_due_at <= now,
+                and_(orders.c.provider_due_at.is_(None), orders.c.created_at <= unsent_before),
+            ),
+            or_(orders.c.claim_until.is_(None), orders.c.claim_until < now),
+        )
+        candidates = select(orders.c.id).where(due).order_by(orders.c.created_at).limit(limit)
+        statement = (
+            update(orders)
+            .where(orders.c.id.in_(candidates.scalar_subquery()), due)
+            .values(claimed_by=worker, claim_until=now + lease_s)
+            .returning(
+                orders.c.id, orders.c.user_type, orders.c.user_id, orders.c.mode,
+                orders.c.provider_outcome, orders.c.provider_due_at, orders.c.estimate_total_usd,
+            )
+        )
+        async with self.write_engine.begin() as conn:
+            return (await conn.execute(statement)).all()
+
+    async def confirm(self, order_id: str, user_type: str, user_id: int, worker: str, now: float,
+                      price_of, compute) -> dict | None:
+        """Fill a queued order and recompute the account's final margins, in one transaction.
+
+        Returns None when the order is no longer queued (a duplicate or late answer).
+        ``compute(positions) -> (executed_margin, total_with_queued, equity)``.
+        """
+        async with self.write_engine.begin() as conn:
+            order = (await conn.execute(
+                select(orders).where(orders.c.id == order_id, orders.c.status == "queued")
+            )).mappings().first()
+            if order is None:
+                return None
+            result = await conn.execute(
+                update(orders)
+                .where(orders.c.id == order_id, orders.c.status == "queued")
+                .values(status="executed", open_price=price_of(order["symbol"]),
+                        final_outcome="confirmed", finalized_at=now,
+                        release_count=orders.c.release_count + 1, claimed_by=worker)
+            )
+            if result.rowcount != 1:
+                return None
+            positions = await self.fetch_user_orders(user_type, user_id, conn)
+            executed_margin, total_with_queued, equity = compute(positions)
+            estimate_error = total_with_queued - (order["estimate_total_usd"] or 0.0)
+            overcommit = executed_margin - equity
+            overcommit_usd = overcommit if overcommit > 0.005 else 0.0
+            await conn.execute(
+                update(orders).where(orders.c.id == order_id)
+                .values(estimate_error_usd=estimate_error, overcommit_usd=overcommit_usd)
+            )
+            await conn.execute(
+                update(accounts).where(accounts.c.user_type == user_type, accounts.c.user_id == user_id)
+                .values(reserved_cents=accounts.c.reserved_cents - order["reserved_cents"],
+                        used_margin_usd=executed_margin, equity_usd=equity, updated_at=now)
+            )
+        return {"mode": order["mode"], "estimate_error_usd": estimate_error, "overcommit_usd": overcommit_usd}
+
+    async def release(self, order_id: str, outcome: str, worker: str, now: float) -> dict | None:
+        """Reject a queued order and release its held margin — exactly once."""
+        async with self.write_engine.begin() as conn:
+            order = (await conn.execute(
+                select(orders.c.user_type, orders.c.user_id, orders.c.reserved_cents, orders.c.mode)
+                .where(orders.c.id == order_id, orders.c.status == "queued")
+            )).first()
+            if order is None:
+                return None
+            result = await conn.execute(
+                update(orders)
+                .where(orders.c.id == order_id, orders.c.status == "queued")
+                .values(status="rejected", final_outcome=outcome, finalized_at=now,
+                        release_count=orders.c.release_count + 1, claimed_by=worker)
+            )
+            if result.rowcount != 1:
+                return None
+            await conn.execute(
+                update(accounts)
+                .where(accounts.c.user_type == order.user_type, accounts.c.user_id == order.user_id)
+                .values(reserved_cents=accounts.c.reserved_cents - order.reserved_cents, updated_at=now)
+            )
+        return {"mode": order.mode}
+
+    async def queue_depth(self, now: float) -> tuple[int, int]:
+        """(queued orders, queued orders still legitimately waiting on the provider)."""
+        query = select(
+            func.count(),
+            func.coalesce(func.sum(case((or_(orders.c.provider_due_at.is_(None),
+                                             orders.c.provider_due_at > now), 1), else_=0)), 0),
+        ).where(orders.c.status == "queued")
+        async with self.engine.connect() as conn:
+            total, waiting = (await conn.execute(query)).one()
+        return int(total), int(waiting)
+
+    # --- flags and audit ------------------------------------------------------------
+    async def get_flag(self, name: str):
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(flags).where(flags.c.name == name))).mappings().first()
+
+    async def ensure_flag(self, name: str, value: str, now: float, actor: str) -> None:
+        async with self.write_engine.begin() as conn:
+            exists = await conn.scalar(select(flags.c.name).where(flags.c.name == name))
+            if exists is None:
+                await conn.execute(insert(flags).values(
+                    name=name, value=value, version=1, changed_at=now, changed_by=actor))
+
+    async def set_flag(self, name: str, value: str, *, now: float, actor: str, reason: str,
+                       remote: str | None) -> tuple[str | None, dict]:
+        """Change a flag and write its audit entry in one transaction; returns (old, new row)."""
+        async with self.write_engine.begin() as conn:
+            old = (await conn.execute(select(flags).where(flags.c.name == name))).mappings().first()
+            if old is None:
+                await conn.execute(insert(flags).values(
+                    name=name, value=value, version=1, changed_at=now, changed_by=actor))
+            else:
+                await conn.execute(update(flags).where(flags.c.name == name).values(
+                    value=value, version=flags.c.version + 1, changed_at=now, changed_by=actor))
+            await conn.execute(insert(flag_audit).values(
+                ts=now, action="changed", flag=name, actor=actor, remote=remote,
+                old_value=old["value"] if old else None, new_value=value, reason=reason,
+                http_status=200))
+            new = (await conn.execute(select(flags).where(flags.c.name == name))).mappings().one()
+        return (old["value"] if old else None), dict(new)
+
+    async def audit_refusal(self, *, flag: str, now: float, actor: str, remote: str | None,
+                            requested: str | None, reason: str | None, http_status: int) -> None:
+        async with self.write_engine.begin() as conn:
+            await conn.execute(insert(flag_audit).values(
+                ts=now, action="refused", flag=flag, actor=actor, remote=remote,
+                old_value=None, new_value=requested, reason=reason, http_status=http_status))
+
+    async def audit_entries(self, limit: int = 500) -> list[dict]:
+        query = select(flag_audit).order_by(flag_audit.c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+    # --- reporting ------------------------------------------------------------------
+    async def account_view(self, user_type: str, user_id: int):
+        async with self.engine.connect() as conn:
+            account = (await conn.execute(select(accounts).where(
+                accounts.c.user_type == user_type, accounts.c.user_id == user_id))).mappings().first()
+            if account is None:
+                return None, []
+            positions = await self.fetch_user_orders(user_type, user_id, conn)
+            leverage = await conn.scalar(select(groups.c.leverage).where(groups.c.name == account["group_name"]))
+        return {**account, "leverage": leverage}, positions
+
+    async def ledger(self) -> dict:
+        by_mode = (
+            select(
+                orders.c.mode,
+                func.count().filter(orders.c.overcommit_usd > 0),
+                func.coalesce(func.max(orders.c.overcommit_usd), 0.0),
+                func.count().filter(orders.c.flow == "provider"),
+                func.coalesce(func.max(func.abs(orders.c.estimate_error_usd)), 0.0),
+                func.coalesce(func.avg(orders.c.estimate_error_usd), 0.0),
+            )
+            .group_by(orders.c.mode)
+        )
+        async with self.engine.connect() as conn:
+            total, nonterminal, releases, doubles, held_cents = (await conn.execute(select(
+                func.count(),
+                func.count().filter(orders.c.status == "queued"),
+                func.count().filter(orders.c.final_outcome.in_(("rejected", "timeout"))),
+                func.count().filter(orders.c.release_count > 1),
+                func.coalesce(func.sum(case((orders.c.status == "queued", orders.c.reserved_cents), else_=0)), 0),
+            ))).one()
+            account_cents = await conn.scalar(select(func.coalesce(func.sum(accounts.c.reserved_cents), 0)))
+            modes = (await conn.execute(by_mode)).all()
+        per_mode = {m: {"overcommits": 0, "max_overcommit_usd": 0.0, "provider_orders": 0,
+                        "max_abs_estimate_error_usd": 0.0, "mean_estimate_error_usd": 0.0}
+                    for m in ("off", "skip", "skip_reserve")}
+        for mode, count, max_usd, provider, max_err, mean_err in modes:
+            if mode not in per_mode:
+                continue  # seeded positions
+            per_mode[mode] = {"overcommits": int(count), "max_overcommit_usd": round(float(max_usd), 2),
+                              "provider_orders": int(provider),
+                              "max_abs_estimate_error_usd": round(float(max_err), 2),
+                              "mean_estimate_error_usd": round(float(mean_err), 2)}
+        return {
+            "orders_total": int(total),
+            "orders_nonterminal": int(nonterminal),
+            "overcommits": {m: v["overcommits"] for m, v in per_mode.items()},
+            "reserved_vs_open_residual_usd": round((int(account_cents) - int(held_cents)) / 100, 2),
+            "releases_total": int(releases),
+            "double_releases": int(doubles),
+            "by_mode": per_mode,
+        }
+
+    @staticmethod
+    def _account_key(order: dict):
+        return (accounts.c.user_type == order["user_type"], accounts.c.user_id == order["user_id"])
