@@ -171,12 +171,12 @@ def mode_timeline() -> gdash.Panel:
 
 # 0 = off, 1 = skip, 2 = skip_reserve, per scrape target: one row per replica in the timeline.
 MODE_CODE_EXPR = (
-    'max by (instance) (executor_optimization_mode{mode="skip"}) '
-    '+ 2 * max by (instance) (executor_optimization_mode{mode="skip_reserve"})'
+    'max by (instance) (executor_optimization_mode{job="executor",mode="skip"}) '
+    '+ 2 * max by (instance) (executor_optimization_mode{job="executor",mode="skip_reserve"})'
 )
 
 # A flip is any change of the mode a replica applies; one annotation per replica and change.
-FLIP_EXPR = "sum by (instance) (changes(executor_optimization_mode[30s])) > 0"
+FLIP_EXPR = 'sum by (instance) (changes(executor_optimization_mode{job="executor"}[30s])) > 0'
 
 
 def flip_annotations() -> gdash.AnnotationQuery:

@@ -15,13 +15,15 @@ from dashboards.promql import QUANTILES, loadtest_quantile_rule
 UID = "execbench-load-generator"
 TITLE = "Load generator"
 
-# Metric names exported by the Locust master (loadtests/, `loadtest_` namespace).
+# Metric names exported by the Locust master (loadtests/metrics.py, `loadtest_` namespace).
 REQUEST_DURATION = "loadtest_request_duration_seconds"
 REQUESTS = "loadtest_requests_total"
 FAILURES = "loadtest_failures_total"
 USERS = "loadtest_users"
+TARGET_RATE = "loadtest_target_rate"
 LATE_SENDS = "loadtest_late_sends_total"
 PHASE = "loadtest_phase"
+PHASE_MODE = "loadtest_mode"
 
 SEL = 'flow=~"$flow"'
 
@@ -29,7 +31,7 @@ SEL = 'flow=~"$flow"'
 def users() -> gdash.Panel:
     return p.ts(
         "Simulated users",
-        "Locust users currently running, summed over all workers (reported by the master).",
+        "Locust users (arrival generators) currently running, as reported by the master.",
         "short",
         p.query(f"sum({USERS})", "users"),
         width=8,
@@ -38,22 +40,24 @@ def users() -> gdash.Panel:
 
 def request_rate() -> gdash.Panel:
     return p.ts(
-        "Requests per second by flow",
-        "Requests the generator completed per second, by flow (live users = provider flow, demo "
-        "users = local flow).",
+        "Requests per second: sent vs intended",
+        "Requests the generator completed per second by flow (live users = provider flow, demo "
+        "users = local flow), against the arrival rate the current phase intends. A gap means "
+        "the generator or the service cannot keep up.",
         "reqps",
-        p.query(f"sum by (flow) (rate({REQUESTS}{{{SEL}}}[$__rate_interval]))", "{{flow}}"),
+        p.query(f"sum by (flow) (rate({REQUESTS}{{{SEL}}}[$__rate_interval]))", "{{flow}}", "A"),
+        p.query(f"max({TARGET_RATE})", "intended rate", "B"),
         width=8,
     )
 
 
-def failures() -> gdash.Panel:
+def outcomes() -> gdash.Panel:
     return p.ts(
-        "Failures per second by request",
-        "Requests Locust counted as failures (unexpected status or transport error) per second. "
-        "Business rejections the scenario expects (HTTP 409) are not failures.",
+        "Requests per second by outcome",
+        "`ok`, `expected_rejection` (a business rejection the scenario asked for, e.g. HTTP 409 "
+        "insufficient margin) and `failure` (unexpected status or transport error).",
         "reqps",
-        p.query(f"sum by (name) (rate({FAILURES}[$__rate_interval]))", "{{name}}"),
+        p.query(f"sum by (outcome) (rate({REQUESTS}{{{SEL}}}[$__rate_interval]))", "{{outcome}}"),
         width=8,
     )
 
@@ -66,33 +70,60 @@ def client_latency() -> gdash.Panel:
     ]
     return p.ts(
         "Client latency p50 / p95 / p99 by flow",
-        "End-to-end latency measured by the load generator (recording rules "
-        "`flow:loadtest_request_duration_seconds:p*_1m`), the seed's \"total order latency\".",
+        "End-to-end latency measured by the load generator from the actual send (recording rules "
+        "`flow:loadtest_request_duration_seconds:p*_1m`): the seed's \"total order latency\".",
         "s",
         *targets,
-        width=16, height=9,
+        width=12, height=9,
+    )
+
+
+def failures() -> gdash.Panel:
+    return p.ts(
+        "Failures per second by request and flow",
+        "Requests counted as failures (unexpected status or transport error). Expected "
+        "rejections are not failures. Any failure fails the experiment's no_errors check.",
+        "reqps",
+        p.query(f"sum by (name, flow) (rate({FAILURES}{{{SEL}}}[$__rate_interval]))",
+                "{{name}} {{flow}}"),
+        width=6, height=9,
     )
 
 
 def late_sends() -> gdash.Panel:
     return p.ts(
         "Late sends per second",
-        "Requests sent later than the open-model schedule intended (the generator fell behind). "
-        "Non-zero means coordinated omission: add Locust workers before trusting the latencies.",
+        "Arrivals sent later than `load.late_ms` after their intended time (the open-model "
+        "schedule slipped). Non-zero means the generator was the bottleneck: add Locust workers "
+        "before trusting that window's latencies.",
         "reqps",
         p.query(f"sum(rate({LATE_SENDS}[$__rate_interval]))", "late sends"),
-        width=8, height=9,
+        width=6, height=9,
     )
 
 
 def current_phase() -> gdash.Panel:
+    return p.state_timeline(
+        "Experiment phase and requested mode",
+        "The phase the experiment runner is in, and the flag mode that phase asks for (gauges "
+        "`loadtest_phase` and `loadtest_mode`, 1 while active), to line phases up with the "
+        "latency panels of the other dashboards.",
+        p.query(f"max by (phase) ({PHASE}) > 0", "phase {{phase}}", "A"),
+        {"1": ("active", "purple")},
+        width=12,
+    ).with_target(p.query(f"max by (mode) ({PHASE_MODE}) > 0", "mode {{mode}}", "B"))
+
+
+def client_vs_server() -> gdash.Panel:
     return p.ts(
-        "Experiment phase and mode",
-        "The phase the runner is in (one series per phase and mode, 1 while active), so phases "
-        "line up with the latency panels.",
-        "short",
-        p.query(f"max by (phase, mode) ({PHASE}) > 0", "{{phase}} ({{mode}})"),
-        width=24, height=5,
+        "Provider p50: client vs executor",
+        "Median latency the client sees for provider-flow orders against the executor's own "
+        "executor_ms median: the difference is network, HTTP and queueing outside the executor.",
+        "s",
+        p.query(f'max({loadtest_quantile_rule("p50")}{{flow="provider"}})', "client p50", "A"),
+        p.query('max(flow_mode:executor_duration_seconds:p50_1m{flow="provider"})',
+                "executor p50 (any mode)", "B"),
+        width=12,
     )
 
 
@@ -108,10 +139,12 @@ def build() -> gdash.Dashboard:
         .with_row(p.row("Load"))
         .with_panel(users())
         .with_panel(request_rate())
-        .with_panel(failures())
-        .with_row(p.row("Client latency"))
+        .with_panel(outcomes())
+        .with_row(p.row("Client latency and failures"))
         .with_panel(client_latency())
+        .with_panel(failures())
         .with_panel(late_sends())
         .with_row(p.row("Experiment"))
         .with_panel(current_phase())
+        .with_panel(client_vs_server())
     )
