@@ -1,0 +1,127 @@
+"""docker-compose.yml, validated by a compose implementation (Debian's docker-compose needs no
+engine for `config`), and the files it mounts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import require_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+SECRETS = {"POSTGRES_PASSWORD": "pw-test", "EXECBENCH_ADMIN_TOKEN": "token-test",
+           "GRAFANA_ADMIN_PASSWORD": "grafana-test"}
+LONG_RUNNING = ("postgres", "executor-1", "executor-2", "worker", "lb", "prometheus", "grafana",
+                "locust-master")
+
+
+def compose_config(env_overrides: dict[str, str | None]) -> subprocess.CompletedProcess:
+    exe = require_binary("docker-compose", "docker-compose")
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    env.update({k: v for k, v in env_overrides.items() if v is not None})
+    return subprocess.run([exe, "-f", str(COMPOSE), "config"], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict:
+    result = compose_config(SECRETS)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_each_secret_is_required(missing):
+    result = compose_config({**SECRETS, missing: None})
+    assert result.returncode != 0
+    assert missing in result.stderr
+
+
+def test_the_stack_has_every_part(resolved):
+    services = resolved["services"]
+    for name in (*LONG_RUNNING, "seed", "locust-worker"):
+        assert name in services, name
+    assert "--master" in services["locust-master"]["command"]
+    assert "--worker" in services["locust-worker"]["command"]
+    assert "ports" not in services["locust-worker"], "workers must scale: no fixed host port"
+    assert "container_name" not in services["locust-worker"]
+
+
+def test_images_are_pinned(resolved):
+    for name, service in resolved["services"].items():
+        image = service["image"]
+        repo, _, tag = image.rpartition(":")
+        assert repo and tag and tag != "latest", f"{name}: {image} is not pinned"
+        if "build" not in service:
+            assert any(ch.isdigit() for ch in tag), f"{name}: {image} needs a version tag"
+
+
+def test_healthchecks_and_dependencies_on_health(resolved):
+    services = resolved["services"]
+    for name in LONG_RUNNING:
+        assert services[name].get("healthcheck", {}).get("test"), f"{name}: no healthcheck"
+    for name, service in services.items():
+        for dep, spec in (service.get("depends_on") or {}).items():
+            assert spec["condition"] in {"service_healthy", "service_completed_successfully"}, name
+            if spec["condition"] == "service_completed_successfully":
+                assert dep == "seed"
+    assert services["executor-1"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_executors_sit_behind_the_load_balancer(resolved):
+    nginx_conf = (ROOT / "dashboards" / "compose" / "nginx.conf").read_text()
+    assert "server executor-1:8000" in nginx_conf and "server executor-2:8000" in nginx_conf
+    prometheus = yaml.safe_load((ROOT / "dashboards" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert jobs["executor"]["static_configs"][0]["targets"] == ["executor-1:8000", "executor-2:8000"]
+    assert jobs["locust"]["static_configs"][0]["targets"][0].startswith("locust-master:")
+    assert jobs["worker"]["dns_sd_configs"][0]["names"] == ["worker"]
+    worker_port = str(jobs["worker"]["dns_sd_configs"][0]["port"])
+    assert worker_port in resolved["services"]["worker"]["command"]
+
+
+def test_every_mounted_file_exists(resolved):
+    mounts = 0
+    for name, service in resolved["services"].items():
+        build = service.get("build")
+        if build:
+            context = Path(build["context"])
+            assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
+        for volume in service.get("volumes", []):
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            if not source.startswith(("/", ".")):
+                assert source in resolved.get("volumes", {}), f"{name}: unknown volume {source}"
+                continue
+            assert Path(source).exists(), f"{name}: mounts {source}, which does not exist"
+            mounts += 1
+    assert mounts >= 5
+
+
+def test_grafana_provisioning_matches_the_mounts(resolved):
+    grafana = resolved["services"]["grafana"]
+    mounts = {v.split(":")[1]: Path(v.split(":")[0]) for v in grafana["volumes"] if v.startswith("/")}
+    datasources = yaml.safe_load(
+        next(mounts["/etc/grafana/provisioning/datasources"].glob("*.yml")).read_text())
+    ds = datasources["datasources"][0]
+    from dashboards.promql import DATASOURCE_UID
+
+    assert ds["uid"] == DATASOURCE_UID and ds["type"] == "prometheus"
+    assert ds["url"] == "http://prometheus:9090"
+    providers = yaml.safe_load(
+        next(mounts["/etc/grafana/provisioning/dashboards"].glob("*.yml")).read_text())
+    path = providers["providers"][0]["options"]["path"]
+    assert path in mounts, "the dashboard provider must read the mounted JSON folder"
+    assert sorted(p.name for p in mounts[path].glob("*.json")) == [
+        "execbench-executor-latency.json", "execbench-load-generator.json",
+        "execbench-margin-safety.json"]
+    env = grafana["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(path)
