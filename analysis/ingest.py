@@ -1,0 +1,559 @@
+"""Streaming JSONL ingest into columnar numpy arrays.
+
+The files are read in blocks and parsed a chunk of lines at a time with orjson, so memory
+follows the columns kept (a few float64/int8 arrays per record), never the file's text or a
+list of a million dicts. Each chunk first takes a fast path (one orjson call per line, columns
+pulled out with list comprehensions, timestamps parsed vectorized); any irregularity in the chunk
+(bad JSON, a missing or mistyped field, an odd timestamp) sends that chunk alone through a
+per-record path that records each malformed line with its number and keeps the good ones.
+
+Python's cyclic garbage collector is paused while a chunk is parsed: the parsed dicts hold no
+cycles, and letting the collector walk hundreds of thousands of fresh containers triples the
+parse time.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from itertools import chain, repeat
+from operator import itemgetter
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+STAGES = (
+    "config_fetch_ms",
+    "single_margin_ms",
+    "free_margin_ms",
+    "user_lock_ms",
+    "orders_fetch_ms",
+    "total_margin_ms",
+    "persist_ms",
+    "provider_send_ms",
+)
+METRICS = ("executor_ms", *STAGES)
+
+BLOCK_BYTES = 8 << 20
+CHUNK_LINES = 32768
+MAX_KEPT_PROBLEMS = 200  # line numbers kept verbatim; the count is always exact
+
+
+class _Irregular(Exception):
+    """The fast path met something it does not handle; redo the chunk record by record."""
+
+
+@dataclass
+class Malformed:
+    count: int = 0
+    examples: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, line_no: int, reason: str) -> None:
+        self.count += 1
+        if len(self.examples) < MAX_KEPT_PROBLEMS:
+            self.examples.append((line_no, reason))
+
+    def as_dict(self) -> dict:
+        return {
+            "count": self.count,
+            "lines": [{"line": n, "reason": r} for n, r in self.examples],
+            "truncated": self.count > len(self.examples),
+        }
+
+
+@dataclass
+class Table:
+    """Columns of one JSONL file. Categorical columns are int16 codes into `levels[name]`
+    (code -1 = field absent)."""
+
+    path: Path | None
+    n: int
+    times: dict[str, np.ndarray]
+    floats: dict[str, np.ndarray]
+    cats: dict[str, np.ndarray]
+    levels: dict[str, list[str]]
+    malformed: Malformed
+    lines_read: int = 0
+    blank_lines: int = 0
+
+    def code(self, column: str, value: str) -> int:
+        try:
+            return self.levels[column].index(value)
+        except ValueError:
+            return -2  # matches nothing
+
+    def values(self, column: str) -> np.ndarray:
+        """Decoded categorical column as an object array (None where absent)."""
+        lv = np.array([*self.levels[column], None], dtype=object)
+        return lv[self.cats[column]]
+
+    def take(self, mask: np.ndarray) -> "Table":
+        return Table(
+            self.path,
+            int(np.count_nonzero(mask)) if mask.dtype == bool else len(mask),
+            {k: v[mask] for k, v in self.times.items()},
+            {k: v[mask] for k, v in self.floats.items()},
+            {k: v[mask] for k, v in self.cats.items()},
+            self.levels,
+            self.malformed,
+            self.lines_read,
+            self.blank_lines,
+        )
+
+
+@dataclass(frozen=True)
+class Schema:
+    times: tuple[str, ...] = ()
+    floats: tuple[str, ...] = ()
+    cats: tuple[str, ...] = ()
+    nested: str | None = None  # name of an object whose keys are float columns
+    nested_keys: tuple[str, ...] = ()
+    required_cats: tuple[str, ...] = ()
+    required_floats: tuple[str, ...] = ()  # top-level or nested
+    required_times: tuple[str, ...] = ()
+
+
+TIMINGS = Schema(
+    times=("ts",),
+    cats=("status", "flow", "mode", "replica", "reason"),
+    nested="durations_ms",
+    nested_keys=METRICS,
+    required_cats=("status", "flow"),
+    required_floats=("executor_ms",),
+)
+REQUESTS = Schema(
+    times=("intended_ts", "sent_ts"),
+    floats=("latency_ms", "latency_from_intended_ms", "status"),
+    cats=("outcome", "flow", "name", "phase"),
+    required_floats=("latency_ms",),
+)
+TIMELINE = Schema(
+    times=("ts",),
+    cats=("event", "phase", "mode"),
+    required_cats=("event",),
+    required_times=("ts",),
+)
+
+
+# ---------------------------------------------------------------- timestamps
+
+
+def _parse_one_time(s) -> float:
+    if s is None:
+        return math.nan
+    if not isinstance(s, str):
+        raise ValueError(f"timestamp is not a string: {s!r}")
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)  # the contract's times are UTC
+    return dt.timestamp()
+
+
+def parse_times(values: list) -> np.ndarray:
+    """ISO-8601 strings -> float seconds since the epoch (UTC); NaN for None.
+
+    Vectorized for the usual forms (`...Z`, `...+00:00`, naive); anything else goes through
+    `datetime.fromisoformat` one by one. Raises ValueError on an unparseable value.
+    """
+    n = len(values)
+    if n == 0:
+        return np.empty(0)
+    if all(type(s) is str for s in values):
+        try:
+            raw = np.array(values, dtype="S40")
+        except UnicodeEncodeError:
+            raw = None
+        if raw is not None and raw.dtype.itemsize == 40:
+            mat = raw.view(np.uint8).reshape(n, 40)
+            lens = np.count_nonzero(mat, axis=1)
+            if lens.min() >= 19 and lens.max() < 40:
+                rows = np.arange(n)
+                last = mat[rows, lens - 1]
+                zmask = last == ord("Z")
+                mat[rows[zmask], lens[zmask] - 1] = 0
+                rest = ~zmask
+                if rest.any():
+                    # "+00:00" is UTC as well; any other offset takes the slow path
+                    r = rows[rest]
+                    l6 = lens[rest] - 6
+                    plus = (l6 >= 19) & (mat[r, np.maximum(l6, 0)] == ord("+"))
+                    if plus.any():
+                        tail = np.stack([mat[r[plus], l6[plus] + k] for k in range(6)], axis=1)
+                        utc = (tail == np.frombuffer(b"+00:00", np.uint8)).all(axis=1)
+                        rr, ll = r[plus][utc], l6[plus][utc]
+                        for k in range(6):
+                            mat[rr, ll + k] = 0
+                        plus_other = ~utc
+                    else:
+                        plus_other = np.zeros(0, bool)
+                    if plus_other.any() or (mat[r, np.maximum(lens[rest] - 6, 0)] == ord("-")).any():
+                        raw = None  # non-UTC offsets: exact slow path
+                if raw is not None:
+                    try:
+                        dt = raw.astype("datetime64[us]")
+                    except ValueError:
+                        dt = None
+                    if dt is not None:
+                        out = dt.astype(np.int64).astype(np.float64) / 1e6
+                        return out
+    return np.array([_parse_one_time(s) for s in values], dtype=np.float64)
+
+
+# ---------------------------------------------------------------- chunk parsing
+
+
+_NUMBER_TYPES = {int, float, type(None)}
+
+
+def _is_num(v) -> bool:
+    t = type(v)
+    return (t is float or t is int) and math.isfinite(v)
+
+
+def _row_function(s: Schema):
+    """A compiled `lambda o: (o.get(...), ..., *nested values)` for the schema: the fastest way
+    CPython offers to pull a fixed set of fields out of a dict."""
+    top = [f"o.get({k!r})" for k in (*s.cats, *s.times, *s.floats)]
+    src = "lambda o: (" + "".join(x + ", " for x in top)
+    if s.nested:
+        inner = "".join(f"d.get({k!r}), " for k in s.nested_keys)
+        src = f"lambda o: (lambda d: ({''.join(x + ', ' for x in top)}{inner}))(o[{s.nested!r}])"
+    else:
+        src += ")"
+    return eval(src)  # noqa: S307 - built from the schema's constant field names
+
+
+class _Builder:
+    def __init__(self, schema: Schema):
+        self.schema = schema
+        self.times: dict[str, list[np.ndarray]] = {k: [] for k in schema.times}
+        self.floats: dict[str, list[np.ndarray]] = {
+            k: [] for k in (*schema.floats, *schema.nested_keys)
+        }
+        self.cats: dict[str, list[np.ndarray]] = {k: [] for k in schema.cats}
+        self.maps: dict[str, dict] = {k: {} for k in schema.cats}
+        self.n = 0
+        self.row = _row_function(schema)
+
+    def _codes(self, name: str, vals: list, m: dict | None = None) -> np.ndarray:
+        m = self.maps[name] if m is None else m
+        try:
+            return np.fromiter(map(m.__getitem__, vals), np.int16, len(vals))
+        except KeyError:
+            for v in set(vals):  # new levels are rare: add them and map again
+                if v not in m:
+                    m[v] = len(m)
+            return np.fromiter(map(m.__getitem__, vals), np.int16, len(vals))
+
+    def fast(self, lines: list[bytes]) -> None:
+        s = self.schema
+        try:
+            # one pass: each dict is read while it is hot in the cache and freed at once
+            rows = list(map(self.row, map(orjson.loads, lines)))
+        except (orjson.JSONDecodeError, AttributeError, TypeError):
+            raise _Irregular from None
+        n = len(rows)
+        columns = list(zip(*rows))
+        del rows
+        cols: dict[str, np.ndarray] = {}
+        maps = {}
+        pos = 0
+        for name in s.cats:
+            vals = columns[pos]
+            pos += 1
+            m = maps[name] = dict(self.maps[name])  # committed only if the chunk is regular
+            cols["c:" + name] = self._codes(name, vals, m)
+            # a non-string level (or a missing required one) means irregular input
+            for v in m:
+                if v is None:
+                    if name in s.required_cats:
+                        raise _Irregular
+                elif type(v) is not str:
+                    raise _Irregular
+        for name in s.times:
+            vals = columns[pos]
+            pos += 1
+            if name in s.required_times and None in vals:
+                raise _Irregular
+            try:
+                cols["t:" + name] = parse_times(vals)
+            except (ValueError, TypeError, OverflowError):
+                raise _Irregular from None
+        for name in (*s.floats, *s.nested_keys):
+            vals = columns[pos]
+            pos += 1
+            types = set(map(type, vals))
+            if not types <= _NUMBER_TYPES:
+                raise _Irregular  # numpy would quietly turn "1.5" or true into a number
+            if type(None) in types:
+                # absent values are NaN: a stage the record did not report
+                vals = [math.nan if v is None else v for v in vals]
+            try:
+                arr = np.fromiter(vals, np.float64, n)
+            except (ValueError, TypeError, OverflowError):
+                raise _Irregular from None
+            cols["f:" + name] = arr
+        for name in s.required_floats:
+            col = cols["f:" + name]
+            if np.isnan(col).any() or (col < 0).any():
+                raise _Irregular
+        for name in s.nested_keys:
+            if (cols["f:" + name] < 0).any():
+                raise _Irregular
+        self.maps.update(maps)
+        for k, v in cols.items():
+            kind, name = k[0], k[2:]
+            {"c": self.cats, "t": self.times, "f": self.floats}[kind][name].append(v)
+        self.n += n
+
+    def slow(self, lines: list[bytes], line_nos, malformed: Malformed) -> None:
+        good: list[dict] = []
+        for line_no, line in zip(line_nos, lines):
+            reason = self._check(line, good)
+            if reason:
+                malformed.add(line_no, reason)
+        if good:
+            self._append_checked(good)
+
+    def _check(self, line: bytes, good: list) -> str | None:
+        s = self.schema
+        try:
+            o = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            return f"invalid JSON ({str(exc).split(':')[0]})"
+        if type(o) is not dict:
+            return f"not a JSON object ({type(o).__name__})"
+        rec: dict = {}
+        for name in s.cats:
+            v = o.get(name)
+            if v is not None and type(v) is not str:
+                return f"field {name!r} is not a string"
+            if v is None and name in s.required_cats:
+                return f"missing field {name!r}"
+            rec["c:" + name] = v
+        for name in s.times:
+            v = o.get(name)
+            if v is None and name in s.required_times:
+                return f"missing field {name!r}"
+            try:
+                rec["t:" + name] = _parse_one_time(v)
+            except (ValueError, TypeError, OverflowError):
+                return f"field {name!r} is not an ISO-8601 time"
+        for name in s.floats:
+            v = o.get(name)
+            if v is None:
+                v = math.nan
+            elif not _is_num(v):
+                return f"field {name!r} is not a number"
+            rec["f:" + name] = float(v)
+        if s.nested:
+            d = o.get(s.nested)
+            if not isinstance(d, dict):
+                return f"missing object {s.nested!r}"
+            for k in s.nested_keys:
+                v = d.get(k)
+                if v is None:
+                    v = math.nan
+                elif not _is_num(v) or v < 0:
+                    return f"{s.nested}.{k} is not a non-negative number"
+                rec["f:" + k] = float(v)
+        for name in s.required_floats:
+            v = rec.get("f:" + name, math.nan)
+            if math.isnan(v):
+                return f"missing field {name!r}"
+            if v < 0:
+                return f"field {name!r} is negative"
+        good.append(rec)
+        return None
+
+    def _append_checked(self, recs: list[dict]) -> None:
+        for name in self.cats:
+            self.cats[name].append(self._codes(name, [r["c:" + name] for r in recs]))
+        for name in self.times:
+            self.times[name].append(np.array([r["t:" + name] for r in recs], dtype=np.float64))
+        for name in self.floats:
+            self.floats[name].append(np.array([r["f:" + name] for r in recs], dtype=np.float64))
+        self.n += len(recs)
+
+    def table(self, path, malformed, lines_read, blank) -> Table:
+        def cat(parts, dtype):
+            return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+        levels: dict[str, list[str]] = {}
+        cats: dict[str, np.ndarray] = {}
+        for name, m in self.maps.items():
+            codes = cat(self.cats[name], np.int16)
+            # recode so that None -> -1 and the levels are the strings only
+            names = [None] * len(m)
+            for v, c in m.items():
+                names[c] = v
+            lv = [v for v in names if v is not None]
+            remap = np.array([-1 if v is None else lv.index(v) for v in names] or [0], np.int16)
+            cats[name] = remap[codes] if len(codes) else codes
+            levels[name] = lv
+        return Table(
+            path,
+            self.n,
+            {k: cat(v, np.float64) for k, v in self.times.items()},
+            {k: cat(v, np.float64) for k, v in self.floats.items()},
+            cats,
+            levels,
+            malformed,
+            lines_read,
+            blank,
+        )
+
+
+def _iter_line_chunks(path: Path, start: int = 0, end: int | None = None):
+    """Yield (first_line_no, lines) with at most CHUNK_LINES lines. Line numbers are 1-based and
+    relative to the range. The range [start, end) owns the lines that start inside it."""
+    line_no = 1
+    leftover = b""
+    with open(path, "rb") as fh:
+        pos = start
+        if start > 0:
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                skipped = fh.readline()  # the line that began in the previous range
+                pos = start + len(skipped)
+        while end is None or pos < end:
+            size = BLOCK_BYTES if end is None else min(BLOCK_BYTES, end - pos)
+            block = fh.read(size)
+            if not block:
+                break
+            pos += len(block)
+            buf = leftover + block if leftover else block
+            lines = buf.split(b"\n")
+            leftover = lines.pop()
+            for i in range(0, len(lines), CHUNK_LINES):
+                part = lines[i : i + CHUNK_LINES]
+                yield line_no, part
+                line_no += len(part)
+        if leftover and end is not None and pos >= end:
+            leftover += fh.readline()  # finish the range's last line
+            if leftover.endswith(b"\n"):
+                leftover = leftover[:-1]
+        if leftover:
+            yield line_no, [leftover]
+
+
+def _read_range(path: Path, schema: Schema, start: int = 0, end: int | None = None) -> Table:
+    builder = _Builder(schema)
+    malformed = Malformed()
+    lines_read = 0
+    blank = 0
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for first, lines in _iter_line_chunks(Path(path), start, end):
+            lines_read += len(lines)
+            if not all(lines):
+                # blank lines are allowed (and skipped); keep the numbering right
+                ws = [ln.strip() for ln in lines]
+                blank += sum(1 for w in ws if not w)
+                keep_no = [first + i for i, w in enumerate(ws) if w]
+                kept = [ln for ln, w in zip(lines, ws) if w]
+                builder.slow(kept, keep_no, malformed)
+                continue
+            try:
+                builder.fast(lines)
+            except _Irregular:
+                builder.slow(lines, range(first, first + len(lines)), malformed)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return builder.table(Path(path), malformed, lines_read, blank)
+
+
+def _merge(parts: list[Table], schema: Schema) -> Table:
+    """Concatenate range tables in file order: unify categorical levels, renumber lines."""
+    levels: dict[str, list[str]] = {}
+    cats: dict[str, np.ndarray] = {}
+    for name in schema.cats:
+        lv: list[str] = []
+        for t in parts:
+            lv += [v for v in t.levels[name] if v not in lv]
+        levels[name] = lv
+        recoded = []
+        for t in parts:
+            remap = np.array([lv.index(v) for v in t.levels[name]] + [-1], dtype=np.int16)
+            recoded.append(remap[t.cats[name]])  # code -1 indexes the trailing -1
+        cats[name] = np.concatenate(recoded)
+    malformed = Malformed()
+    offset = 0
+    for t in parts:
+        for no, reason in t.malformed.examples:
+            malformed.add(no + offset, reason)
+        malformed.count += t.malformed.count - len(t.malformed.examples)
+        offset += t.lines_read
+    return Table(
+        parts[0].path,
+        sum(t.n for t in parts),
+        {k: np.concatenate([t.times[k] for t in parts]) for k in schema.times},
+        {k: np.concatenate([t.floats[k] for t in parts]) for k in parts[0].floats},
+        cats,
+        levels,
+        malformed,
+        sum(t.lines_read for t in parts),
+        sum(t.blank_lines for t in parts),
+    )
+
+
+PARALLEL_MIN_BYTES = 64 << 20
+
+
+def default_workers(path: Path) -> int:
+    """Ranges read in parallel by forked processes, for big files on a multi-core machine.
+    Only from a single-threaded process: forking a threaded one is unsafe."""
+    import os
+    import threading
+
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if size < PARALLEL_MIN_BYTES or threading.active_count() > 1 or not hasattr(os, "fork"):
+        return 1
+    return max(1, min(cpus or 1, 8, size // (PARALLEL_MIN_BYTES // 2)))
+
+
+def read_jsonl(path: Path, schema: Schema, workers: int | None = None) -> Table:
+    path = Path(path)
+    workers = default_workers(path) if workers is None else workers
+    size = path.stat().st_size
+    if workers <= 1 or size == 0:
+        return _read_range(path, schema)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    bounds = [size * i // workers for i in range(workers + 1)]
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers - 1, mp_context=ctx) as pool:
+        futures = [pool.submit(_read_range, path, schema, bounds[i], bounds[i + 1])
+                   for i in range(1, workers)]
+        first = _read_range(path, schema, bounds[0], bounds[1])  # this process does a share
+        parts = [first] + [f.result() for f in futures]
+    return _merge(parts, schema)
+
+
+def read_timings(path: Path, workers: int | None = None) -> Table:
+    return read_jsonl(path, TIMINGS, workers)
+
+
+def read_requests(path: Path, workers: int | None = None) -> Table:
+    return read_jsonl(path, REQUESTS, workers)
+
+
+def read_timeline(path: Path) -> tuple[list[dict], Malformed]:
+    """The timeline is small: plain dicts, sorted by time; malformed lines skipped and counted."""
+    t = read_jsonl(path, TIMELINE, workers=1)
+    events = []
+    ev, ph, md = t.values("event"), t.values("phase"), t.values("mode")
+    for i in range(t.n):
+        events.append({"ts": float(t.times["ts"][i]), "event": ev[i], "phase": ph[i], "mode": md[i]})
+    events.sort(key=lambda e: e["ts"])
+    return events, t.malformed

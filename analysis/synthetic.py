@@ -1,0 +1,232 @@
+"""Synthetic run directories and timing logs with known distributions (fixed seeds).
+
+Used by the tests and the benchmark, and handy to try the report without running load:
+`python -m analysis.synthetic OUT_DIR --records 100000`. Per stage the latency is lognormal
+(median below, sigma 0.25); `executor_ms` is the sum of the stages plus a lognormal overhead, so
+the provider flow lands near the seed's 253 ms (off) and 88 ms (skip), the local flow near 250 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from .ingest import METRICS, STAGES
+
+# stage medians (ms) when the stage runs; a skipped stage is 0
+STAGE_MEDIANS = {
+    "config_fetch_ms": 21.0,
+    "single_margin_ms": 12.0,
+    "free_margin_ms": 17.0,
+    "user_lock_ms": 8.0,
+    "orders_fetch_ms": 35.0,
+    "total_margin_ms": 92.0,
+    "persist_ms": 13.0,
+    "provider_send_ms": 5.0,
+}
+SKIPPED_IN_SKIP = ("user_lock_ms", "orders_fetch_ms", "total_margin_ms")
+OVERHEAD_MEDIAN = {"off": 40.0, "skip": 12.0, "skip_reserve": 16.0}
+SIGMA = 0.25
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class PhaseSpec:
+    name: str
+    duration_s: float
+    mode: str
+    analysed: bool = True
+
+
+DEFAULT_PHASES = (
+    PhaseSpec("warmup", 20, "off", False),
+    PhaseSpec("baseline", 60, "off"),
+    PhaseSpec("optimized", 60, "skip"),
+    PhaseSpec("rollback", 60, "off"),
+)
+
+
+@dataclass
+class RunSpec:
+    phases: tuple[PhaseSpec, ...] = DEFAULT_PHASES
+    records: int = 20000
+    seed: int = 1
+    start: float = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc).timestamp()
+    provider_share: float = 0.5
+    flip_lag_s: float = 0.4  # after a flip is requested, requests keep the old mode this long
+    reject_rate: float = 0.01
+    error_rate: float = 0.0
+    overcommits: dict = field(default_factory=lambda: {"off": 0, "skip": 7, "skip_reserve": 0})
+    orders_nonterminal: int = 0
+    # multiply provider executor_ms by this factor in the named phase (e.g. a regression)
+    slowdown: dict = field(default_factory=dict)
+    malformed_lines: int = 0
+    experiment_name: str = "provider-skip-ab"
+
+
+def sample_records(rng: np.random.Generator, flows: np.ndarray, modes: np.ndarray) -> dict:
+    """Durations for each record given its flow ('provider'/'local') and mode."""
+    n = len(flows)
+    provider = flows == "provider"
+    skipping = provider & ((modes == "skip") | (modes == "skip_reserve"))
+    cols = {}
+    total = np.zeros(n)
+    for stage in STAGES:
+        v = STAGE_MEDIANS[stage] * rng.lognormal(0.0, SIGMA, n)
+        if stage in SKIPPED_IN_SKIP:
+            v[skipping] = 0.0
+        if stage == "provider_send_ms":
+            v[~provider] = 0.0
+        cols[stage] = v
+        total += v
+    overhead = np.where(skipping, np.where(modes == "skip_reserve", OVERHEAD_MEDIAN["skip_reserve"],
+                                           OVERHEAD_MEDIAN["skip"]), OVERHEAD_MEDIAN["off"])
+    total += overhead * rng.lognormal(0.0, SIGMA, n)
+    cols["executor_ms"] = total
+    return cols
+
+
+def write_run(out: Path, spec: RunSpec | None = None) -> Path:
+    """Write a complete run directory (experiment.toml, timeline, timings, requests, ledger)."""
+    spec = spec or RunSpec()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(spec.seed)
+    starts = [spec.start]
+    for p in spec.phases:
+        starts.append(starts[-1] + p.duration_s)
+    run_end = starts[-1]
+    ts = np.sort(rng.uniform(spec.start, run_end, spec.records))
+    phase_idx = np.searchsorted(np.array(starts[1:]), ts, side="right")
+    phase_modes = np.array([p.mode for p in spec.phases], dtype=object)
+    modes = phase_modes[phase_idx]
+    # requests already past the flag read keep the previous phase's mode for a moment
+    for i in range(1, len(spec.phases)):
+        lag = (ts >= starts[i]) & (ts < starts[i] + spec.flip_lag_s)
+        modes[lag] = spec.phases[i - 1].mode
+    flows = np.where(rng.random(spec.records) < spec.provider_share, "provider", "local")
+    d = sample_records(rng, flows, modes)
+    for name, factor in spec.slowdown.items():
+        k = [p.name for p in spec.phases].index(name)
+        m = (phase_idx == k) & (flows == "provider")
+        d["executor_ms"][m] *= factor
+    u = rng.random(spec.records)
+    status = np.where(u < spec.error_rate, "error",
+                      np.where(u < spec.error_rate + spec.reject_rate, "rejected", "success"))
+
+    with open(out / "timings.jsonl", "wb") as fh:
+        rows = np.stack([np.round(d[k], 3) for k in METRICS], axis=1).tolist()
+        lines = []
+        for i in range(spec.records):
+            r = rows[i]
+            rec = {"ts": iso(ts[i]), "component": "python_api",
+                   "endpoint": "orders/instant/execute", "status": status[i],
+                   "order_id": f"o-{i:08d}", "flow": flows[i], "mode": modes[i],
+                   "replica": "r1", "durations_ms": dict(zip(METRICS, r))}
+            if status[i] == "rejected":
+                rec["reason"] = "insufficient_margin"
+            lines.append(orjson.dumps(rec))
+            if len(lines) >= 65536:
+                fh.write(b"\n".join(lines) + b"\n")
+                lines = []
+        for j in range(spec.malformed_lines):
+            lines.append(b'{"ts": "2026-11-25T12:00:00Z", "status": "success", "flow": ' + str(j).encode())
+        if lines:
+            fh.write(b"\n".join(lines) + b"\n")
+
+    with open(out / "requests.jsonl", "wb") as fh:
+        net = 3.0 * rng.lognormal(0.0, 0.3, spec.records)
+        sched = rng.exponential(2.0, spec.records)
+        lat = d["executor_ms"] + net + 8.0
+        lines = []
+        names = [p.name for p in spec.phases]
+        for i in range(spec.records):
+            outcome = {"success": "ok", "rejected": "expected_rejection"}.get(status[i], "failure")
+            http = {"success": 200, "rejected": 409}.get(status[i], 500)
+            lines.append(orjson.dumps({
+                "intended_ts": iso(ts[i] - sched[i] / 1000 - 0.01), "sent_ts": iso(ts[i] - 0.01),
+                "latency_ms": round(float(lat[i]), 3),
+                "latency_from_intended_ms": round(float(lat[i] + sched[i]), 3),
+                "status": http, "outcome": outcome, "flow": flows[i],
+                "name": "execute " + flows[i], "phase": names[phase_idx[i]]}))
+            if len(lines) >= 65536:
+                fh.write(b"\n".join(lines) + b"\n")
+                lines = []
+        if lines:
+            fh.write(b"\n".join(lines) + b"\n")
+
+    events = [{"ts": iso(spec.start), "event": "run_start", "phase": None, "mode": None}]
+    prev_mode = None
+    for i, p in enumerate(spec.phases):
+        if prev_mode is not None and p.mode != prev_mode:
+            events.append({"ts": iso(starts[i]), "event": "flip_requested", "phase": p.name,
+                           "mode": p.mode})
+            events.append({"ts": iso(starts[i] + spec.flip_lag_s), "event": "flip_applied",
+                           "phase": p.name, "mode": p.mode})
+        events.append({"ts": iso(starts[i]), "event": "phase_start", "phase": p.name, "mode": p.mode})
+        events.append({"ts": iso(starts[i + 1]), "event": "phase_end", "phase": p.name,
+                       "mode": p.mode})
+        prev_mode = p.mode
+    events.append({"ts": iso(run_end), "event": "run_end", "phase": None, "mode": None})
+    events.sort(key=lambda e: e["ts"])
+    (out / "timeline.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+
+    phase_toml = "".join(
+        f'\n[[phases]]\nname = "{p.name}"\nduration_s = {p.duration_s:g}\nmode = "{p.mode}"\n'
+        f"analyse = {'true' if p.analysed else 'false'}\n" for p in spec.phases)
+    (out / "experiment.toml").write_text(
+        f'name = "{spec.experiment_name}"\nprofile = "seed"\n\n[load]\nusers = 40\n' + phase_toml)
+    ledger = {"orders_total": int((status == "success").sum()),
+              "orders_nonterminal": spec.orders_nonterminal,
+              "overcommits": dict(spec.overcommits),
+              "reserved_vs_open_residual_usd": 0.0,
+              "releases_total": int((status == "success").sum() // 20),
+              "double_releases": 0}
+    (out / "ledger.json").write_bytes(orjson.dumps(ledger, option=orjson.OPT_INDENT_2))
+    return out
+
+
+def write_log(path: Path, *, records: int, split: float, seed: int = 3,
+              seed_format: bool = True, before_mode: str = "off", after_mode: str = "skip",
+              span_s: float = 3600.0, start: float | None = None) -> Path:
+    """A production-style timing log: records over `span_s` seconds, the deploy at `split`
+    (epoch seconds). With seed_format, only the seed's fields (no mode, no replica)."""
+    rng = np.random.default_rng(seed)
+    start = split - span_s / 2 if start is None else start
+    ts = np.sort(rng.uniform(start, start + span_s, records))
+    flows = np.where(rng.random(records) < 0.5, "provider", "local")
+    modes = np.where(ts < split, before_mode, after_mode).astype(object)
+    d = sample_records(rng, flows, modes)
+    rows = np.stack([np.round(d[k], 3) for k in METRICS], axis=1).tolist()
+    with open(path, "wb") as fh:
+        for i in range(records):
+            rec = {"ts": iso(ts[i]), "component": "python_api", "endpoint": "orders/instant/execute",
+                   "status": "success", "order_id": f"o-{i}", "flow": flows[i],
+                   "durations_ms": dict(zip(METRICS, rows[i]))}
+            if not seed_format:
+                rec["mode"] = modes[i]
+            fh.write(orjson.dumps(rec) + b"\n")
+    return Path(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--records", type=int, default=20000)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args(argv)
+    write_run(a.out, RunSpec(records=a.records, seed=a.seed))
+    print(a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
