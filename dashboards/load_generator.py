@@ -82,9 +82,12 @@ def failures() -> gdash.Panel:
     return p.ts(
         "Failures per second by request and flow",
         "Requests counted as failures (unexpected status or transport error). Expected "
-        "rejections are not failures. Any failure fails the experiment's no_errors check.",
+        "rejections are not failures. Any failure fails the experiment's no_errors check. The "
+        "failure counter only exists after a first failure, so every request name shows an "
+        "explicit 0 until then.",
         "reqps",
-        p.query(f"sum by (name, flow) (rate({FAILURES}{{{SEL}}}[$__rate_interval]))",
+        p.query(f"sum by (name, flow) (rate({FAILURES}{{{SEL}}}[$__rate_interval])) "
+                f"or 0 * sum by (name, flow) (rate({REQUESTS}{{{SEL}}}[$__rate_interval]))",
                 "{{name}} {{flow}}"),
         width=6, height=9,
     )
