@@ -1,0 +1,91 @@
+"""The executor's admin API as the experiment runner uses it (flag, provider faults, ledger).
+
+Plain httpx, no Locust: the conductor calls it from the master (or the local runner), and
+`demo` uses it before any Locust code is imported.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from loadtests.records import parse_iso
+
+
+class AdminError(RuntimeError):
+    pass
+
+
+class AdminClient:
+    def __init__(self, base_url: str, token: str | None, timeout: float = 10.0):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                resp = self.http.get("/healthz", timeout=2)
+                if resp.status_code == 200:
+                    return
+                last = f"HTTP {resp.status_code}"
+            except httpx.HTTPError as exc:
+                last = str(exc) or type(exc).__name__
+            time.sleep(0.2)
+        raise AdminError(f"{self.base_url}/healthz not healthy after {timeout:.0f} s: {last}")
+
+    def flags(self) -> dict[str, Any]:
+        resp = self.http.get("/admin/flags", headers=self.headers)
+        self._check(resp, "GET /admin/flags")
+        return resp.json()["provider_skip"]
+
+    def set_mode(self, mode: str, reason: str) -> tuple[float, float, dict[str, Any]]:
+        """Flip the flag. Returns (requested_at, applied_at, state), epoch seconds.
+
+        applied_at is the service's own `applied_at` (when the replica started using the mode);
+        without one, the time the answer arrived.
+        """
+        if not self.token:
+            raise AdminError("no admin token (EXECBENCH_ADMIN_TOKEN or --admin-token): cannot flip the flag")
+        requested = time.time()
+        resp = self.http.put("/admin/flags/provider_skip", headers=self.headers,
+                             json={"mode": mode, "reason": reason})
+        answered = time.time()
+        self._check(resp, f"PUT /admin/flags/provider_skip mode={mode}")
+        state = resp.json()
+        state = state.get("provider_skip", state)
+        applied = answered
+        if state.get("applied_at"):
+            try:
+                applied = parse_iso(str(state["applied_at"]))
+            except ValueError:
+                pass
+        return requested, applied, state
+
+    def set_provider(self, settings: dict[str, Any], reason: str) -> dict[str, Any]:
+        if not self.token:
+            raise AdminError("no admin token: cannot change the provider simulator")
+        resp = self.http.put("/admin/provider", headers=self.headers, json={**settings, "reason": reason})
+        self._check(resp, "PUT /admin/provider")
+        return resp.json()
+
+    def ledger(self) -> dict[str, Any]:
+        resp = self.http.get("/admin/ledger", headers=self.headers)
+        self._check(resp, "GET /admin/ledger")
+        return resp.json()
+
+    @staticmethod
+    def _check(resp: httpx.Response, what: str) -> None:
+        if resp.status_code >= 400:
+            raise AdminError(f"{what}: HTTP {resp.status_code}: {resp.text[:300]}")

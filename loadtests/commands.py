@@ -1,0 +1,106 @@
+"""CLI commands of the load-test package: `execbench run` and `execbench demo`.
+
+This module is imported by the console script for every command, `serve` included, so it
+must not import Locust (gevent monkey-patches the process on import): the handlers import
+their heavy modules when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="run an experiment (phased load with flag flips) against a service",
+        description="Run an experiment spec against a running executor and write a run "
+                    "directory (runs/<utc-stamp>-<experiment>/). EXPERIMENT is a bundled name "
+                    "(provider-skip-ab, interleaved, capacity, safety, rollback-under-fault) or "
+                    "a path to a TOML file. Distributed: one `--master --expect-workers N` and N "
+                    "`--worker --master-host H` processes.",
+    )
+    run.add_argument("experiment", metavar="EXPERIMENT", nargs="?",
+                     help="bundled experiment name or path to a spec (not with --worker)")
+    run.add_argument("--target", metavar="URL", help="base URL of the executor service")
+    run.add_argument("--admin-token", default=None,
+                     help="admin bearer token for flag flips (default: $EXECBENCH_ADMIN_TOKEN)")
+    run.add_argument("--run-dir", default=None, help="write here instead of RUNS_DIR/<stamp>-<name>")
+    run.add_argument("--runs-dir", default="runs", help="parent of new run directories (default: runs)")
+    run.add_argument("--duration-scale", type=float, default=1.0,
+                     help="multiply every phase duration (e.g. 0.1 for a smoke run)")
+    run.add_argument("--timing-log", default=None,
+                     help="the service's EXECBENCH_TIMING_LOG when it runs on this machine: its "
+                          "records from the run window are copied to timings.jsonl")
+    run.add_argument("--metrics-port", type=int, default=0,
+                     help="serve loadtest_ metrics for Prometheus on this port (0: off)")
+    run.add_argument("--metrics-host", default="0.0.0.0")
+    run.add_argument("--status-interval", type=float, default=5.0,
+                     help="seconds between status lines when stdout is not a terminal")
+    run.add_argument("--health-timeout", type=float, default=30.0)
+    run.add_argument("--no-table", action="store_true", help="skip the per-phase table at the end")
+    run.add_argument("--run-dir-file", default=None, help=argparse.SUPPRESS)
+    run.add_argument("-v", "--verbose", action="store_true", help="Locust's INFO logging")
+    dist = run.add_argument_group("distributed mode")
+    dist.add_argument("--master", action="store_true", help="be the Locust master")
+    dist.add_argument("--expect-workers", type=int, default=1, help="workers to wait for")
+    dist.add_argument("--worker-timeout", type=float, default=60.0,
+                      help="seconds to wait for --expect-workers")
+    dist.add_argument("--master-bind-host", default="*")
+    dist.add_argument("--master-bind-port", type=int, default=5557)
+    dist.add_argument("--worker", action="store_true", help="be a Locust worker")
+    dist.add_argument("--master-host", default="127.0.0.1")
+    dist.add_argument("--master-port", type=int, default=5557)
+    run.set_defaults(handler=_run)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="the whole job on the embedded default: service, load, flips, report",
+        description="Seed a temporary SQLite database, start the executor (profile seed) on a "
+                    "free port, run the default experiment against it, print the report, and "
+                    "stop everything it started (also on Ctrl-C).",
+    )
+    demo.add_argument("--quick", action="store_true",
+                      help="short phases (about a minute of load, under 90 s in all)")
+    demo.add_argument("--experiment", default="provider-skip-ab",
+                      help="bundled name or spec path (default: provider-skip-ab)")
+    demo.add_argument("--duration-scale", type=float, default=None,
+                      help="multiply phase durations (default 1, or 0.25 with --quick)")
+    demo.add_argument("--runs-dir", default="runs")
+    demo.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
+    demo.add_argument("--users", type=int, default=None,
+                      help="seeded accounts per type (default 200, 100 with --quick)")
+    demo.add_argument("--orders-per-user", type=int, default=5)
+    demo.add_argument("--profile", default=None,
+                      help="latency profile (default: the experiment's, i.e. seed)")
+    demo.set_defaults(handler=_demo)
+
+
+def _run(args) -> int:
+    if args.worker:
+        if args.experiment:
+            raise SystemExit("execbench run: a --worker takes its experiment from the master")
+    elif not args.experiment or not args.target:
+        raise SystemExit("execbench run: EXPERIMENT and --target URL are required")
+    _quiet_gevent_import()
+    from loadtests import runner
+
+    return runner.run_worker(args) if args.worker else runner.run(args)
+
+
+def _demo(args) -> int:
+    from loadtests.demo import demo
+
+    return demo(args)
+
+
+def _quiet_gevent_import() -> None:
+    """Locust monkey-patches on import; modules the CLI already imported (ssl via httpx in
+    other packages' command modules) make gevent warn. Only that warning is silenced."""
+    import warnings
+
+    try:
+        from gevent.monkey import MonkeyPatchWarning
+    except ImportError:  # pragma: no cover
+        return
+    warnings.filterwarnings("ignore", category=MonkeyPatchWarning)

@@ -1,0 +1,153 @@
+"""`execbench demo`: the main job on the embedded default, on a fresh machine.
+
+A temporary SQLite database is seeded, the executor is started as a child process in its own
+process group (profile `seed`, a generated admin token, its timing log written straight into
+the run directory), the experiment runs in a second child (`execbench run`: Locust and gevent
+never enter this process), then the analysis report is printed, or a per-phase table from the
+raw records if the analysis package is not installed. Everything started here is stopped by
+its PID on the way out, Ctrl-C included. No Locust import here.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from loadtests import spec as specs
+from loadtests.admin import AdminClient, AdminError
+from loadtests.records import utc_stamp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
+    """SIGTERM the child we started (a clean shutdown), then SIGKILL its own group if needed."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the group id is its PID
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+def demo(args) -> int:
+    console = Console()
+    quick = bool(args.quick)
+    scale = args.duration_scale if args.duration_scale is not None else (0.25 if quick else 1.0)
+    users = args.users if args.users is not None else (100 if quick else 200)
+    try:
+        experiment = specs.load(args.experiment, duration_scale=scale)
+    except specs.SpecError as exc:
+        console.print(f"[red]experiment error:[/red] {exc}", highlight=False)
+        return 2
+    profile = args.profile or experiment.data.get("profile", "seed")
+    run_dir = Path(args.runs_dir) / f"{utc_stamp(time.time())}-{experiment.name}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    tmp = Path(tempfile.mkdtemp(prefix="execbench-demo-"))
+    port = args.port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    token = secrets.token_urlsafe(24)
+    env = {
+        **os.environ,
+        "EXECBENCH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'execbench.db'}",
+        "EXECBENCH_PROFILE": profile,
+        "EXECBENCH_MODE": experiment.phases[0].mode,
+        "EXECBENCH_ADMIN_TOKEN": token,
+        "EXECBENCH_TIMING_LOG": str((run_dir / "timings.jsonl").absolute()),
+    }
+    exe = [sys.executable, "-m", "execbench"]
+    service = runner = None
+    status = 1
+    started = time.monotonic()
+    console.print(f"[bold]execbench demo[/bold]: experiment {experiment.name} "
+                  f"({experiment.total_s:.0f} s of load), profile {profile}, {users} accounts per "
+                  f"type, service on {url}", highlight=False)
+    try:
+        console.print("seeding a temporary SQLite database ...")
+        seeded = subprocess.run(
+            [*exe, "seed", "--users", str(users), "--orders-per-user", str(args.orders_per_user)],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        if seeded.returncode != 0:
+            console.print(f"[red]seed failed[/red] ({seeded.returncode}):\n{seeded.stderr[-2000:]}",
+                          highlight=False)
+            return 1
+        log = open(run_dir / "service.log", "ab")
+        service = subprocess.Popen(
+            [*exe, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # own process group: a Ctrl-C does not reach it; we stop it
+        )
+        log.close()
+        admin = AdminClient(url, token)
+        try:
+            admin.wait_healthy(timeout=60)
+        except AdminError as exc:
+            console.print(f"[red]service did not start:[/red] {exc}; see {run_dir / 'service.log'}",
+                          highlight=False)
+            return 1
+        finally:
+            admin.close()
+        run_env = {k: v for k, v in env.items() if not k.startswith("EXECBENCH_")}
+        run_env["EXECBENCH_ADMIN_TOKEN"] = token
+        runner = subprocess.Popen(
+            [*exe, "run", args.experiment, "--target", url, "--run-dir", str(run_dir),
+             "--duration-scale", str(scale), "--no-table"],
+            env=run_env,
+        )
+        try:
+            run_status = runner.wait()
+        except KeyboardInterrupt:
+            # The runner got the same Ctrl-C (same terminal group): let it close the run dir.
+            console.print("interrupted: waiting for the runner to write what it has ...")
+            try:
+                runner.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stop_process(runner, timeout=5)
+            return 130
+        if run_status != 0:
+            console.print(f"[yellow]the run exited with status {run_status}[/yellow]")
+        status = report(run_dir, console, fallback_status=run_status)
+        console.print(f"demo finished in {time.monotonic() - started:.0f} s; run directory: "
+                      f"{run_dir}", highlight=False)
+        return status
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    finally:
+        stop_process(runner, timeout=10)
+        stop_process(service)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(run_dir: Path, console: Console, fallback_status: int) -> int:
+    try:
+        from analysis.api import analyze_run
+    except ImportError as exc:
+        from loadtests.summary import print_table
+
+        console.print(f"(analysis not available: {exc}; per-phase table from the raw records)",
+                      highlight=False)
+        print_table(run_dir, console=console)
+        return fallback_status
+    status = analyze_run(run_dir, console=console)
+    return int(status or 0) if fallback_status == 0 else fallback_status

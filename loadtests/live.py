@@ -1,0 +1,139 @@
+"""The live terminal view of a run: phase, elapsed, rate, client p50/p99 per flow, failures.
+
+Fed by the same raw records as requests.jsonl. On a terminal it is a rich Live panel; when
+stdout is not a terminal (CI, a pipe) it prints one status line every few seconds instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+
+class LiveStats:
+    def __init__(self):
+        self.latencies: dict[tuple[str, str], collections.deque] = {}
+        self.sends: collections.deque = collections.deque(maxlen=200_000)
+        self.total = 0
+        self.failures = 0
+        self.rejections = 0
+        self.late = 0
+
+    def observe(self, records: list[dict[str, Any]]) -> None:
+        for rec in records:
+            self.total += 1
+            self.sends.append(rec["sent"])
+            if rec["outcome"] == "failure":
+                self.failures += 1
+            elif rec["outcome"] == "expected_rejection":
+                self.rejections += 1
+            if rec["late"]:
+                self.late += 1
+            if rec["outcome"] != "failure":
+                key = (rec["phase"], rec["flow"])
+                if key not in self.latencies:
+                    self.latencies[key] = collections.deque(maxlen=20_000)
+                self.latencies[key].append(rec["latency_ms"])
+
+    def rate(self, window: float = 5.0) -> float:
+        now = time.time()
+        n = 0
+        for ts in reversed(self.sends):
+            if ts < now - window:
+                break
+            n += 1
+        return n / window
+
+    def quantiles(self, phase: str | None, flow: str) -> tuple[float, float, int] | None:
+        values = self.latencies.get((phase, flow))
+        if not values:
+            return None
+        arr = np.fromiter(values, dtype=float)
+        return float(np.quantile(arr, 0.5)), float(np.quantile(arr, 0.99)), arr.size
+
+
+class LiveView:
+    def __init__(self, conductor, stats: LiveStats, console: Console | None = None,
+                 interval: float = 5.0):
+        self.conductor = conductor
+        self.stats = stats
+        self.console = console or Console()
+        self.interval = interval
+        self._live = None
+        self._last_line = 0.0
+
+    def __enter__(self):
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self._live = Live(self.render(), console=self.console, auto_refresh=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._live is not None:
+            self._live.update(self.render(), refresh=True)
+            self._live.__exit__(*exc)
+
+    def update(self) -> None:
+        if self._live is not None:
+            self._live.update(self.render(), refresh=True)
+        elif time.time() - self._last_line >= self.interval:
+            self._last_line = time.time()
+            self.console.print(self.line(), highlight=False)
+
+    def _phase(self):
+        c = self.conductor
+        exp = c.experiment
+        if not c.started:
+            return None, "starting", 0.0, 0.0
+        i = c.current
+        if 0 <= i < len(exp.phases):
+            p = exp.phases[i]
+            return p, p.name, time.time() - (c.t0 + p.start_s), p.duration_s
+        return None, "draining" if i >= len(exp.phases) else "starting", 0.0, 0.0
+
+    def line(self) -> str:
+        c = self.conductor
+        p, name, elapsed, duration = self._phase()
+        total = max(0.0, time.time() - c.t0) if c.started else 0.0
+        parts = [f"[{total:6.1f}/{c.experiment.total_s:.0f} s] {name}"]
+        if p is not None:
+            parts.append(f"mode={p.mode} {elapsed:5.1f}/{duration:.0f} s "
+                         f"target={c.experiment.phase_rate(p):.1f}/s")
+        parts.append(f"rate={self.stats.rate():.1f}/s")
+        for flow in ("provider", "local"):
+            q = self.stats.quantiles(p.name if p else None, flow)
+            if q:
+                parts.append(f"{flow} p50={q[0]:.0f} p99={q[1]:.0f} ms")
+        parts.append(f"fail={self.stats.failures} late={self.stats.late} 409={self.stats.rejections}")
+        return "  ".join(parts)
+
+    def render(self) -> Table:
+        c = self.conductor
+        p, name, elapsed, duration = self._phase()
+        table = Table(title=f"execbench run: {c.experiment.name}", show_header=True)
+        for col in ("phase", "mode", "phase time", "run time", "target", "rate (5 s)",
+                    "provider p50/p99", "local p50/p99", "failures", "late", "409"):
+            table.add_column(col)
+        total = max(0.0, time.time() - c.t0) if c.started else 0.0
+
+        def q(flow):
+            v = self.stats.quantiles(p.name if p else None, flow)
+            return f"{v[0]:.0f}/{v[1]:.0f} ms (n={v[2]})" if v else "-"
+
+        table.add_row(
+            name, p.mode if p else "-", f"{elapsed:.0f}/{duration:.0f} s" if p else "-",
+            f"{total:.0f}/{c.experiment.total_s:.0f} s",
+            f"{c.experiment.phase_rate(p):.1f}/s" if p else "-", f"{self.stats.rate():.1f}/s",
+            q("provider"), q("local"), str(self.stats.failures), str(self.stats.late),
+            str(self.stats.rejections),
+        )
+        if c.errors:
+            table.caption = "; ".join(c.errors[-3:])
+        return table

@@ -1,0 +1,212 @@
+"""`execbench run`: one experiment, headless, into one run directory.
+
+Importing this module imports Locust (and gevent's monkey-patching): only the `run`
+handler does, never the CLI at large.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import gevent
+from locust.env import Environment
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
+
+from loadtests import spec as specs
+from loadtests.admin import AdminClient, AdminError
+from loadtests.conductor import (
+    MSG_FLUSH,
+    Conductor,
+    RecordCollector,
+    install_master_or_local,
+    install_worker,
+    join_pools,
+)
+from loadtests.live import LiveStats, LiveView
+from loadtests.metrics import LoadtestMetrics
+from loadtests.records import RunWriter, copy_timings, utc_stamp
+from loadtests.scenarios import BY_NAME
+from loadtests.shape import ExperimentShape
+from loadtests.state import STATE
+from loadtests.summary import print_table
+
+log = logging.getLogger("execbench.run")
+
+
+def default_run_dir(runs_dir: str | Path, experiment: str, now: float | None = None) -> Path:
+    return Path(runs_dir) / f"{utc_stamp(now or time.time())}-{experiment}"
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_worker(args) -> int:
+    _setup_logging(args.verbose)
+    STATE.reset()
+    env = Environment(user_classes=list(BY_NAME.values()), host=args.target)
+    runner = env.create_worker_runner(args.master_host, args.master_port)
+    install_worker(env)
+    try:
+        runner.greenlet.join()
+    except KeyboardInterrupt:
+        runner.quit()
+        return 130
+    return 0
+
+
+def run(args) -> int:
+    """Run one experiment (local or as the master). Returns the exit status."""
+    _setup_logging(args.verbose)
+    console = _console()
+    try:
+        experiment = specs.load(args.experiment, duration_scale=args.duration_scale)
+    except specs.SpecError as exc:
+        console.print(f"[red]experiment error:[/red] {exc}", highlight=False)
+        return 2
+    target = args.target.rstrip("/")
+    token = args.admin_token or os.environ.get("EXECBENCH_ADMIN_TOKEN")
+    admin = AdminClient(target, token)
+    try:
+        admin.wait_healthy(timeout=args.health_timeout)
+        needs_admin = len({p.mode for p in experiment.phases}) > 1 or any(
+            p.provider for p in experiment.phases)
+        if not token:
+            current = admin.flags().get("mode")
+            if needs_admin or current != experiment.phases[0].mode:
+                console.print("[red]error:[/red] the experiment changes the flag or the provider; "
+                              "give the admin token (--admin-token or EXECBENCH_ADMIN_TOKEN)")
+                return 2
+    except AdminError as exc:
+        console.print(f"[red]target error:[/red] {exc}", highlight=False)
+        return 2
+
+    run_id = uuid.uuid4().hex[:8]
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.runs_dir, experiment.name)
+    writer = RunWriter(run_dir)
+    (run_dir / "experiment.toml").write_text(specs.dumps(
+        experiment,
+        header=f"experiment {experiment.name} as run ({run_id}); source: {experiment.source}"
+               + (f"; durations scaled by {args.duration_scale}" if args.duration_scale != 1 else "")
+               + "\nschema: docs/loadtests.md",
+    ))
+    metrics = LoadtestMetrics()
+    if args.metrics_port:
+        metrics.serve(args.metrics_port, addr=args.metrics_host)
+    stats = LiveStats()
+    collector = RecordCollector([writer.add_requests, metrics.observe, stats.observe])
+
+    STATE.reset()
+    env = Environment(user_classes=list(BY_NAME.values()), host=target)
+    workers = 1
+    if args.master:
+        runner = env.create_master_runner(args.master_bind_host, args.master_bind_port)
+        workers = args.expect_workers
+    else:
+        runner = env.create_local_runner()
+    install_master_or_local(env, collector)
+    generators = int(experiment.load["generators"]) * workers
+    conductor = Conductor(env, experiment, admin=admin, writer=writer, metrics=metrics,
+                          generators=generators, workers=workers, run_id=run_id)
+    shape = ExperimentShape(conductor)
+    env.shape_class = shape
+    shape.runner = runner
+
+    csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(run_dir / "locust"),
+                                    full_history=True)
+    csv_greenlet = gevent.spawn(csv_writer)
+
+    interrupted = False
+    started = time.time()
+    console.print(f"execbench run [bold]{experiment.name}[/bold] -> {target}  "
+                  f"({experiment.total_s:.0f} s of phases)  run dir: {run_dir}", highlight=False)
+    try:
+        if args.master:
+            deadline = time.time() + args.worker_timeout
+            while runner.worker_count < workers:
+                if time.time() > deadline:
+                    console.print(f"[red]error:[/red] only {runner.worker_count} of {workers} "
+                                  f"workers connected after {args.worker_timeout:.0f} s")
+                    runner.quit()
+                    return 2
+                gevent.sleep(0.2)
+        runner.start_shape()
+        shape_greenlet = runner.shape_greenlet
+        with LiveView(conductor, stats, console=console, interval=args.status_interval) as view:
+            while not shape_greenlet.dead:
+                shape_greenlet.join(timeout=1.0)
+                metrics.users.set(runner.user_count)
+                view.update()
+    except KeyboardInterrupt:
+        interrupted = True
+        console.print("interrupted: stopping the load and writing what was recorded")
+    except Exception as exc:  # noqa: BLE001 - the run directory must still be closed
+        interrupted = True
+        console.print(f"[red]run failed:[/red] {exc!r}")
+
+    # Users are stopped; finish in-flight arrivals and collect every record.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the finish must not be cut short
+    if runner.state not in ("stopped", "stopping"):
+        runner.stop()
+    if conductor.greenlet is not None:
+        conductor.greenlet.kill(block=True)
+    timeout = float(experiment.load["timeout_s"]) + 5
+    if args.master:
+        runner.send_message(MSG_FLUSH, {})
+        deadline = time.time() + timeout
+        while len(collector.final_from) < runner.worker_count and time.time() < deadline:
+            gevent.sleep(0.1)
+        missing = runner.worker_count - len(collector.final_from)
+        if missing > 0:
+            conductor.errors.append(f"{missing} worker(s) did not send their final records")
+    else:
+        join_pools(timeout=timeout)
+    ended = time.time()
+    conductor.restore_provider()
+    writer.timeline("run_end", ts=ended, phase=None, mode=conductor.applied_mode,
+                    interrupted=interrupted, requests=collector.count,
+                    late_sends=stats.late, failures=stats.failures, errors=conductor.errors)
+    try:
+        writer.write_json("ledger.json", admin.ledger())
+    except Exception as exc:  # noqa: BLE001
+        conductor.errors.append(f"ledger not saved: {exc}")
+    if args.timing_log:
+        source = Path(args.timing_log)
+        if source.resolve() != (run_dir / "timings.jsonl").resolve():
+            if source.exists():
+                copy_timings(source, run_dir / "timings.jsonl", started - 1, ended + 1)
+            else:
+                conductor.errors.append(f"timing log {source} not found")
+    runner.quit()
+    gevent.sleep(1.2)  # one more CSV cycle with the final (worker) stats
+    csv_greenlet.kill(block=True)
+    csv_writer.close_files()
+    writer.close()
+    admin.close()
+
+    if not args.no_table:
+        print_table(run_dir, console=console)
+    for error in conductor.errors:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+    console.print(f"run directory: {run_dir}", highlight=False)
+    if args.run_dir_file:
+        Path(args.run_dir_file).write_text(str(run_dir))
+    if interrupted:
+        return 130
+    return 1 if conductor.errors or collector.count == 0 else 0

@@ -1,0 +1,49 @@
+"""Which seeded accounts a scenario may use, so scenarios that reason about one account's
+margin never share it with another scenario, another worker, or a concurrent arrival."""
+
+from __future__ import annotations
+
+import random
+
+from loadtests.state import STATE
+from loadtests.spec import SCENARIOS
+
+
+def account_range(scenario: str) -> range:
+    """The population is split into equal consecutive slices, one per scenario of the mix
+    (in the order trader_mix, same_user_burst, margin_edge); trader_mix alone gets it all."""
+    pop = STATE.load.get("population", {"users": 200, "first": 1})
+    first, users = int(pop.get("first", 1)), int(pop.get("users", 200))
+    active = [s for s in SCENARIOS if s in STATE.load.get("mix", {"trader_mix": 1.0})] or [scenario]
+    if scenario not in active:
+        active.append(scenario)
+    size = max(1, users // len(active))
+    index = active.index(scenario)
+    start = first + index * size
+    return range(start, min(first + users, start + size))
+
+
+class AccountPicker:
+    """Random free account of this scenario's slice, partitioned across workers."""
+
+    def __init__(self, scenario: str, rng: random.Random):
+        ids = list(account_range(scenario))
+        workers = max(1, STATE.workers)
+        mine = [i for n, i in enumerate(ids) if n % workers == STATE.worker_index % workers]
+        self.ids = mine or ids
+        self.rng = rng
+        self.busy: set[int] = set()
+        self.exhausted: set[int] = set()
+
+    def acquire(self) -> int | None:
+        free = [i for i in self.ids if i not in self.busy and i not in self.exhausted]
+        if not free:
+            return None
+        account = self.rng.choice(free)
+        self.busy.add(account)
+        return account
+
+    def release(self, account: int, exhausted: bool = False) -> None:
+        self.busy.discard(account)
+        if exhausted:
+            self.exhausted.add(account)

@@ -1,0 +1,42 @@
+"""`ExperimentShape`: a Locust `LoadTestShape` that runs one experiment spec.
+
+Users are open-model generators, so the shape does not ramp user counts to make load: it
+starts `generators` users per scenario of the mix at once and keeps them until the schedule
+and its drain are over; the arrival rate of each phase lives in the schedule the conductor
+ships. The first tick starts the conductor (initial flag mode, t0, schedule, boundary clock).
+"""
+
+from __future__ import annotations
+
+import time
+
+from locust import LoadTestShape
+
+from loadtests.conductor import Conductor
+from loadtests.scenarios import BY_NAME
+
+
+class ExperimentShape(LoadTestShape):
+    abstract = True
+
+    def __init__(self, conductor: Conductor | None = None):
+        super().__init__()
+        self.conductor = conductor
+
+    def make_conductor(self) -> Conductor:  # plain-Locust subclasses build theirs lazily
+        raise RuntimeError("ExperimentShape needs a conductor")
+
+    def tick(self):
+        if self.conductor is None:
+            self.conductor = self.make_conductor()
+        conductor = self.conductor
+        if not conductor.started:
+            conductor.start()
+        if time.time() >= conductor.stop_at:
+            return None
+        mix = conductor.experiment.load["mix"]
+        classes = [BY_NAME[name] for name in mix]
+        load = conductor.experiment.load
+        per_class = int(load["users"]) if load.get("model") == "users" else conductor.generators
+        users = per_class * len(classes)
+        return users, float(users), classes

@@ -1,0 +1,481 @@
+"""Experiment specs: load a TOML file, validate it, and say exactly what is wrong.
+
+No Locust import here: the CLI, the analysis and the tests read specs without gevent.
+The schema is documented in docs/loadtests.md; every error names the file, the field
+(a dotted path such as `phases[2].duration_s`) and the problem.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+MODES = ("off", "skip", "skip_reserve")
+SCENARIOS = ("trader_mix", "same_user_burst", "margin_edge")
+FLOWS = ("provider", "local")
+STAGE_METRICS = (
+    "executor_ms",
+    "config_fetch_ms",
+    "single_margin_ms",
+    "free_margin_ms",
+    "user_lock_ms",
+    "orders_fetch_ms",
+    "total_margin_ms",
+    "persist_ms",
+    "provider_send_ms",
+)
+# Client-side metrics come from requests.jsonl, the others from the service's timings.jsonl.
+CLIENT_METRICS = ("latency_ms", "latency_from_intended_ms")
+METRICS = STAGE_METRICS + CLIENT_METRICS
+SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "USDCHF", "XAUUSD", "BTCUSD")
+
+# Per check kind: required fields, optional fields with defaults.
+CHECK_KINDS: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
+    "quantile_between": (
+        {"flow": "flow", "metric": "metric", "phase": "phase", "q": "quantile",
+         "low": "number", "high": "number"},
+        {},
+    ),
+    "quantile_below": (
+        {"flow": "flow", "metric": "metric", "phase": "phase", "q": "quantile", "max": "number"},
+        {},
+    ),
+    "reduction_at_least": (
+        {"flow": "flow", "metric": "metric", "from": "phase", "to": "phase", "pct": "number"},
+        {"q": 0.5},
+    ),
+    "equivalent": (
+        {"flow": "flow", "metric": "metric", "phases": "phase_pair", "margin_pct": "number"},
+        {"q": 0.5},
+    ),
+    "no_errors": ({}, {"phases": None, "max_failure_ratio": 0.0}),
+    "overcommits": ({"mode": "mode", "max": "count"}, {}),
+    "no_orders_lost": ({}, {}),
+    "capacity_knee": (
+        {"flow": "flow", "metric": "metric", "q": "quantile", "slo_ms": "number"},
+        {"baseline_mode": "off"},
+    ),
+}
+
+LOAD_DEFAULTS: dict[str, Any] = {
+    "model": "arrival",
+    "arrival": "poisson",
+    "users": 10,
+    "think_s": 0.5,
+    "generators": 1,
+    "max_inflight": 256,
+    "late_ms": 10.0,
+    "timeout_s": 10.0,
+    "drain_s": 2.0,
+    "provider_share": 0.5,
+}
+SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "trader_mix": {"volume_min": 0.01, "volume_max": 0.05, "symbols": list(SYMBOLS)},
+    "same_user_burst": {"burst_size": 4, "fraction": 0.4, "user_type": "live",
+                        "symbols": ["EURUSD", "GBPUSD"]},
+    "margin_edge": {"fractions": [0.5, 0.8, 1.25, 1.6], "user_type": "demo",
+                    "symbols": ["EURUSD", "GBPUSD"]},
+}
+
+
+class SpecError(ValueError):
+    """A spec problem, formatted `file: field: problem`."""
+
+    def __init__(self, source: str, fieldname: str, problem: str):
+        self.source, self.field, self.problem = source, fieldname, problem
+        super().__init__(f"{source}: {fieldname}: {problem}")
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    duration_s: float
+    mode: str
+    analyse: bool
+    rate: float | None
+    group: str
+    provider: dict[str, Any] | None
+    start_s: float = 0.0  # offset from the run's t0, computed
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+
+@dataclass
+class Experiment:
+    name: str
+    source: str
+    data: dict[str, Any]  # the validated, defaults-filled document (what experiment.toml records)
+    phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def load(self) -> dict[str, Any]:
+        return self.data["load"]
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        return self.data.get("checks", [])
+
+    @property
+    def total_s(self) -> float:
+        return self.phases[-1].end_s if self.phases else 0.0
+
+    def phase_rate(self, phase: Phase) -> float:
+        return phase.rate if phase.rate is not None else float(self.load.get("rate", 0.0))
+
+    def schedule(self) -> list[dict[str, Any]]:
+        """The phase list as plain data, as shipped to Locust workers."""
+        return [
+            {"name": p.name, "group": p.group, "start_s": p.start_s, "duration_s": p.duration_s,
+             "mode": p.mode, "rate": self.phase_rate(p), "analyse": p.analyse,
+             "provider": p.provider}
+            for p in self.phases
+        ]
+
+
+def experiments_dir() -> Path:
+    return Path(str(resources.files("loadtests") / "experiments"))
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in experiments_dir().glob("*.toml"))
+
+
+def resolve(name_or_path: str) -> Path:
+    """A bundled experiment name (`provider-skip-ab`) or a path to a TOML file."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists() or "/" in name_or_path:
+        if not path.is_file():
+            raise SpecError(str(path), "(file)", "no such file")
+        return path
+    bundled = experiments_dir() / f"{name_or_path}.toml"
+    if not bundled.is_file():
+        raise SpecError(
+            name_or_path, "(name)",
+            f"no bundled experiment of that name; available: {', '.join(available())}",
+        )
+    return bundled
+
+
+def load(name_or_path: str, *, duration_scale: float = 1.0) -> Experiment:
+    path = resolve(name_or_path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(str(path), "(syntax)", f"not valid TOML: {exc}") from None
+    return validate(doc, str(path), duration_scale=duration_scale)
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+class _V:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, fieldname: str, problem: str):
+        raise SpecError(self.source, fieldname, problem)
+
+    def table(self, value, fieldname) -> dict:
+        if not isinstance(value, dict):
+            self.fail(fieldname, f"must be a table, got {_show(value)}")
+        return value
+
+    def keys(self, table: dict, fieldname: str, allowed) -> None:
+        for key in table:
+            if key not in allowed:
+                where = f"{fieldname}.{key}" if fieldname else key
+                self.fail(where, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+    def string(self, value, fieldname, choices=None, pattern=None) -> str:
+        if not isinstance(value, str) or not value:
+            self.fail(fieldname, f"must be a non-empty string, got {_show(value)}")
+        if choices is not None and value not in choices:
+            self.fail(fieldname, f"must be one of {', '.join(choices)}, got {value!r}")
+        if pattern is not None and not re.fullmatch(pattern, value):
+            self.fail(fieldname, f"must match {pattern}, got {value!r}")
+        return value
+
+    def number(self, value, fieldname, *, low=None, high=None, low_open=False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(fieldname, f"must be a finite number, got {_show(value)}")
+        if low is not None and (value <= low if low_open else value < low):
+            self.fail(fieldname, f"must be {'>' if low_open else '>='} {low}, got {value}")
+        if high is not None and value > high:
+            self.fail(fieldname, f"must be <= {high}, got {value}")
+        return float(value)
+
+    def integer(self, value, fieldname, *, low=None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(fieldname, f"must be an integer, got {_show(value)}")
+        if low is not None and value < low:
+            self.fail(fieldname, f"must be >= {low}, got {value}")
+        return value
+
+    def boolean(self, value, fieldname) -> bool:
+        if not isinstance(value, bool):
+            self.fail(fieldname, f"must be true or false, got {_show(value)}")
+        return value
+
+
+def _show(value) -> str:
+    kind = {dict: "a table", list: "an array", bool: "a boolean", str: "a string",
+            int: "an integer", float: "a number"}.get(type(value), type(value).__name__)
+    return f"{kind} ({value!r})" if not isinstance(value, (dict, list)) else kind
+
+
+def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -> Experiment:
+    v = _V(source)
+    doc = copy.deepcopy(doc)
+    v.keys(doc, "", {"name", "description", "profile", "load", "phases", "checks"})
+    name = v.string(doc.get("name"), "name", pattern=r"[a-z0-9][a-z0-9_-]*")
+    if "description" in doc:
+        v.string(doc["description"], "description")
+    doc["profile"] = v.string(doc.get("profile", "seed"), "profile")
+
+    load = _validate_load(v, doc.get("load", {}))
+    doc["load"] = load
+
+    raw_phases = doc.get("phases")
+    if not isinstance(raw_phases, list) or not raw_phases:
+        v.fail("phases", "must be a non-empty array of tables ([[phases]])")
+    phases: list[Phase] = []
+    seen: set[str] = set()
+    start = 0.0
+    if not (duration_scale > 0 and math.isfinite(duration_scale)):
+        v.fail("(duration scale)", f"must be a positive number, got {duration_scale}")
+    for i, raw in enumerate(raw_phases):
+        where = f"phases[{i}]"
+        raw = v.table(raw, where)
+        v.keys(raw, where, {"name", "duration_s", "mode", "analyse", "rate", "group", "provider"})
+        pname = v.string(raw.get("name"), f"{where}.name", pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+        if pname in seen:
+            v.fail(f"{where}.name", f"duplicate phase name {pname!r}")
+        seen.add(pname)
+        if "duration_s" not in raw:
+            v.fail(f"{where}.duration_s", "missing (seconds, > 0)")
+        duration = v.number(raw["duration_s"], f"{where}.duration_s", low=0, low_open=True)
+        duration = round(duration * duration_scale, 3)
+        raw["duration_s"] = duration
+        if "mode" not in raw:
+            v.fail(f"{where}.mode", f"missing (one of {', '.join(MODES)})")
+        mode = v.string(raw["mode"], f"{where}.mode", choices=MODES)
+        analyse = v.boolean(raw.setdefault("analyse", True), f"{where}.analyse")
+        rate = None
+        if "rate" in raw:
+            rate = v.number(raw["rate"], f"{where}.rate", low=0)
+        elif load["model"] == "arrival" and "rate" not in load:
+            v.fail(f"{where}.rate", "missing, and load.rate gives no default")
+        group = v.string(raw.setdefault("group", pname), f"{where}.group")
+        provider = None
+        if "provider" in raw:
+            provider = _validate_provider(v, raw["provider"], f"{where}.provider")
+            raw["provider"] = provider
+        phases.append(Phase(pname, duration, mode, analyse, rate, group, provider, start))
+        start = round(start + duration, 6)
+    doc["phases"] = raw_phases
+
+    names = {p.name for p in phases} | {p.group for p in phases}
+    raw_checks = doc.get("checks", [])
+    if not isinstance(raw_checks, list):
+        v.fail("checks", "must be an array of tables ([[checks]])")
+    for i, raw in enumerate(raw_checks):
+        _validate_check(v, v.table(raw, f"checks[{i}]"), f"checks[{i}]", names)
+    doc["checks"] = raw_checks
+    return Experiment(name=name, source=source, data=doc, phases=phases)
+
+
+def _validate_load(v: _V, raw) -> dict[str, Any]:
+    raw = v.table(raw, "load")
+    allowed = set(LOAD_DEFAULTS) | {"rate", "seed", "population", "mix", "scenarios"}
+    v.keys(raw, "load", allowed)
+    load = {**LOAD_DEFAULTS, **raw}
+    v.string(load["model"], "load.model", choices=("arrival", "users"))
+    v.string(load["arrival"], "load.arrival", choices=("poisson", "fixed"))
+    if "rate" in raw:
+        load["rate"] = v.number(raw["rate"], "load.rate", low=0, low_open=True)
+    v.integer(load["users"], "load.users", low=1)
+    v.number(load["think_s"], "load.think_s", low=0)
+    v.integer(load["generators"], "load.generators", low=1)
+    v.integer(load["max_inflight"], "load.max_inflight", low=1)
+    v.number(load["late_ms"], "load.late_ms", low=0, low_open=True)
+    v.number(load["timeout_s"], "load.timeout_s", low=0, low_open=True)
+    v.number(load["drain_s"], "load.drain_s", low=0)
+    v.number(load["provider_share"], "load.provider_share", low=0, high=1)
+    if "seed" in raw:
+        v.integer(raw["seed"], "load.seed")
+
+    population = v.table(load.get("population", {}), "load.population")
+    v.keys(population, "load.population", {"users", "first"})
+    population.setdefault("users", 200)
+    population.setdefault("first", 1)
+    v.integer(population["users"], "load.population.users", low=1)
+    v.integer(population["first"], "load.population.first", low=1)
+    load["population"] = population
+
+    mix = v.table(load.get("mix", {"trader_mix": 1.0}), "load.mix")
+    if not mix:
+        v.fail("load.mix", "must name at least one scenario")
+    for key, weight in mix.items():
+        v.string(key, "load.mix", choices=SCENARIOS)
+        mix[key] = v.number(weight, f"load.mix.{key}", low=0, low_open=True)
+    load["mix"] = mix
+
+    scenarios = v.table(load.get("scenarios", {}), "load.scenarios")
+    v.keys(scenarios, "load.scenarios", set(SCENARIOS))
+    filled = {}
+    for sname in SCENARIOS:
+        where = f"load.scenarios.{sname}"
+        conf = v.table(scenarios.get(sname, {}), where)
+        v.keys(conf, where, set(SCENARIO_DEFAULTS[sname]))
+        conf = {**copy.deepcopy(SCENARIO_DEFAULTS[sname]), **conf}
+        symbols = conf["symbols"]
+        if not isinstance(symbols, list) or not symbols:
+            v.fail(f"{where}.symbols", "must be a non-empty array of symbols")
+        for j, sym in enumerate(symbols):
+            v.string(sym, f"{where}.symbols[{j}]", choices=SYMBOLS)
+        if sname == "trader_mix":
+            lo = v.number(conf["volume_min"], f"{where}.volume_min", low=0, low_open=True)
+            hi = v.number(conf["volume_max"], f"{where}.volume_max", low=0, low_open=True)
+            if hi < lo:
+                v.fail(f"{where}.volume_max", f"must be >= volume_min ({lo}), got {hi}")
+        elif sname == "same_user_burst":
+            v.integer(conf["burst_size"], f"{where}.burst_size", low=2)
+            v.number(conf["fraction"], f"{where}.fraction", low=0, high=1, low_open=True)
+            v.string(conf["user_type"], f"{where}.user_type", choices=("live", "demo"))
+        else:
+            fr = conf["fractions"]
+            if not isinstance(fr, list) or not fr:
+                v.fail(f"{where}.fractions", "must be a non-empty array of numbers")
+            for j, f in enumerate(fr):
+                f = v.number(f, f"{where}.fractions[{j}]", low=0, low_open=True)
+                if 0.95 <= f <= 1.05:
+                    v.fail(f"{where}.fractions[{j}]",
+                           f"{f} is too close to 1: outside 0.95..1.05 the expected outcome is unambiguous")
+            v.string(conf["user_type"], f"{where}.user_type", choices=("live", "demo"))
+        filled[sname] = conf
+    load["scenarios"] = filled
+    return load
+
+
+def _validate_provider(v: _V, raw, where: str) -> dict[str, Any]:
+    raw = v.table(raw, where)
+    v.keys(raw, where, {"outage", "reject_ratio", "timeout_ratio", "delay_ms"})
+    out = {"outage": False, "reject_ratio": 0.0, "timeout_ratio": 0.0, **raw}
+    v.boolean(out["outage"], f"{where}.outage")
+    v.number(out["reject_ratio"], f"{where}.reject_ratio", low=0, high=1)
+    v.number(out["timeout_ratio"], f"{where}.timeout_ratio", low=0, high=1)
+    if "delay_ms" in out:
+        v.number(out["delay_ms"], f"{where}.delay_ms", low=0)
+    return out
+
+
+def _validate_check(v: _V, raw: dict, where: str, phase_names: set[str]) -> None:
+    kind = v.string(raw.get("kind"), f"{where}.kind", choices=tuple(CHECK_KINDS))
+    required, optional = CHECK_KINDS[kind]
+    v.keys(raw, where, {"kind", "name", *required, *optional})
+    if "name" in raw:
+        v.string(raw["name"], f"{where}.name")
+    for key, default in optional.items():
+        if key not in raw and default is not None:
+            raw[key] = default
+    for key, typ in required.items():
+        if key not in raw:
+            v.fail(f"{where}.{key}", f"missing (required by kind {kind!r})")
+    for key, value in raw.items():
+        typ = required.get(key) or {"q": "quantile", "phases": "phase_list",
+                                     "max_failure_ratio": "ratio",
+                                     "baseline_mode": "mode"}.get(key)
+        fname = f"{where}.{key}"
+        if typ == "flow":
+            v.string(value, fname, choices=FLOWS)
+        elif typ == "metric":
+            v.string(value, fname, choices=METRICS)
+        elif typ == "phase":
+            _phase_ref(v, value, fname, phase_names)
+        elif typ == "quantile":
+            v.number(value, fname, low=0, high=1, low_open=True)
+        elif typ == "ratio":
+            v.number(value, fname, low=0, high=1)
+        elif typ == "number":
+            v.number(value, fname, low=0)
+        elif typ == "count":
+            v.integer(value, fname, low=0)
+        elif typ == "mode":
+            v.string(value, fname, choices=MODES)
+        elif typ in ("phase_pair", "phase_list"):
+            if not isinstance(value, list) or not value or (typ == "phase_pair" and len(value) != 2):
+                want = "an array of two phase names" if typ == "phase_pair" else "an array of phase names"
+                v.fail(fname, f"must be {want}, got {_show(value)}")
+            for j, ref in enumerate(value):
+                _phase_ref(v, ref, f"{fname}[{j}]", phase_names)
+    if kind == "quantile_between" and raw["high"] < raw["low"]:
+        v.fail(f"{where}.high", f"must be >= low ({raw['low']}), got {raw['high']}")
+
+
+def _phase_ref(v: _V, value, fname: str, phase_names: set[str]) -> None:
+    v.string(value, fname)
+    if value not in phase_names:
+        v.fail(fname, f"no phase or phase group named {value!r} (have: {', '.join(sorted(phase_names))})")
+
+
+# --- writing the spec as run --------------------------------------------------------------
+
+
+def dumps(exp: Experiment, header: str = "") -> str:
+    """TOML text of the validated spec (defaults filled, durations as run)."""
+    doc = exp.data
+    out: list[str] = [f"# {line}" if line else "#" for line in header.splitlines()]
+    for key in ("name", "description", "profile"):
+        if key in doc:
+            out.append(f"{key} = {_toml_value(doc[key])}")
+    out.append("")
+    _toml_table(out, "load", doc["load"])
+    for phase in doc["phases"]:
+        out.append("[[phases]]")
+        for key, value in phase.items():
+            if not isinstance(value, dict):
+                out.append(f"{key} = {_toml_value(value)}")
+        for key, value in phase.items():
+            if isinstance(value, dict):
+                _toml_table(out, f"phases.{key}", value)
+        out.append("")
+    for check in doc.get("checks", []):
+        out.append("[[checks]]")
+        out.extend(f"{k} = {_toml_value(val)}" for k, val in check.items())
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _toml_table(out: list[str], name: str, table: dict) -> None:
+    out.append(f"[{name}]")
+    out.extend(f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict))
+    out.append("")
+    for key, value in table.items():
+        if isinstance(value, dict):
+            _toml_table(out, f"{name}.{_toml_key(key)}", value)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(x) for x in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
