@@ -1,0 +1,224 @@
+"""Stable entry points: `analyze_run` (called by `execbench demo` and `execbench report`),
+`analyze_log` (`execbench analyze-log`) and `compare_runs` (`execbench compare`).
+
+Exit status: 0 every check passed, 1 a check failed, 2 unusable input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
+
+
+class UnusableInput(Exception):
+    """The input cannot be analysed (missing files, no valid records, no phases)."""
+
+
+@dataclass
+class Outputs:
+    summary_path: Path
+    report_path: Path
+    plots_dir: Path
+
+
+def _console(console):
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    return console
+
+
+def _read_ledger(path: Path, notes: list[str]) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        notes.append(f"ledger.json is not valid JSON ({exc}); safety not verified")
+        return None
+    if not isinstance(data, dict):
+        notes.append("ledger.json is not an object; safety not verified")
+        return None
+    return data
+
+
+def load_run(run_dir: Path):
+    """Ingest a run directory into an Analysis (not yet summarised)."""
+    from .core import Analysis, Settings
+    from .ingest import read_requests, read_timeline, read_timings
+    from .phases import attribute, windows_from_timeline
+    from .spec import SpecError, load_spec
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UnusableInput(f"{run_dir}: not a directory")
+    timings_path = run_dir / "timings.jsonl"
+    if not timings_path.exists():
+        raise UnusableInput(f"{run_dir}: no timings.jsonl")
+    notes: list[str] = []
+    spec = None
+    if (run_dir / "experiment.toml").exists():
+        try:
+            spec = load_spec(run_dir / "experiment.toml")
+        except SpecError as exc:
+            raise UnusableInput(f"experiment.toml: {exc}") from None
+    else:
+        notes.append("no experiment.toml: phases from the timeline only")
+    timings = read_timings(timings_path)
+    if timings.n == 0:
+        raise UnusableInput(
+            f"{timings_path}: no valid records ({timings.malformed.count} malformed lines)")
+    events: list[dict] = []
+    if (run_dir / "timeline.jsonl").exists():
+        events, tl_bad = read_timeline(run_dir / "timeline.jsonl")
+        if tl_bad.count:
+            notes.append(f"timeline.jsonl: {tl_bad.count} malformed lines skipped")
+    else:
+        notes.append("no timeline.jsonl")
+    requests = None
+    if (run_dir / "requests.jsonl").exists():
+        requests = read_requests(run_dir / "requests.jsonl")
+    ts = timings.times["ts"]
+    finite = ts[~_isnan(ts)]
+    if len(finite) == 0:
+        raise UnusableInput(f"{timings_path}: no record has a timestamp")
+    windows, wnotes = windows_from_timeline(spec, events, float(finite.min()),
+                                            float(finite.max()))
+    notes += wnotes
+    if not any(w.analysed for w in windows):
+        raise UnusableInput(f"{run_dir}: no analysed phase (timeline and spec give none)")
+    attribution = attribute(timings, windows)
+    attribution.notes += notes
+    if not attribution.kept.any():
+        raise UnusableInput(f"{run_dir}: no record falls in an analysed phase")
+    a = Analysis("run", str(run_dir), timings, attribution, Settings.from_spec(spec), spec,
+                 requests, _read_ledger(run_dir / "ledger.json", notes))
+    return a
+
+
+def _isnan(a):
+    import numpy as np
+
+    return np.isnan(a)
+
+
+def write_outputs(a, out_dir: Path, console=None, *, title: str) -> Outputs:
+    from .plots import make_plots
+    from .report import write_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = out_dir / "summary.json"
+    summary_path.write_bytes(
+        orjson.dumps(a.summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
+                     default=_json_default))
+    plots_dir = out_dir / "plots"
+    plots = make_plots(a, plots_dir)
+    report_path = out_dir / "report.html"
+    write_report(a, plots, report_path, title=title)
+    return Outputs(summary_path, report_path, plots_dir)
+
+
+def _json_default(o):
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    raise TypeError
+
+
+def analyze_run(run_dir: Path, *, console=None) -> int:
+    """Analyse a run directory: write summary.json, report.html and plots/ into it, print the
+    terminal table, return the exit status (0 pass, 1 a check failed, 2 unusable input)."""
+    from .core import build_summary
+    from .terminal import print_summary
+
+    console = _console(console)
+    try:
+        a = load_run(Path(run_dir))
+    except UnusableInput as exc:
+        console.print(f"[bold red]unusable input:[/] {exc}")
+        return EXIT_UNUSABLE
+    build_summary(a)
+    out = write_outputs(a, Path(run_dir), console, title=f"execbench report: {Path(run_dir).name}")
+    print_summary(a.summary, console)
+    console.print(f"summary: {out.summary_path}\nreport:  {out.report_path}")
+    return EXIT_PASS if a.summary["verdict"] == "pass" else EXIT_FAIL
+
+
+def parse_split(value: str) -> float:
+    from .ingest import _parse_one_time
+
+    try:
+        return _parse_one_time(value)
+    except (ValueError, TypeError):
+        raise UnusableInput(f"--split-at {value!r} is not an ISO-8601 time") from None
+
+
+def load_log(path: Path, split: float):
+    from .core import Analysis, Settings
+    from .ingest import read_timings
+    from .phases import attribute, split_windows
+
+    path = Path(path)
+    if not path.is_file():
+        raise UnusableInput(f"{path}: no such file")
+    timings = read_timings(path)
+    if timings.n == 0:
+        raise UnusableInput(f"{path}: no valid records ({timings.malformed.count} malformed lines)")
+    ts = timings.times["ts"]
+    finite = ts[~_isnan(ts)]
+    notes = []
+    if len(finite) < timings.n:
+        notes.append(f"{timings.n - len(finite)} records without ts cannot be placed and are left out")
+    if len(finite) == 0:
+        raise UnusableInput(f"{path}: no record has a timestamp")
+    lo, hi = float(finite.min()), float(finite.max())
+    if not lo < split <= hi:
+        raise UnusableInput(f"--split-at is outside the log's time range")
+    windows = split_windows(lo, hi, split)
+    attribution = attribute(timings, windows)
+    attribution.notes += notes
+    for w in windows:
+        if attribution.counts[w.name]["kept"] == 0:
+            raise UnusableInput(f"no records {w.name} the split")
+    return Analysis("log", str(path), timings, attribution, Settings(), None, None, None)
+
+
+def analyze_log(path: Path, split_at: str, *, out_dir: Path | None = None, console=None) -> int:
+    from .core import build_summary
+    from .terminal import print_summary
+
+    console = _console(console)
+    path = Path(path)
+    try:
+        a = load_log(path, parse_split(split_at))
+    except UnusableInput as exc:
+        console.print(f"[bold red]unusable input:[/] {exc}")
+        return EXIT_UNUSABLE
+    build_summary(a)
+    a.summary["split_at"] = split_at
+    out_dir = Path(out_dir) if out_dir else path.parent / f"{path.stem}-analysis"
+    out = write_outputs(a, out_dir, console, title=f"execbench log analysis: {path.name}")
+    print_summary(a.summary, console)
+    console.print(f"summary: {out.summary_path}\nreport:  {out.report_path}")
+    return EXIT_PASS if a.summary["verdict"] == "pass" else EXIT_FAIL
+
+
+def compare_runs(run_a: Path, run_b: Path, *, out_dir: Path | None = None, console=None) -> int:
+    """Two runs side by side: each phase both have, per flow, B relative to A. The check:
+    B is not slower than A by more than the margin (non-inferiority: the upper bound of the 90%
+    HL interval of B - A below +margin% of A's p50)."""
+    from .compare import compare_analyses
+
+    console = _console(console)
+    try:
+        a = load_run(Path(run_a))
+        b = load_run(Path(run_b))
+    except UnusableInput as exc:
+        console.print(f"[bold red]unusable input:[/] {exc}")
+        return EXIT_UNUSABLE
+    return compare_analyses(a, b, out_dir=out_dir, console=console)

@@ -1,0 +1,315 @@
+"""From ingested tables to the summary (the DESIGN `summary.json` shape, plus detail).
+
+Roles: the *baseline* is the first analysed phase in mode `off` (else the first analysed phase);
+*optimized* phases are the analysed phases in `skip` or `skip_reserve`; the *rollback* is the last
+analysed `off` phase after an optimized one. Statistics use the records a phase kept (its own
+mode, status `success`); rejections and errors are counted, not timed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from . import stats
+from .ingest import METRICS, Table
+from .phases import Attribution, PhaseWindow
+from .spec import Spec
+
+FLOWS = ("provider", "local")
+SCHEMA = "execbench.summary/1"
+
+
+@dataclass
+class Settings:
+    """Margins and windows; an experiment may override them in an `[analysis]` table."""
+
+    rollback_margin_pct: float = 5.0  # rollback equals baseline: TOST margin
+    local_margin_pct: float = 10.0  # local flow unchanged by the optimization
+    compare_margin_pct: float = 5.0  # `compare`: run B not slower than run A by more than this
+    claim_max_p50_ms: float = 168.0  # seed: 253 -> 88-168 ms
+    claim_low_p50_ms: float = 88.0
+    claim_min_reduction_pct: float = 35.0
+    recovery_tolerance_pct: float = 10.0
+    recovery_window_s: float = 5.0
+    recovery_step_s: float = 0.5
+    recovery_hold_s: float = 10.0
+    recovery_max_s: float = 60.0
+    residual_max_usd: float = 0.01
+    bootstrap_replicates: int = stats.BOOTSTRAP_REPLICATES
+
+    @classmethod
+    def from_spec(cls, spec: Spec | None) -> "Settings":
+        s = cls()
+        for k, v in (spec.settings if spec else {}).items():
+            if hasattr(s, k) and isinstance(v, (int, float)) and not isinstance(v, bool):
+                setattr(s, k, type(getattr(s, k))(v))
+        return s
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None or not math.isfinite(ts):
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Analysis:
+    kind: str  # "run" | "log"
+    source: str
+    timings: Table
+    attribution: Attribution
+    settings: Settings
+    spec: Spec | None = None
+    requests: Table | None = None
+    ledger: dict | None = None
+    ingest_notes: list[str] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    # ---- selections
+    def phase_names(self, analysed_only: bool = True) -> list[str]:
+        return [w.name for w in self.attribution.windows if w.analysed or not analysed_only]
+
+    def window(self, name: str) -> PhaseWindow | None:
+        return next((w for w in self.attribution.windows if w.name == name), None)
+
+    def mask(self, phase: str, flow: str, *, success: bool = True) -> np.ndarray:
+        k = [w.name for w in self.attribution.windows].index(phase)
+        t = self.timings
+        m = self.attribution.kept & (self.attribution.phase_index == k)
+        m &= t.cats["flow"] == t.code("flow", flow)
+        if success:
+            m &= t.cats["status"] == t.code("status", "success")
+        return m
+
+    def values(self, phase: str, flow: str, metric: str = "executor_ms") -> np.ndarray:
+        v = self.timings.floats[metric][self.mask(phase, flow)]
+        return v[~np.isnan(v)]
+
+    def roles(self) -> dict:
+        ws = [w for w in self.attribution.windows if w.analysed]
+        base = next((w for w in ws if w.mode == "off"), ws[0] if ws else None)
+        opt = [w for w in ws if w.mode in ("skip", "skip_reserve") and w is not base]
+        rollback = None
+        if opt:
+            after = [w for w in ws if w.mode == "off" and w.start > opt[0].start]
+            rollback = after[-1] if after else None
+        if self.kind == "log":
+            opt = [w for w in ws if w.name == "after"]
+        return {"baseline": base.name if base else None, "optimized": [w.name for w in opt],
+                "rollback": rollback.name if rollback else None}
+
+
+def phase_statistics(a: Analysis) -> tuple[dict, dict]:
+    t = a.timings
+    phases: dict = {}
+    info: dict = {}
+    status_levels = t.levels["status"]
+    for w in a.attribution.windows:
+        c = a.attribution.counts[w.name]
+        k = [x.name for x in a.attribution.windows].index(w.name)
+        in_phase = a.attribution.phase_index == k
+        per_flow_status = {}
+        for flow in FLOWS:
+            fm = in_phase & a.attribution.kept & (t.cats["flow"] == t.code("flow", flow))
+            per_flow_status[flow] = {s: int((fm & (t.cats["status"] == i)).sum())
+                                     for i, s in enumerate(status_levels)}
+        dur = w.duration_s
+        info[w.name] = {
+            "mode": w.mode, "analysed": w.analysed, "start": iso(w.start), "end": iso(w.end),
+            "duration_s": dur, "records": c["records"], "kept": c["kept"],
+            "flip_window": c["flip_window"], "without_mode": c["without_mode"],
+            "status": per_flow_status,
+            "throughput_rps": (c["kept"] / dur) if w.analysed and dur > 0 else None,
+        }
+        if not w.analysed:
+            continue
+        phases[w.name] = {}
+        for flow in FLOWS:
+            m = a.mask(w.name, flow)
+            if not m.any():
+                continue
+            per_metric = {}
+            for metric in METRICS:
+                d = stats.describe(t.floats[metric][m], a.source, w.name, flow, metric,
+                                   b=a.settings.bootstrap_replicates)
+                if d is not None:
+                    per_metric[metric] = d
+            phases[w.name][flow] = per_metric
+    return phases, info
+
+
+def client_statistics(a: Analysis) -> dict:
+    r = a.requests
+    if r is None or r.n == 0:
+        return {}
+    out: dict = {}
+    ok = r.cats["outcome"] == r.code("outcome", "ok")
+    for phase in a.phase_names():
+        pm = r.cats["phase"] == r.code("phase", phase)
+        if not pm.any():
+            continue
+        entry: dict = {"outcomes": {o: int((pm & (r.cats["outcome"] == i)).sum())
+                                    for i, o in enumerate(r.levels["outcome"])}}
+        for flow in FLOWS:
+            fm = pm & ok & (r.cats["flow"] == r.code("flow", flow))
+            if not fm.any():
+                continue
+            entry[flow] = {}
+            for metric in ("latency_ms", "latency_from_intended_ms"):
+                d = stats.describe(r.floats[metric][fm], a.source, "client", phase, flow, metric,
+                                   b=a.settings.bootstrap_replicates)
+                if d is not None:
+                    entry[flow][metric] = d
+        out[phase] = entry
+    return out
+
+
+def client_values(a: Analysis, phase: str, flow: str) -> np.ndarray:
+    r = a.requests
+    if r is None:
+        return np.empty(0)
+    m = (r.cats["phase"] == r.code("phase", phase)) & (r.cats["flow"] == r.code("flow", flow))
+    m &= r.cats["outcome"] == r.code("outcome", "ok")
+    v = r.floats["latency_ms"][m]
+    return v[~np.isnan(v)]
+
+
+def comparisons(a: Analysis, roles: dict) -> list[dict]:
+    base = roles["baseline"]
+    out = []
+    if base is None:
+        return out
+    for name in a.phase_names():
+        if name == base:
+            continue
+        margin = a.settings.rollback_margin_pct
+        entry = {"name": f"{base}->{name}", "ref": base, "phase": name, "flows": {}}
+        for flow in FLOWS:
+            x, y = a.values(base, flow), a.values(name, flow)
+            if len(x) == 0 or len(y) == 0:
+                continue
+            m = a.settings.local_margin_pct if (flow == "local" and name != roles["rollback"]) \
+                else margin
+            res = {"executor_ms": stats.compare_samples(x, y, margin_pct=m)}
+            cx, cy = client_values(a, base, flow), client_values(a, name, flow)
+            if len(cx) and len(cy):
+                res["client_latency_ms"] = stats.compare_samples(cx, cy, margin_pct=m)
+            entry["flows"][flow] = res
+        out.append(entry)
+    return out
+
+
+def recoveries(a: Analysis) -> list[dict]:
+    """Recovery after each flip, per flow: the user-visible series (every success record of
+    the flow, whatever mode it ran in) against the target phase's steady p50."""
+    t = a.timings
+    s = a.settings
+    ts = t.times["ts"]
+    success = t.cats["status"] == t.code("status", "success")
+    out = []
+    for k, w in enumerate(a.attribution.windows):
+        if w.flip_requested is None:
+            continue
+        entry = {"phase": w.name, "mode": w.mode, "requested_at": iso(w.flip_requested),
+                 "applied_at": iso(w.flip_applied),
+                 "apply_lag_s": (w.flip_applied - w.flip_requested)
+                 if w.flip_applied is not None else None, "flows": {}}
+        for flow in FLOWS:
+            fm = success & (t.cats["flow"] == t.code("flow", flow))
+            steady = fm & a.attribution.kept & (a.attribution.phase_index == k)
+            steady &= ts >= w.start + w.duration_s / 2
+            if steady.sum() < 5:
+                continue
+            target = float(np.median(t.floats["executor_ms"][steady]))
+            span = fm & (ts >= w.flip_requested - s.recovery_window_s) & (ts < w.end)
+            rec = stats.recovery_time(
+                ts[span], t.floats["executor_ms"][span], flip_ts=w.flip_requested, end_ts=w.end,
+                target=target, tolerance_pct=s.recovery_tolerance_pct,
+                window_s=s.recovery_window_s, step_s=s.recovery_step_s,
+                hold_s=min(s.recovery_hold_s, max(w.end - w.flip_requested, 0.0)))
+            entry["flows"][flow] = rec
+        out.append(entry)
+    return out
+
+
+def build_summary(a: Analysis) -> dict:
+    from .checks import evaluate
+
+    roles = a.roles()
+    phases, info = phase_statistics(a)
+    summary = {
+        "schema": SCHEMA,
+        "kind": a.kind,
+        "source": a.source,
+        "experiment": a.spec.name if a.spec else None,
+        "generated_at": iso(datetime.now(timezone.utc).timestamp()),
+        "verdict": None,
+        "checks": [],
+        "findings": [],
+        "roles": roles,
+        "phases": phases,
+        "phase_info": info,
+        "client": client_statistics(a),
+        "comparisons": comparisons(a, roles),
+        "safety": safety(a),
+        "rollback": None,
+        "flips": recoveries(a),
+        "ingest": ingest_report(a),
+        "settings": a.settings.__dict__.copy(),
+        "methods": methods(a.settings),
+    }
+    rb = roles["rollback"] or (roles["optimized"][0] if a.kind == "log" and roles["optimized"]
+                               else None)
+    flip = next((f for f in summary["flips"] if f["phase"] == rb), None)
+    if flip is not None:
+        prov = flip["flows"].get("provider") or next(iter(flip["flows"].values()), None)
+        summary["rollback"] = {"phase": rb, "requested_at": flip["requested_at"],
+                               "applied_at": flip["applied_at"], "apply_lag_s": flip["apply_lag_s"],
+                               "recovery_s": prov["recovery_s"] if prov else None,
+                               "flow": "provider" if "provider" in flip["flows"] else None}
+    checks, findings = evaluate(a, summary)
+    summary["checks"] = checks
+    summary["findings"] = findings
+    summary["verdict"] = "pass" if all(c["passed"] for c in checks) else "fail"
+    a.summary = summary
+    return summary
+
+
+def safety(a: Analysis) -> dict:
+    if not a.ledger:
+        return {"source": None, "available": False}
+    return {"source": "ledger.json", "available": True, **a.ledger}
+
+
+def ingest_report(a: Analysis) -> dict:
+    def one(t: Table | None):
+        if t is None:
+            return None
+        return {"path": str(t.path) if t.path else None, "records": t.n, "lines": t.lines_read,
+                "blank_lines": t.blank_lines, "malformed": t.malformed.as_dict()}
+
+    return {"timings": one(a.timings), "requests": one(a.requests),
+            "outside_phases": a.attribution.outside, "notes": a.attribution.notes + a.ingest_notes}
+
+
+def methods(s: Settings) -> dict:
+    return {
+        "quantiles": "exact, on raw records: numpy 'linear' (Hyndman-Fan type 7)",
+        "quantile_ci": f"percentile bootstrap, 95%, B={s.bootstrap_replicates}, seed "
+                       f"{stats.SEED} + CRC32 of the statistic's name; replicates drawn exactly via "
+                       "uniform order statistics (Beta) instead of materialised resamples",
+        "shift": "Hodges-Lehmann (median of all pairwise differences, computed exactly by "
+                 "selection), distribution-free 95% CI at the Mann-Whitney critical ranks "
+                 "(normal approximation)",
+        "test": "Mann-Whitney U, two-sided (scipy.stats.mannwhitneyu)",
+        "equivalence": "TOST: two one-sided Mann-Whitney tests at alpha=0.05 against +-margin "
+                       "(margin = a percentage of the reference phase's p50); 90% HL CI shown",
+        "recovery": f"centred rolling p50 over {s.recovery_window_s:g} s windows every "
+                    f"{s.recovery_step_s:g} s; recovered when within +-{s.recovery_tolerance_pct:g}%"
+                    f" of the target phase's steady p50 (its second half) for {s.recovery_hold_s:g} s",
+        "records": "phase statistics use status=success records whose own mode is the phase's",
+    }

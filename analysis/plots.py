@@ -1,0 +1,256 @@
+"""The report's plots, as SVG files in plots/ (matplotlib, Agg backend, text as paths so the
+files need no fonts). Time series are drawn from per-bin quantiles of the raw records, not from
+every point, so a million records plot as fast as a thousand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+MODE_COLORS = {"off": "#d9e4f5", "skip": "#fde2c8", "skip_reserve": "#d8f0d2", None: "#eeeeee"}
+FLOW_COLORS = {"provider": "#c0392b", "local": "#2471a3"}
+PHASE_CYCLE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "execbench", "svg.fonttype": "path", "font.size": 9,
+                         "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 100})
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def _binned(ts, v, edges):
+    """p50 and p95 of v in each time bin (NaN for bins with < 3 values)."""
+    idx = np.searchsorted(edges, ts, side="right") - 1
+    order = np.lexsort((v, idx))
+    idx_s, v_s = idx[order], v[order]
+    nb = len(edges) - 1
+    bounds = np.searchsorted(idx_s, np.arange(nb + 1))
+    p50 = np.full(nb, np.nan)
+    p95 = np.full(nb, np.nan)
+    for b in range(nb):
+        lo, hi = bounds[b], bounds[b + 1]
+        if hi - lo >= 3:
+            seg = v_s[lo:hi]  # sorted within the bin
+            p50[b] = np.quantile(seg, 0.5)
+            p95[b] = np.quantile(seg, 0.95)
+    return p50, p95
+
+
+def _shade(ax, a, t0):
+    for w in a.attribution.windows:
+        ax.axvspan(w.start - t0, w.end - t0, color=MODE_COLORS.get(w.mode, "#eeeeee"), alpha=0.6,
+                   lw=0, zorder=0)
+        if w.flip_requested is not None:
+            ax.axvline(w.flip_requested - t0, color="k", lw=1.2, zorder=3)
+        if w.flip_applied is not None:
+            ax.axvline(w.flip_applied - t0, color="k", lw=0.8, ls="--", zorder=3)
+
+
+def latency_over_time(a, path: Path) -> Path:
+    plt = _plt()
+    t = a.timings
+    ts = t.times["ts"]
+    ok = (t.cats["status"] == t.code("status", "success")) & ~np.isnan(ts)
+    windows = a.attribution.windows
+    t0 = min([w.start for w in windows] + [float(np.nanmin(ts[ok]))])
+    t1 = max([w.end for w in windows] + [float(np.nanmax(ts[ok]))])
+    span = max(t1 - t0, 1e-3)
+    nbins = int(min(600, max(20, span)))
+    edges = np.linspace(t0, t1 + 1e-6, nbins + 1)
+    mids = (edges[:-1] + edges[1:]) / 2 - t0
+    flows = [f for f in ("provider", "local") if (t.cats["flow"] == t.code("flow", f)).any()]
+    fig, axes = plt.subplots(len(flows), 1, figsize=(11, 2.6 * len(flows) + 0.6), sharex=True,
+                             squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, flow in zip(axes[:, 0], flows):
+        m = ok & (t.cats["flow"] == t.code("flow", flow))
+        x, y = ts[m], t.floats["executor_ms"][m]
+        _shade(ax, a, t0)
+        if len(x) > 4000:
+            pick = rng.choice(len(x), 4000, replace=False)
+            xs, ys = x[pick], y[pick]
+        else:
+            xs, ys = x, y
+        ax.scatter(xs - t0, ys, s=2, color=FLOW_COLORS[flow], alpha=0.15, lw=0, zorder=1,
+                   rasterized=False)
+        p50, p95 = _binned(x, y, edges)
+        ax.plot(mids, p50, color=FLOW_COLORS[flow], lw=1.6, label="p50 per bin", zorder=2)
+        ax.plot(mids, p95, color=FLOW_COLORS[flow], lw=0.9, ls=":", label="p95 per bin", zorder=2)
+        ax.set_ylabel(f"{flow}\nexecutor_ms")
+        top = np.nanpercentile(y, 99.5) if len(y) else 1
+        ax.set_ylim(0, top * 1.1)
+        for w in windows:
+            ax.text((w.start + w.end) / 2 - t0, top * 1.05, f"{w.name} ({w.mode or '-'})",
+                    ha="center", va="top", fontsize=8)
+        ax.legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel(f"seconds since {windows[0].name if windows else 'start'} "
+                           f"(bins of {span / nbins:.2f} s; solid line: flip requested, "
+                           "dashed: applied)")
+    fig.suptitle("executor_ms over time by flow (phases shaded by mode)")
+    return _save(fig, path)
+
+
+def cdfs(a, path: Path) -> Path:
+    plt = _plt()
+    phases = a.phase_names()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), squeeze=False)
+    probs = np.linspace(0, 1, 801)
+    for ax, flow in zip(axes[0], ("provider", "local")):
+        for i, ph in enumerate(phases):
+            v = a.values(ph, flow)
+            if len(v) == 0:
+                continue
+            q = np.quantile(v, probs)
+            w = a.window(ph)
+            ax.plot(q, probs, color=PHASE_CYCLE[i % len(PHASE_CYCLE)], lw=1.5,
+                    label=f"{ph} ({w.mode or '-'}), n={len(v)}")
+        ax.set_title(f"{flow} flow: CDF of executor_ms")
+        ax.set_xlabel("executor_ms")
+        ax.set_ylabel("fraction of orders")
+        for y in (0.5, 0.95, 0.99):
+            ax.axhline(y, color="grey", lw=0.5, ls=":")
+        ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def stages(a, path: Path) -> Path:
+    from .ingest import STAGES
+
+    plt = _plt()
+    rows = []
+    for ph in a.phase_names():
+        for flow in ("provider", "local"):
+            m = a.mask(ph, flow)
+            if not m.any():
+                continue
+            means = []
+            for s in STAGES:
+                v = a.timings.floats[s][m]
+                v = v[~np.isnan(v)]
+                means.append(float(v.mean()) if len(v) else 0.0)
+            ex = float(a.timings.floats["executor_ms"][m].mean())
+            rows.append((f"{ph} ({a.window(ph).mode or '-'}) / {flow}", means, ex))
+    fig, ax = plt.subplots(figsize=(11, 0.45 * max(len(rows), 2) + 1.4))
+    cmap = plt.get_cmap("tab10")
+    labels = [r[0] for r in rows]
+    left = np.zeros(len(rows))
+    for j, s in enumerate(STAGES):
+        vals = np.array([r[1][j] for r in rows])
+        ax.barh(labels, vals, left=left, color=cmap(j), label=s)
+        left += vals
+    other = np.array([max(r[2] - sum(r[1]), 0) for r in rows])
+    ax.barh(labels, other, left=left, color="#cccccc", label="other (executor - stages)")
+    ax.invert_yaxis()
+    ax.set_xlabel("mean ms per order (stages stacked; the bar's end is mean executor_ms)")
+    ax.set_title("stage breakdown per phase (mode) and flow")
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    return _save(fig, path)
+
+
+def _estimate_errors(ledger: dict) -> dict:
+    """Per-mode estimate-error samples or summaries, if the ledger carries any."""
+    out = {}
+    for key, val in (ledger or {}).items():
+        if "estimate" in key and isinstance(val, dict):
+            for mode, v in val.items():
+                if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v):
+                    out[mode] = np.asarray(v, dtype=float)
+                elif isinstance(v, dict):
+                    nums = {k: x for k, x in v.items() if isinstance(x, (int, float))}
+                    if nums:
+                        out[mode] = nums
+    return out
+
+
+def safety(a, path: Path) -> Path | None:
+    led = a.ledger
+    if not led:
+        return None
+    plt = _plt()
+    errs = _estimate_errors(led)
+    fig, axes = plt.subplots(1, 3 if errs else 2, figsize=(11, 3.2), squeeze=False)
+    ax = axes[0, 0]
+    oc = led.get("overcommits") or {}
+    modes = list(oc) or ["off", "skip", "skip_reserve"]
+    vals = [float(oc.get(m, 0) or 0) for m in modes]
+    bars = ax.bar(modes, vals, color=[MODE_COLORS.get(m, "#ccc") for m in modes],
+                  edgecolor="k")
+    for b, v in zip(bars, vals):
+        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:g}", ha="center", va="bottom")
+    ax.set_title("over-commits by mode")
+    ax = axes[0, 1]
+    keys = ["orders_total", "orders_nonterminal", "releases_total", "double_releases"]
+    kv = [(k, float(led[k])) for k in keys if isinstance(led.get(k), (int, float))]
+    if kv:
+        bars = ax.barh([k for k, _ in kv], [v for _, v in kv], color="#9ab")
+        for b, (_, v) in zip(bars, kv):
+            ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:g}", va="center")
+    res = led.get("reserved_vs_open_residual_usd")
+    ax.set_title("ledger" + (f" (residual {res:.2f} USD)" if isinstance(res, (int, float)) else ""))
+    if errs:
+        ax = axes[0, 2]
+        for i, (mode, v) in enumerate(errs.items()):
+            if isinstance(v, np.ndarray):
+                ax.hist(v, bins=40, alpha=0.6, label=mode, color=PHASE_CYCLE[i])
+            else:
+                ks = [k for k in v if k.startswith("p") or k in ("mean", "max")]
+                ax.plot(ks, [v[k] for k in ks], "o-", label=mode, color=PHASE_CYCLE[i])
+        ax.set_title("margin estimate error (USD)")
+        ax.legend(fontsize=7)
+    fig.suptitle("safety ledger at the end of the run")
+    return _save(fig, path)
+
+
+def recovery(a, path: Path) -> Path | None:
+    flips = [f for f in a.summary.get("flips", []) if f["flows"]]
+    if not flips:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(flips), figsize=(min(11, 4 * len(flips) + 1), 3.2),
+                             squeeze=False)
+    for ax, f in zip(axes[0], flips):
+        for flow, r in f["flows"].items():
+            x = np.array(r["series"]["t"], dtype=float)
+            y = np.array([np.nan if v is None else v for v in r["series"]["p50"]], dtype=float)
+            c = FLOW_COLORS.get(flow, "k")
+            ax.plot(x, y, color=c, lw=1.3, label=f"{flow} rolling p50")
+            band = r["target_p50"] * r["tolerance_pct"] / 100
+            ax.axhspan(r["target_p50"] - band, r["target_p50"] + band, color=c, alpha=0.12)
+            if r["recovery_s"] is not None:
+                ax.axvline(r["recovery_s"], color=c, ls="--", lw=1)
+        ax.axvline(0, color="k", lw=1.2)
+        ax.set_title(f"into {f['phase']} ({f['mode'] or 'deploy'})")
+        ax.set_xlabel("seconds after the flip")
+        ax.set_ylabel("executor_ms")
+        ax.legend(fontsize=7)
+    fig.suptitle("recovery after each flip (band: target p50 +- tolerance; dashed: recovered)")
+    return _save(fig, path)
+
+
+def make_plots(a, plots_dir: Path) -> dict[str, Path]:
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    out["latency_over_time"] = latency_over_time(a, plots_dir / "latency_over_time.svg")
+    out["cdf"] = cdfs(a, plots_dir / "cdf.svg")
+    out["stages"] = stages(a, plots_dir / "stages.svg")
+    p = recovery(a, plots_dir / "recovery.svg")
+    if p:
+        out["recovery"] = p
+    p = safety(a, plots_dir / "safety.svg")
+    if p:
+        out["safety"] = p
+    return out

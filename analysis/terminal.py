@@ -1,0 +1,88 @@
+"""The terminal view of a summary (rich tables): latency per phase and flow, the comparisons,
+the checks with PASS/FAIL, the findings and the verdict."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _ci(q: dict | None) -> str:
+    if not q or q.get("value") is None:
+        return "-"
+    if q.get("ci_low") is None:
+        return f"{q['value']:.1f}"
+    return f"{q['value']:.1f} [{q['ci_low']:.1f}, {q['ci_high']:.1f}]"
+
+
+def latency_table(summary: dict, title: str = "executor_ms by phase and flow") -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("phase", "mode", "flow", "n", "mean", "p50 [95% CI]", "p95 [95% CI]", "p99"):
+        t.add_column(col, justify="right" if col not in ("phase", "mode", "flow") else "left")
+    for phase, flows in summary["phases"].items():
+        mode = summary["phase_info"][phase]["mode"] or "-"
+        for flow, metrics in flows.items():
+            m = metrics.get("executor_ms")
+            if not m:
+                continue
+            t.add_row(phase, mode, flow, str(m["count"]), f"{m['mean']:.1f}", _ci(m["p50"]),
+                      _ci(m["p95"]), f"{m['p99']['value']:.1f}")
+    return t
+
+
+def comparison_table(summary: dict) -> Table:
+    t = Table(title="shifts vs the reference (executor_ms; Hodges-Lehmann, Mann-Whitney, TOST)",
+              title_justify="left")
+    for col in ("comparison", "flow", "p50 ref -> phase", "HL shift [95% CI]", "shift %",
+                "MWU p", "equivalent (margin)"):
+        t.add_column(col)
+    for c in summary["comparisons"]:
+        for flow, res in c["flows"].items():
+            r = res["executor_ms"]
+            if not r.get("usable"):
+                continue
+            s = r["shift_ms"]
+            eq = r.get("equivalence") or {}
+            mw = r.get("mann_whitney") or {}
+            t.add_row(
+                c["name"], flow, f"{r['ref_p50']:.1f} -> {r['p50']:.1f}",
+                f"{s['value']:+.1f} [{s['ci_low']:+.1f}, {s['ci_high']:+.1f}]",
+                f"{r['shift_pct']['value']:+.1f}%" if r["shift_pct"]["value"] is not None else "-",
+                f"{mw.get('p', float('nan')):.2g}",
+                (("yes" if eq.get("equivalent") else "no") + f" (+-{eq.get('margin_pct', 0):g}%)")
+                if eq else "-")
+    return t
+
+
+def checks_table(summary: dict) -> Table:
+    t = Table(title="checks", title_justify="left")
+    t.add_column("")
+    t.add_column("check")
+    t.add_column("observed")
+    t.add_column("expected")
+    for c in summary["checks"]:
+        mark = "[bold green]PASS[/]" if c["passed"] else "[bold red]FAIL[/]"
+        t.add_row(mark, c["name"], str(c["observed"]), str(c["expected"]))
+    return t
+
+
+def print_summary(summary: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(latency_table(summary))
+    if summary["comparisons"]:
+        console.print(comparison_table(summary))
+    for f in summary["flips"]:
+        parts = []
+        for flow, r in f["flows"].items():
+            rs = r["recovery_s"]
+            parts.append(f"{flow} {'never' if rs is None else f'{rs:.1f} s'}")
+        lag = f", applied after {f['apply_lag_s']:.2f} s" if f.get("apply_lag_s") is not None else ""
+        console.print(f"flip into [bold]{f['phase']}[/] ({f['mode'] or 'deploy'}{lag}): "
+                      f"recovery {', '.join(parts) or 'n/a'}")
+    console.print(checks_table(summary))
+    for f in summary["findings"]:
+        console.print(f"[yellow]finding[/] {f['name']}: {f['observed']} ({f['note']})")
+    ok = summary["verdict"] == "pass"
+    failed = sum(1 for c in summary["checks"] if not c["passed"])
+    console.print(f"verdict: {'[bold green]PASS' if ok else '[bold red]FAIL'}[/] "
+                  f"({len(summary['checks']) - failed}/{len(summary['checks'])} checks passed)")
