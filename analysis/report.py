@@ -117,7 +117,7 @@ def render(a, plots: dict[str, Path], *, title: str) -> str:
                         f"{mw.get('p', float('nan')):.3g}",
                         (f"{'yes' if eq.get('equivalent') else 'no'} (&plusmn;{eq['margin_pct']:g}%,"
                          f" p={eq['p']:.3g})") if eq else "-"))
-        out.append(_table(["comparison", "flow", "metric", "p50 ref &rarr; phase",
+        out.append(_table(["comparison", "flow", "metric", "p50 ref → phase",
                            "HL shift ms [95% CI]", "shift %", "Mann-Whitney p", "equivalent (TOST)"],
                           rows, num_cols=(4, 5, 6)))
 
