@@ -80,6 +80,13 @@ class AdminClient:
         self._check(resp, "PUT /admin/provider")
         return resp.json()
 
+    def account_exists(self, user_type: str, user_id: int) -> bool:
+        resp = self.http.get(f"/api/accounts/{user_type}/{user_id}")
+        if resp.status_code in (404, 422):
+            return False
+        self._check(resp, f"GET /api/accounts/{user_type}/{user_id}")
+        return True
+
     def ledger(self) -> dict[str, Any]:
         resp = self.http.get("/admin/ledger", headers=self.headers)
         self._check(resp, "GET /admin/ledger")

@@ -69,7 +69,7 @@ def register(subparsers) -> None:
     demo.add_argument("--runs-dir", default="runs")
     demo.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
     demo.add_argument("--users", type=int, default=None,
-                      help="seeded accounts per type (default 200, 100 with --quick)")
+                      help="seeded accounts per type (default: the experiment's population)")
     demo.add_argument("--orders-per-user", type=int, default=5)
     demo.add_argument("--profile", default=None,
                       help="latency profile (default: the experiment's, i.e. seed)")

@@ -53,12 +53,13 @@ def demo(args) -> int:
     console = Console()
     quick = bool(args.quick)
     scale = args.duration_scale if args.duration_scale is not None else (0.25 if quick else 1.0)
-    users = args.users if args.users is not None else (100 if quick else 200)
     try:
         experiment = specs.load(args.experiment, duration_scale=scale)
     except specs.SpecError as exc:
-        console.print(f"[red]experiment error:[/red] {exc}", highlight=False)
+        print(f"experiment error: {exc}", file=sys.stderr)
         return 2
+    pop = experiment.load["population"]
+    users = max(args.users or 0, int(pop["first"]) + int(pop["users"]) - 1)
     profile = args.profile or experiment.data.get("profile", "seed")
     run_dir = Path(args.runs_dir) / f"{utc_stamp(time.time())}-{experiment.name}"
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -112,15 +113,17 @@ def demo(args) -> int:
         runner = subprocess.Popen(
             [*exe, "run", args.experiment, "--target", url, "--run-dir", str(run_dir),
              "--duration-scale", str(scale), "--no-table"],
-            env=run_env,
+            env=run_env, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches only us; we forward exactly one SIGINT
         )
         try:
             run_status = runner.wait()
         except KeyboardInterrupt:
-            # The runner got the same Ctrl-C (same terminal group): let it close the run dir.
-            console.print("interrupted: waiting for the runner to write what it has ...")
+            console.print("interrupted: the runner is writing what it has recorded ...")
+            if runner.poll() is None:
+                runner.send_signal(signal.SIGINT)
             try:
-                runner.wait(timeout=30)
+                runner.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 stop_process(runner, timeout=5)
             return 130

@@ -78,7 +78,7 @@ def run(args) -> int:
     try:
         experiment = specs.load(args.experiment, duration_scale=args.duration_scale)
     except specs.SpecError as exc:
-        console.print(f"[red]experiment error:[/red] {exc}", highlight=False)
+        print(f"experiment error: {exc}", file=sys.stderr)
         return 2
     target = args.target.rstrip("/")
     token = args.admin_token or os.environ.get("EXECBENCH_ADMIN_TOKEN")
@@ -92,6 +92,16 @@ def run(args) -> int:
             if needs_admin or current != experiment.phases[0].mode:
                 console.print("[red]error:[/red] the experiment changes the flag or the provider; "
                               "give the admin token (--admin-token or EXECBENCH_ADMIN_TOKEN)")
+                return 2
+        pop = experiment.load["population"]
+        last = int(pop["first"]) + int(pop["users"]) - 1
+        for user_type in ("live", "demo"):
+            if not admin.account_exists(user_type, last):
+                console.print(
+                    f"[red]error:[/red] {experiment.source}: load.population covers user ids "
+                    f"{pop['first']}..{last}, but the service has no {user_type} account {last}: "
+                    f"seed it with `execbench seed --users {last}` or lower load.population.users",
+                    highlight=False)
                 return 2
     except AdminError as exc:
         console.print(f"[red]target error:[/red] {exc}", highlight=False)
@@ -154,6 +164,7 @@ def run(args) -> int:
                 metrics.users.set(runner.user_count)
                 view.update()
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the finish must not be cut short
         interrupted = True
         console.print("interrupted: stopping the load and writing what was recorded")
     except Exception as exc:  # noqa: BLE001 - the run directory must still be closed
