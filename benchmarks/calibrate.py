@@ -27,7 +27,7 @@ async def measure(profile: str, orders: int) -> dict[tuple[str, str], list[float
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'calibrate.db'}"
         engine = make_engine(url)
-        await seed_database(engine, users=orders, orders_per_user=10, price_seed=1)
+        await seed_database(engine, users=orders, orders_per_user=10, price_seed=Settings().price_seed)
         await engine.dispose()
         settings = Settings(database_url=url, profile=profile, admin_token="calibrate")
         app = create_app(settings, registry=CollectorRegistry(), run_workers=False)

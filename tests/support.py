@@ -143,8 +143,8 @@ def start_service(
     args = [*exe, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if not workers:
         args.append("--no-workers")
-    log = open(log_path, "ab")
-    process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -48,6 +48,7 @@ def test_the_stack_has_every_part(resolved):
         assert name in services, name
     assert "--master" in services["locust-master"]["command"]
     assert "--worker" in services["locust-worker"]["command"]
+    assert "--metrics-port=9646" in services["locust-master"]["command"]
     assert "ports" not in services["locust-worker"], "workers must scale: no fixed host port"
     assert "container_name" not in services["locust-worker"]
 
@@ -87,6 +88,7 @@ def test_executors_sit_behind_the_load_balancer(resolved):
 
 
 def test_every_mounted_file_exists(resolved):
+    ignored = (ROOT / ".gitignore").read_text().split()
     mounts = 0
     for name, service in resolved["services"].items():
         build = service.get("build")
@@ -94,12 +96,16 @@ def test_every_mounted_file_exists(resolved):
             context = Path(build["context"])
             assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
         for volume in service.get("volumes", []):
-            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            source, _target, mode = (volume.split(":") + ["rw"])[:3]
             if not source.startswith(("/", ".")):
                 assert source in resolved.get("volumes", {}), f"{name}: unknown volume {source}"
                 continue
-            assert Path(source).exists(), f"{name}: mounts {source}, which does not exist"
-            mounts += 1
+            if mode == "ro":  # configuration the container reads: must be in the repository
+                assert Path(source).exists(), f"{name}: mounts {source}, which does not exist"
+                mounts += 1
+            else:  # an output folder (run directories): created on demand, never committed
+                relative = Path(source).relative_to(ROOT).as_posix()
+                assert f"{relative}/" in ignored, f"{name}: writes to {relative}, not gitignored"
     assert mounts >= 5
 
 

@@ -66,7 +66,9 @@ class Harness:
 async def seed(url: str, users: int = 5, orders_per_user: int = 3) -> None:
     engine = make_engine(url)
     try:
-        await seed_database(engine, users=users, orders_per_user=orders_per_user, price_seed=1)
+        # The same price walk the app will use: seeded positions open at the app's prices.
+        price_seed = Settings.model_fields["price_seed"].default
+        await seed_database(engine, users=users, orders_per_user=orders_per_user, price_seed=price_seed)
     finally:
         await engine.dispose()
 

@@ -1,0 +1,67 @@
+"""Ten concurrent provider orders from one user who can afford three.
+
+`off` and `skip_reserve` must accept at most three and record no over-commit; `skip`
+lets more through, and the tool must show it: in the ledger and in the metric.
+"""
+
+import anyio
+import pytest
+
+from service.margin import order_margin_usd
+from service.prices import PriceFeed
+from tests.service.conftest import add_account, serving
+
+pytestmark = pytest.mark.anyio
+BALANCE = 10_000.0
+
+
+def volume_for_a_third(price_seed: int) -> float:
+    prices = PriceFeed(price_seed).snapshot()
+    per_lot = order_margin_usd("EURUSD", 1.0, 100.0, prices)
+    return round(BALANCE / 3.5 / per_lot, 2)  # 3 fit (86 % of equity), 4 do not (114 %)
+
+
+async def burst(svc, volume: float, n: int = 10) -> list[int]:
+    statuses = []
+
+    async def send(i):
+        response = await svc.order(user_id=500, volume=volume, side="buy")
+        statuses.append(response.status_code)
+
+    async with anyio.create_task_group() as group:
+        for i in range(n):
+            group.start_soon(send, i)
+    return statuses
+
+
+@pytest.mark.parametrize("mode", ["off", "skip_reserve"])
+async def test_safe_modes_accept_at_most_what_the_margin_allows(database_url, mode):
+    async with serving(database_url, mode=mode, run_workers=True) as svc:
+        await add_account(database_url, "live", 500, BALANCE)
+        statuses = await burst(svc, volume_for_a_third(svc.services.settings.price_seed))
+        assert statuses.count(200) <= 3 and statuses.count(200) >= 1
+        assert statuses.count(409) == 10 - statuses.count(200)
+        ledger = await svc.drain()
+        assert ledger["orders_nonterminal"] == 0
+        assert ledger["overcommits"][mode] == 0
+        assert svc.sample("executor_margin_overcommit_total", {"mode": mode}) == 0
+        assert ledger["reserved_vs_open_residual_usd"] == 0
+        account = (await svc.client.get("/api/accounts/live/500")).json()
+        assert account["used_margin"] <= account["equity"]
+
+
+async def test_skip_over_commits_and_the_tool_shows_it(database_url):
+    async with serving(database_url, mode="skip", run_workers=True) as svc:
+        await add_account(database_url, "live", 500, BALANCE)
+        statuses = await burst(svc, volume_for_a_third(svc.services.settings.price_seed))
+        accepted = statuses.count(200)
+        assert accepted > 3, statuses
+        ledger = await svc.drain()
+        assert ledger["orders_nonterminal"] == 0
+        assert ledger["overcommits"]["skip"] == accepted - 3
+        assert ledger["by_mode"]["skip"]["max_overcommit_usd"] > 0
+        assert svc.sample("executor_margin_overcommit_total", {"mode": "skip"}) == accepted - 3
+        assert svc.sample("executor_margin_overcommit_usd_count", {"mode": "skip"}) == accepted - 3
+        account = (await svc.client.get("/api/accounts/live/500")).json()
+        assert account["used_margin"] > account["equity"]
+        assert ledger["reserved_vs_open_residual_usd"] == 0
