@@ -24,7 +24,7 @@ def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
     from rich.table import Table
 
     margin = a.settings.compare_margin_pct
-    phases = [p for p in a.phase_names() if p in b.phase_names()]
+    phases = [p for p in a.unit_names() if p in b.unit_names()]
     result = {"run_a": a.source, "run_b": b.source, "margin_pct": margin,
               "generated_at": iso(datetime.now(timezone.utc).timestamp()), "phases": {},
               "checks": [], "verdict": None}

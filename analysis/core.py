@@ -73,34 +73,75 @@ class Analysis:
     def phase_names(self, analysed_only: bool = True) -> list[str]:
         return [w.name for w in self.attribution.windows if w.analysed or not analysed_only]
 
-    def window(self, name: str) -> PhaseWindow | None:
-        return next((w for w in self.attribution.windows if w.name == name), None)
+    def units(self) -> dict[str, list[int]]:
+        """Analysed phases grouped by their `group` (a phase alone is its own group), in order
+        of first appearance: the things compared with each other."""
+        out: dict[str, list[int]] = {}
+        for i, w in enumerate(self.attribution.windows):
+            if w.analysed:
+                out.setdefault(w.unit, []).append(i)
+        return out
 
-    def mask(self, phase: str, flow: str, *, success: bool = True) -> np.ndarray:
-        k = [w.name for w in self.attribution.windows].index(phase)
+    def unit_names(self) -> list[str]:
+        return list(self.units())
+
+    def pooled_groups(self) -> dict[str, list[str]]:
+        """Groups of more than one phase (their pooled statistics are reported too)."""
+        ws = self.attribution.windows
+        return {u: [ws[i].name for i in idx] for u, idx in self.units().items()
+                if len(idx) > 1 or ws[idx[0]].name != u}
+
+    def indices(self, name: str) -> list[int]:
+        names = [w.name for w in self.attribution.windows]
+        if name in names:
+            return [names.index(name)]
+        units = self.units()
+        if name in units:
+            return units[name]
+        raise KeyError(name)
+
+    def window(self, name: str) -> PhaseWindow | None:
+        ws = self.attribution.windows
+        try:
+            return ws[self.indices(name)[0]]
+        except KeyError:
+            return None
+
+    def mode_of(self, name: str) -> str | None:
+        modes = {self.attribution.windows[i].mode for i in self.indices(name)}
+        return modes.pop() if len(modes) == 1 else None
+
+    def mask(self, name: str, flow: str, *, success: bool = True) -> np.ndarray:
         t = self.timings
-        m = self.attribution.kept & (self.attribution.phase_index == k)
+        m = self.attribution.kept & np.isin(self.attribution.phase_index, self.indices(name))
         m &= t.cats["flow"] == t.code("flow", flow)
         if success:
             m &= t.cats["status"] == t.code("status", "success")
         return m
 
-    def values(self, phase: str, flow: str, metric: str = "executor_ms") -> np.ndarray:
-        v = self.timings.floats[metric][self.mask(phase, flow)]
+    def values(self, name: str, flow: str, metric: str = "executor_ms") -> np.ndarray:
+        if metric in ("latency_ms", "latency_from_intended_ms"):
+            return client_values(self, name, flow, metric)
+        v = self.timings.floats[metric][self.mask(name, flow)]
         return v[~np.isnan(v)]
 
     def roles(self) -> dict:
-        ws = [w for w in self.attribution.windows if w.analysed]
-        base = next((w for w in ws if w.mode == "off"), ws[0] if ws else None)
-        opt = [w for w in ws if w.mode in ("skip", "skip_reserve") and w is not base]
+        ws = self.attribution.windows
+        units = self.units()
+        first = {u: ws[idx[0]] for u, idx in units.items()}
+        names = list(units)
+        base = next((u for u in names if self.mode_of(u) == "off"), names[0] if names else None)
+        opt = [u for u in names if self.mode_of(u) in ("skip", "skip_reserve") and u != base]
         rollback = None
         if opt:
-            after = [w for w in ws if w.mode == "off" and w.start > opt[0].start]
+            after = [u for u in names if self.mode_of(u) == "off"
+                     and first[u].start > first[opt[0]].start]
             rollback = after[-1] if after else None
         if self.kind == "log":
-            opt = [w for w in ws if w.name == "after"]
-        return {"baseline": base.name if base else None, "optimized": [w.name for w in opt],
-                "rollback": rollback.name if rollback else None}
+            opt = [u for u in names if u == "after"]
+        rates = {w.rate for w in ws if w.analysed}
+        return {"baseline": base, "optimized": opt, "rollback": rollback,
+                "steady_load": len(rates) <= 1}
 
 
 def phase_statistics(a: Analysis) -> tuple[dict, dict]:
@@ -125,21 +166,42 @@ def phase_statistics(a: Analysis) -> tuple[dict, dict]:
             "status": per_flow_status,
             "throughput_rps": (c["kept"] / dur) if w.analysed and dur > 0 else None,
         }
-        if not w.analysed:
-            continue
-        phases[w.name] = {}
-        for flow in FLOWS:
-            m = a.mask(w.name, flow)
-            if not m.any():
-                continue
-            per_metric = {}
-            for metric in METRICS:
-                d = stats.describe(t.floats[metric][m], a.source, w.name, flow, metric,
-                                   b=a.settings.bootstrap_replicates)
-                if d is not None:
-                    per_metric[metric] = d
-            phases[w.name][flow] = per_metric
+        info[w.name]["group"] = w.group
+        if w.analysed:
+            phases[w.name] = _unit_stats(a, w.name)
+    for group, members in a.pooled_groups().items():
+        if group in phases:
+            continue  # a group named like one of the phases: the phase wins
+        phases[group] = _unit_stats(a, group)
+        ph = [info[m] for m in members]
+        info[group] = {
+            "mode": a.mode_of(group), "analysed": True, "pooled_from": members,
+            "start": ph[0]["start"], "end": ph[-1]["end"],
+            "duration_s": sum(x["duration_s"] for x in ph),
+            "records": sum(x["records"] for x in ph), "kept": sum(x["kept"] for x in ph),
+            "flip_window": 0, "without_mode": sum(x["without_mode"] for x in ph),
+            "status": {f: {k: sum(x["status"][f].get(k, 0) for x in ph)
+                           for k in status_levels} for f in FLOWS},
+            "throughput_rps": None, "group": group,
+        }
     return phases, info
+
+
+def _unit_stats(a: Analysis, name: str) -> dict:
+    t = a.timings
+    out = {}
+    for flow in FLOWS:
+        m = a.mask(name, flow)
+        if not m.any():
+            continue
+        per_metric = {}
+        for metric in METRICS:
+            d = stats.describe(t.floats[metric][m], a.source, name, flow, metric,
+                               b=a.settings.bootstrap_replicates)
+            if d is not None:
+                per_metric[metric] = d
+        out[flow] = per_metric
+    return out
 
 
 def client_statistics(a: Analysis) -> dict:
@@ -148,8 +210,9 @@ def client_statistics(a: Analysis) -> dict:
         return {}
     out: dict = {}
     ok = r.cats["outcome"] == r.code("outcome", "ok")
-    for phase in a.phase_names():
-        pm = r.cats["phase"] == r.code("phase", phase)
+    names = a.phase_names() + [g for g in a.pooled_groups() if g not in a.phase_names()]
+    for phase in names:
+        pm = _client_phase_mask(a, phase)
         if not pm.any():
             continue
         entry: dict = {"outcomes": {o: int((pm & (r.cats["outcome"] == i)).sum())
@@ -168,13 +231,19 @@ def client_statistics(a: Analysis) -> dict:
     return out
 
 
-def client_values(a: Analysis, phase: str, flow: str) -> np.ndarray:
+def _client_phase_mask(a: Analysis, name: str) -> np.ndarray:
+    r = a.requests
+    members = [a.attribution.windows[i].name for i in a.indices(name)]
+    return np.isin(r.cats["phase"], [r.code("phase", m) for m in members])
+
+
+def client_values(a: Analysis, phase: str, flow: str, metric: str = "latency_ms") -> np.ndarray:
     r = a.requests
     if r is None:
         return np.empty(0)
-    m = (r.cats["phase"] == r.code("phase", phase)) & (r.cats["flow"] == r.code("flow", flow))
+    m = _client_phase_mask(a, phase) & (r.cats["flow"] == r.code("flow", flow))
     m &= r.cats["outcome"] == r.code("outcome", "ok")
-    v = r.floats["latency_ms"][m]
+    v = r.floats[metric][m]
     return v[~np.isnan(v)]
 
 
@@ -183,7 +252,7 @@ def comparisons(a: Analysis, roles: dict) -> list[dict]:
     out = []
     if base is None:
         return out
-    for name in a.phase_names():
+    for name in a.unit_names():
         if name == base:
             continue
         margin = a.settings.rollback_margin_pct

@@ -132,7 +132,7 @@ REQUESTS = Schema(
 )
 TIMELINE = Schema(
     times=("ts",),
-    cats=("event", "phase", "mode"),
+    cats=("event", "phase", "mode", "group"),
     required_cats=("event",),
     required_times=("ts",),
 )
@@ -552,8 +552,9 @@ def read_timeline(path: Path) -> tuple[list[dict], Malformed]:
     """The timeline is small: plain dicts, sorted by time; malformed lines skipped and counted."""
     t = read_jsonl(path, TIMELINE, workers=1)
     events = []
-    ev, ph, md = t.values("event"), t.values("phase"), t.values("mode")
+    ev, ph, md, gr = t.values("event"), t.values("phase"), t.values("mode"), t.values("group")
     for i in range(t.n):
-        events.append({"ts": float(t.times["ts"][i]), "event": ev[i], "phase": ph[i], "mode": md[i]})
+        events.append({"ts": float(t.times["ts"][i]), "event": ev[i], "phase": ph[i],
+                       "mode": md[i], "group": gr[i]})
     events.sort(key=lambda e: e["ts"])
     return events, t.malformed

@@ -29,6 +29,12 @@ class PhaseWindow:
     flip_requested: float | None = None
     flip_applied: float | None = None
     source: str = "timeline"
+    group: str | None = None
+    rate: float | None = None
+
+    @property
+    def unit(self) -> str:
+        return self.group or self.name
 
     @property
     def duration_s(self) -> float:
@@ -52,6 +58,7 @@ def windows_from_timeline(spec: Spec | None, events: list[dict], first_ts: float
     starts: dict[str, float] = {}
     ends: dict[str, float] = {}
     modes: dict[str, str | None] = {}
+    groups: dict[str, str | None] = {}
     flips_req: dict[str, float] = {}
     flips_app: dict[str, float] = {}
     order: list[str] = []
@@ -64,6 +71,7 @@ def windows_from_timeline(spec: Spec | None, events: list[dict], first_ts: float
         if ev == "phase_start":
             starts.setdefault(ph, e["ts"])
             modes.setdefault(ph, e.get("mode"))
+            groups.setdefault(ph, e.get("group"))
             if ph not in order:
                 order.append(ph)
         elif ev == "phase_end":
@@ -89,8 +97,12 @@ def windows_from_timeline(spec: Spec | None, events: list[dict], first_ts: float
             analysed = sp.analysed if sp else name.lower() not in ("warmup", "warm-up")
             if sp is None and spec is not None:
                 notes.append(f"phase {name!r} is in the timeline but not in the spec")
-            windows.append(PhaseWindow(name, mode, analysed, start, end,
-                                       flips_req.get(name), flips_app.get(name)))
+            group = (sp.group if sp else None) or groups.get(name) or name
+            # a flip into the first phase only sets the starting mode: not a flip to judge
+            fr = flips_req.get(name) if i > 0 else None
+            fa = flips_app.get(name) if i > 0 else None
+            windows.append(PhaseWindow(name, mode, analysed, start, end, fr, fa,
+                                       group=group, rate=sp.rate if sp else None))
         missing = [p.name for p in (spec.phases if spec else []) if p.name not in starts]
         if missing:
             notes.append(f"phases in the spec that never started: {', '.join(missing)}")
@@ -101,7 +113,8 @@ def windows_from_timeline(spec: Spec | None, events: list[dict], first_ts: float
         for p in spec.phases:
             dur = p.duration_s if p.duration_s is not None else math.inf
             end = t + dur if math.isfinite(dur) else last_ts + 1e-6
-            windows.append(PhaseWindow(p.name, p.mode, p.analysed, t, end, source="spec"))
+            windows.append(PhaseWindow(p.name, p.mode, p.analysed, t, end, source="spec",
+                                       group=p.group, rate=p.rate))
             t = end
     windows.sort(key=lambda w: w.start)
     # a flip is the change of mode into a phase; without flip events, its phase start

@@ -106,7 +106,7 @@ def latency_over_time(a, path: Path) -> Path:
 
 def cdfs(a, path: Path) -> Path:
     plt = _plt()
-    phases = a.phase_names()
+    phases = a.unit_names()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), squeeze=False)
     probs = np.linspace(0, 1, 801)
     for ax, flow in zip(axes[0], ("provider", "local")):
@@ -115,9 +115,8 @@ def cdfs(a, path: Path) -> Path:
             if len(v) == 0:
                 continue
             q = np.quantile(v, probs)
-            w = a.window(ph)
             ax.plot(q, probs, color=PHASE_CYCLE[i % len(PHASE_CYCLE)], lw=1.5,
-                    label=f"{ph} ({w.mode or '-'}), n={len(v)}")
+                    label=f"{ph} ({a.mode_of(ph) or '-'}), n={len(v)}")
         ax.set_title(f"{flow} flow: CDF of executor_ms")
         ax.set_xlabel("executor_ms")
         ax.set_ylabel("fraction of orders")
@@ -132,7 +131,7 @@ def stages(a, path: Path) -> Path:
 
     plt = _plt()
     rows = []
-    for ph in a.phase_names():
+    for ph in a.unit_names():
         for flow in ("provider", "local"):
             m = a.mask(ph, flow)
             if not m.any():
@@ -143,7 +142,7 @@ def stages(a, path: Path) -> Path:
                 v = v[~np.isnan(v)]
                 means.append(float(v.mean()) if len(v) else 0.0)
             ex = float(a.timings.floats["executor_ms"][m].mean())
-            rows.append((f"{ph} ({a.window(ph).mode or '-'}) / {flow}", means, ex))
+            rows.append((f"{ph} ({a.mode_of(ph) or '-'}) / {flow}", means, ex))
     fig, ax = plt.subplots(figsize=(11, 0.45 * max(len(rows), 2) + 1.4))
     cmap = plt.get_cmap("tab10")
     labels = [r[0] for r in rows]

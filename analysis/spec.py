@@ -26,6 +26,8 @@ class Phase:
     mode: str | None
     duration_s: float | None
     analysed: bool
+    group: str | None = None
+    rate: float | None = None
 
 
 @dataclass
@@ -86,7 +88,9 @@ def spec_from_dict(raw: dict, fallback_name: str = "experiment") -> Spec:
         analysed = _first(p, "analyse", "analysed", "analyze", "analyzed")
         if analysed is None:
             analysed = pname.lower() not in ("warmup", "warm-up", "warm_up", "cooldown")
-        phases.append(Phase(pname, mode, dur, bool(analysed)))
+        group = p.get("group") if isinstance(p.get("group"), str) else None
+        rate = p.get("rate") if isinstance(p.get("rate"), (int, float)) else None
+        phases.append(Phase(pname, mode, dur, bool(analysed), group or pname, rate))
     names = [p.name for p in phases]
     if len(set(names)) != len(names):
         raise SpecError(f"phase names repeat: {names}")
