@@ -10,6 +10,7 @@ import os
 import sys
 
 TOKEN_ENV = "GRAFANA_TOKEN"
+URL_ENV = "GRAFANA_URL"
 
 
 def register(subparsers) -> None:
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
     build.set_defaults(handler=_build)
 
     push = sub.add_parser("push", help="upload the dashboards to an existing Grafana")
-    push.add_argument("--grafana-url", required=True, help="e.g. http://localhost:3000")
+    _grafana_url(push)
     push.add_argument("--folder-uid", default=None,
                       help="folder to save them in (created when missing); default: General")
     push.add_argument("--token-env", default=TOKEN_ENV,
@@ -33,10 +34,16 @@ def register(subparsers) -> None:
     annotate = subparsers.add_parser(
         "annotate", help="post a run's phases and flag flips to Grafana as annotations")
     annotate.add_argument("run_dir", metavar="RUN_DIR", help="runs/<stamp>-<experiment>/")
-    annotate.add_argument("--grafana-url", required=True, help="e.g. http://localhost:3000")
+    _grafana_url(annotate)
     annotate.add_argument("--token-env", default=TOKEN_ENV,
                           help=f"environment variable holding the API token (default {TOKEN_ENV})")
     annotate.set_defaults(handler=_annotate)
+
+
+def _grafana_url(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get(URL_ENV)
+    parser.add_argument("--grafana-url", default=default, required=default is None,
+                        help=f"e.g. http://localhost:3000 (default: ${URL_ENV})")
 
 
 def _build(args: argparse.Namespace) -> int:

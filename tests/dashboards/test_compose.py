@@ -48,7 +48,8 @@ def test_the_stack_has_every_part(resolved):
         assert name in services, name
     assert "--master" in services["locust-master"]["command"]
     assert "--worker" in services["locust-worker"]["command"]
-    assert "--metrics-port=9646" in services["locust-master"]["command"]
+    assert "loadtests/locustfile.py" in services["locust-worker"]["command"]
+    assert "8089" in str(services["locust-master"]["ports"]), "the web UI must be reachable"
     assert "ports" not in services["locust-worker"], "workers must scale: no fixed host port"
     assert "container_name" not in services["locust-worker"]
 
@@ -81,7 +82,7 @@ def test_executors_sit_behind_the_load_balancer(resolved):
     prometheus = yaml.safe_load((ROOT / "dashboards" / "prometheus" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
     assert jobs["executor"]["static_configs"][0]["targets"] == ["executor-1:8000", "executor-2:8000"]
-    assert jobs["locust"]["static_configs"][0]["targets"][0].startswith("locust-master:")
+    assert jobs["locust"]["static_configs"][0]["targets"] == ["locust-master:8089"]
     assert jobs["worker"]["dns_sd_configs"][0]["names"] == ["worker"]
     worker_port = str(jobs["worker"]["dns_sd_configs"][0]["port"])
     assert worker_port in resolved["services"]["worker"]["command"]
