@@ -1,0 +1,282 @@
+"""Run directories, production logs and comparisons end to end: summary shape, checks, exit
+status (0 pass, 1 a check failed, 2 unusable input), through the console script's parser."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from rich.console import Console
+
+from analysis.api import analyze_log, analyze_run, compare_runs
+from analysis.synthetic import PhaseSpec, RunSpec, iso, write_log, write_run
+from execbench.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def quiet() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def summary_of(run: Path) -> dict:
+    return orjson.loads((run / "summary.json").read_bytes())
+
+
+def check(summary: dict, fragment: str) -> dict:
+    hits = [c for c in summary["checks"] if fragment in c["name"]]
+    assert hits, f"no check named like {fragment!r}: {[c['name'] for c in summary['checks']]}"
+    return hits[0]
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory) -> Path:
+    run = write_run(tmp_path_factory.mktemp("runs") / "good", RunSpec(records=12000, seed=21))
+    assert analyze_run(run, console=quiet()) == 0
+    return run
+
+
+def test_summary_has_the_design_shape(good_run):
+    s = summary_of(good_run)
+    assert s["verdict"] == "pass"
+    for c in s["checks"]:
+        assert {"name", "passed", "observed", "expected"} <= set(c)
+    for phase in ("baseline", "optimized", "rollback"):
+        for flow in ("provider", "local"):
+            m = s["phases"][phase][flow]
+            assert set(m) >= {"executor_ms", "config_fetch_ms", "persist_ms"}
+            e = m["executor_ms"]
+            assert e["count"] > 1000 and e["mean"] > 0
+            for q in ("p50", "p90", "p95", "p99"):
+                assert e[q]["ci_low"] <= e[q]["value"] <= e[q]["ci_high"]
+    assert "warmup" not in s["phases"]  # analyse = false
+    comp = {c["name"]: c for c in s["comparisons"]}
+    opt = comp["baseline->optimized"]["flows"]["provider"]["executor_ms"]
+    assert opt["shift_ms"]["ci_high"] < -120 and opt["mann_whitney"]["p"] < 1e-6
+    rb = comp["baseline->rollback"]["flows"]["provider"]["executor_ms"]
+    assert rb["equivalence"]["equivalent"]
+    assert s["safety"]["overcommits"]["skip"] == 7
+    assert s["rollback"]["recovery_s"] is not None and s["rollback"]["recovery_s"] < 5
+    assert s["phase_info"]["optimized"]["flip_window"] > 0  # old-mode records left out
+    assert any("over-commits under skip" in f["name"] for f in s["findings"])
+    assert (good_run / "report.html").stat().st_size > 10_000
+    assert {p.name for p in (good_run / "plots").iterdir()} >= {
+        "latency_over_time.svg", "cdf.svg", "stages.svg", "safety.svg", "recovery.svg"}
+
+
+def test_report_is_self_contained(good_run):
+    html = (good_run / "report.html").read_text()
+    assert "http://" not in html.replace("http://www.w3.org", "")
+    assert "https://" not in html and "<script" not in html
+    assert html.count("data:image/svg+xml;base64,") >= 5
+
+
+def test_a_rollback_that_does_not_recover_fails(tmp_path):
+    run = write_run(tmp_path / "r", RunSpec(records=12000, seed=22, slowdown={"rollback": 1.3}))
+    assert analyze_run(run, console=quiet()) == 1
+    s = summary_of(run)
+    assert s["verdict"] == "fail"
+    assert not check(s, "provider rollback equals baseline")["passed"]
+    assert check(s, "local rollback equals baseline")["passed"]
+
+
+def test_overcommit_in_skip_reserve_fails_and_in_skip_is_a_finding(tmp_path):
+    phases = (PhaseSpec("baseline", 30, "off"), PhaseSpec("reserve", 30, "skip_reserve"),
+              PhaseSpec("skip", 30, "skip"))
+    run = write_run(tmp_path / "r", RunSpec(records=6000, phases=phases,
+                                            overcommits={"off": 0, "skip": 3, "skip_reserve": 2}))
+    assert analyze_run(run, console=quiet()) == 1
+    s = summary_of(run)
+    assert not check(s, "0 over-commits in mode skip_reserve")["passed"]
+    assert check(s, "0 over-commits in mode off")["passed"]
+
+
+def test_errors_and_lost_orders_fail(tmp_path):
+    run = write_run(tmp_path / "r", RunSpec(records=6000, error_rate=0.01, orders_nonterminal=2))
+    assert analyze_run(run, console=quiet()) == 1
+    s = summary_of(run)
+    assert not check(s, "no errors")["passed"]
+    assert not check(s, "no orders lost")["passed"]
+
+
+def test_experiment_checks_of_the_loadtests_schema(tmp_path):
+    run = write_run(tmp_path / "r", RunSpec(records=8000, seed=3))
+    spec = (run / "experiment.toml").read_text()
+    spec += '''
+[[checks]]
+name = "p50 before"
+kind = "quantile_between"
+flow = "provider"
+metric = "executor_ms"
+phase = "baseline"
+q = 0.5
+low = 230
+high = 280
+
+[[checks]]
+name = "halved"
+kind = "reduction_at_least"
+flow = "provider"
+metric = "executor_ms"
+from = "baseline"
+to = "optimized"
+q = 0.5
+pct = 50
+
+[[checks]]
+name = "client p99 below a second"
+kind = "quantile_below"
+flow = "provider"
+metric = "latency_ms"
+phase = "optimized"
+q = 0.99
+max = 1000
+
+[[checks]]
+name = "local p95 equivalent"
+kind = "equivalent"
+flow = "local"
+metric = "executor_ms"
+phases = ["baseline", "optimized"]
+q = 0.95
+margin_pct = 10
+
+[[checks]]
+kind = "no_errors"
+
+[[checks]]
+kind = "overcommits"
+mode = "skip"
+max = 5
+
+[[checks]]
+kind = "no_orders_lost"
+
+[[checks]]
+name = "telepathy"
+kind = "mind_reading"
+'''
+    (run / "experiment.toml").write_text(spec)
+    assert analyze_run(run, console=quiet()) == 1
+    s = summary_of(run)
+    exp = {c["name"]: c for c in s["checks"] if c["source"] == "experiment"}
+    assert exp["p50 before"]["passed"] and exp["halved"]["passed"]
+    assert exp["client p99 below a second"]["passed"] and exp["local p95 equivalent"]["passed"]
+    assert exp["no_errors"]["passed"] and exp["no_orders_lost"]["passed"]
+    assert not exp["overcommits"]["passed"]  # 7 > 5
+    bad = exp["unsupported check: telepathy"]
+    assert not bad["passed"] and "mind_reading" in bad["observed"]
+
+
+def test_groups_are_pooled(tmp_path):
+    phases = tuple(PhaseSpec(f"{m}-{i}", 10, m) for i in range(1, 4) for m in ("off", "skip"))
+    run = write_run(tmp_path / "r", RunSpec(records=6000, phases=phases))
+    toml = (run / "experiment.toml").read_text()
+    for i in range(1, 4):
+        toml = toml.replace(f'name = "off-{i}"\n', f'name = "off-{i}"\ngroup = "baseline"\n')
+        toml = toml.replace(f'name = "skip-{i}"\n', f'name = "skip-{i}"\ngroup = "optimized"\n')
+    (run / "experiment.toml").write_text(toml)
+    assert analyze_run(run, console=quiet()) == 0
+    s = summary_of(run)
+    assert s["phase_info"]["baseline"]["pooled_from"] == ["off-1", "off-2", "off-3"]
+    n = sum(s["phases"][f"off-{i}"]["provider"]["executor_ms"]["count"] for i in range(1, 4))
+    assert s["phases"]["baseline"]["provider"]["executor_ms"]["count"] == n
+    assert [c["name"] for c in s["comparisons"]] == ["baseline->optimized"]
+
+
+@pytest.mark.parametrize("breakage", ["missing_dir", "no_timings", "all_malformed", "bad_toml"])
+def test_unusable_input_exits_2(tmp_path, breakage):
+    run = tmp_path / "r"
+    if breakage != "missing_dir":
+        write_run(run, RunSpec(records=200))
+    if breakage == "no_timings":
+        (run / "timings.jsonl").unlink()
+    elif breakage == "all_malformed":
+        (run / "timings.jsonl").write_text("garbage\n{\n")
+    elif breakage == "bad_toml":
+        (run / "experiment.toml").write_text("[[phases]\nname=")
+    assert analyze_run(run, console=quiet()) == 2
+    assert not (run / "summary.json").exists()
+
+
+def test_malformed_lines_are_reported_not_fatal(tmp_path):
+    run = write_run(tmp_path / "r", RunSpec(records=3000, malformed_lines=4))
+    assert analyze_run(run, console=quiet()) == 0
+    s = summary_of(run)
+    assert s["ingest"]["timings"]["malformed"]["count"] == 4
+    assert [x["line"] for x in s["ingest"]["timings"]["malformed"]["lines"]] == [
+        3001, 3002, 3003, 3004]
+    assert "line 3001" in (run / "report.html").read_text()
+
+
+def test_no_timeline_places_phases_from_the_spec(tmp_path):
+    run = write_run(tmp_path / "r", RunSpec(records=6000, flip_lag_s=0.0))
+    (run / "timeline.jsonl").unlink()
+    assert analyze_run(run, console=quiet()) == 0
+    s = summary_of(run)
+    assert any("spec's durations" in n for n in s["ingest"]["notes"])
+
+
+def test_analyze_log_seed_format(tmp_path):
+    split = 1_795_608_000.0
+    log = write_log(tmp_path / "prod.jsonl", records=8000, split=split, span_s=600)
+    out = tmp_path / "out"
+    assert analyze_log(log, iso(split), out_dir=out, console=quiet()) == 0
+    s = summary_of(out)
+    assert set(s["phases"]) == {"before", "after"}
+    assert s["verdict"] == "pass"
+    c = s["comparisons"][0]
+    assert c["name"] == "before->after"
+    assert c["flows"]["provider"]["executor_ms"]["shift_pct"]["value"] < -50
+    assert c["flows"]["local"]["executor_ms"]["equivalence"]["equivalent"]
+    assert (out / "report.html").exists()
+
+
+def test_analyze_log_without_an_improvement_fails(tmp_path):
+    split = 1_795_608_000.0
+    log = write_log(tmp_path / "prod.jsonl", records=4000, split=split, span_s=600,
+                    after_mode="off")
+    assert analyze_log(log, iso(split), out_dir=tmp_path / "o", console=quiet()) == 1
+
+
+@pytest.mark.parametrize("split", ["2020-01-01T00:00:00Z", "not a time"])
+def test_analyze_log_bad_split_is_unusable(tmp_path, split):
+    log = write_log(tmp_path / "prod.jsonl", records=500, split=1_795_608_000.0, span_s=600)
+    assert analyze_log(log, split, out_dir=tmp_path / "o", console=quiet()) == 2
+
+
+def test_compare_runs(tmp_path, good_run):
+    same = write_run(tmp_path / "same", RunSpec(records=12000, seed=23))
+    assert compare_runs(good_run, same, out_dir=tmp_path / "c1", console=quiet()) == 0
+    data = orjson.loads((tmp_path / "c1" / "compare.json").read_bytes())
+    assert data["verdict"] == "pass" and "optimized" in data["phases"]
+    slower = write_run(tmp_path / "slow", RunSpec(records=12000, seed=24,
+                                                  slowdown={"optimized": 1.25}))
+    assert compare_runs(good_run, slower, out_dir=tmp_path / "c2", console=quiet()) == 1
+    assert (tmp_path / "c2" / "compare.html").exists()
+    assert compare_runs(good_run, tmp_path / "nope", console=quiet()) == 2
+
+
+def test_cli_commands(tmp_path, capsys):
+    run = write_run(tmp_path / "r", RunSpec(records=3000))
+    assert main(["report", str(run)]) == 0
+    assert "verdict" in capsys.readouterr().out
+    log = write_log(tmp_path / "p.jsonl", records=2000, split=1_795_608_000.0, span_s=600)
+    assert main(["analyze-log", str(log), "--split-at", iso(1_795_608_000.0),
+                 "--out", str(tmp_path / "o")]) == 0
+    assert main(["compare", str(run), str(run), "--out", str(tmp_path / "c")]) == 0
+    assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_command_module_imports_nothing_heavy():
+    code = ("import sys, argparse; import analysis.commands as c; "
+            "p = argparse.ArgumentParser(); c.register(p.add_subparsers()); "
+            "heavy = [m for m in ('numpy', 'scipy', 'matplotlib', 'orjson', 'rich', 'locust') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         check=True)
+    assert out.stdout.strip() == "[]"
