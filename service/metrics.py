@@ -18,6 +18,7 @@ from prometheus_client import (
 )
 from prometheus_client.gc_collector import GCCollector
 
+from service.histogram import FastHistogram
 from service.profiles import STAGES
 from service.settings import MODES
 
@@ -42,10 +43,10 @@ class ExecutorMetrics:
             ProcessCollector(registry=registry)
             PlatformCollector(registry=registry)
             GCCollector(registry=registry)
-        self.duration = Histogram(
+        self.duration = FastHistogram(
             "executor_duration_seconds", "Executor time per order, end to end (executor_ms).",
             ["flow", "mode", "status"], buckets=LATENCY_BUCKETS, registry=registry)
-        self.stage_duration = Histogram(
+        self.stage_duration = FastHistogram(
             "executor_stage_duration_seconds", "Time per executor stage (the durations_ms keys).",
             ["stage", "flow", "mode"], buckets=LATENCY_BUCKETS, registry=registry)
         self.orders = Counter(
@@ -106,8 +107,9 @@ class ExecutorMetrics:
         self._duration[flow, mode, status].observe(durations_ms["executor_ms"] / 1000)
         if status != "success":
             return
+        stages = self._stages
         for stage in STAGES:
-            self._stages[stage, flow, mode].observe(durations_ms[stage] / 1000)
+            stages[stage, flow, mode].observe(durations_ms[stage] / 1000)
 
     def set_mode(self, mode: str) -> None:
         for candidate in MODES:

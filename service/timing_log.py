@@ -8,7 +8,7 @@ a clean shutdown loses no record.
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 from queue import SimpleQueue
 
@@ -17,8 +17,19 @@ import orjson
 _STOP = object()
 
 
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def iso_utc(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """ISO-8601 UTC with microseconds; the date-time prefix is formatted once per second."""
+    global _second_cache
+    second = int(epoch_s)
+    micros = int((epoch_s - second) * 1_000_000)
+    cached_second, prefix = _second_cache
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_cache = (second, prefix)
+    return f"{prefix}.{micros:06d}Z"
 
 
 class TimingLog:
