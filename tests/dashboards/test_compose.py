@@ -132,3 +132,52 @@ def test_grafana_provisioning_matches_the_mounts(resolved):
     assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
     home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home.startswith(path)
+
+
+def test_the_locust_master_serves_loadtest_metrics_where_prometheus_scrapes(tmp_path):
+    """The compose stack's Locust master (plain locustfile, web UI) is the `locust` scrape target:
+    its web port must answer /metrics with the loadtest_ metrics the dashboards query."""
+    import signal
+    import sys
+    import time
+
+    import httpx
+
+    from tests.support import free_port
+
+    command = yaml.safe_load((ROOT / "docker-compose.yml").read_text())[
+        "services"]["locust-master"]["command"]
+    assert "loadtests/locustfile.py" in command and "--web-port=8089" in command
+    port, master_port = free_port(), free_port()
+    log = tmp_path / "locust.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"),
+             "--master", "--master-bind-host=127.0.0.1", f"--master-bind-port={master_port}",
+             "--host=http://127.0.0.1:9", "--web-host=127.0.0.1", f"--web-port={port}"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.startswith("EXECBENCH_")})
+        try:
+            body = ""
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+                    if response.status_code == 200:
+                        body = response.text
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+    assert body, f"no /metrics on the Locust web port:\n{log.read_text()[-3000:]}"
+    for name in ("loadtest_users", "loadtest_late_sends_total", "loadtest_phase_index",
+                 "loadtest_request_duration_seconds"):
+        assert name in body, name
