@@ -173,10 +173,13 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                     checks.append(_chk(f"0 over-commits in mode {mode}", oc[mode] == 0,
                                        str(oc[mode]), "0", "safety", "ledger"))
             if "skip" in oc:
-                usd = (led.get("overcommit_usd") or {}).get("skip") if isinstance(
-                    led.get("overcommit_usd"), dict) else None
+                bm = (led.get("by_mode") or {}).get("skip") if isinstance(
+                    led.get("by_mode"), dict) else None
+                usd = bm.get("max_overcommit_usd") if isinstance(bm, dict) else None
+                if usd is not None:
+                    usd_txt = f"max {usd:.2f} USD"
                 findings.append({"name": "over-commits under skip (the optimization's cost)",
-                                 "observed": str(oc["skip"]) + (f" ({usd:.2f} USD)" if usd else ""),
+                                 "observed": str(oc["skip"]) + (f" ({usd_txt})" if usd else ""),
                                  "note": "skip estimates the total margin without the lock; "
                                          "concurrent orders can over-commit"})
             res = led.get("reserved_vs_open_residual_usd")

@@ -163,6 +163,16 @@ def stages(a, path: Path) -> Path:
 def _estimate_errors(ledger: dict) -> dict:
     """Per-mode estimate-error samples or summaries, if the ledger carries any."""
     out = {}
+    by_mode = (ledger or {}).get("by_mode")
+    if isinstance(by_mode, dict):  # the service's ledger: per-mode summaries
+        for mode, v in by_mode.items():
+            if isinstance(v, dict):
+                nums = {k.replace("_usd", ""): x for k, x in v.items()
+                        if isinstance(x, (int, float)) and ("estimate" in k or "usd" in k)}
+                if nums:
+                    out[mode] = nums
+        if out:
+            return out
     for key, val in (ledger or {}).items():
         if "estimate" in key and isinstance(val, dict):
             for mode, v in val.items():
@@ -181,7 +191,7 @@ def safety(a, path: Path) -> Path | None:
         return None
     plt = _plt()
     errs = _estimate_errors(led)
-    fig, axes = plt.subplots(1, 3 if errs else 2, figsize=(11, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, 3 if errs else 2, figsize=(12, 3.4), squeeze=False)
     ax = axes[0, 0]
     oc = led.get("overcommits") or {}
     modes = list(oc) or ["off", "skip", "skip_reserve"]
@@ -206,9 +216,13 @@ def safety(a, path: Path) -> Path | None:
             if isinstance(v, np.ndarray):
                 ax.hist(v, bins=40, alpha=0.6, label=mode, color=PHASE_CYCLE[i])
             else:
-                ks = [k for k in v if k.startswith("p") or k in ("mean", "max")]
-                ax.plot(ks, [v[k] for k in ks], "o-", label=mode, color=PHASE_CYCLE[i])
-        ax.set_title("margin estimate error (USD)")
+                ks = list(v)
+                xs = np.arange(len(ks)) + (i - 1) * 0.25
+                ax.bar(xs, [v[k] for k in ks], width=0.25, label=mode,
+                       color=MODE_COLORS.get(mode, PHASE_CYCLE[i]), edgecolor="k")
+                ax.set_xticks(np.arange(len(ks)), [k.replace("_", " ") for k in ks],
+                              rotation=20, ha="right", fontsize=7)
+        ax.set_title("margin estimate error and over-commit (USD)")
         ax.legend(fontsize=7)
     fig.suptitle("safety ledger at the end of the run")
     return _save(fig, path)
