@@ -77,7 +77,7 @@ def push_dashboards(url: str, token: str, *, folder_uid: str | None = None,
 
 
 def _ms(ts: str) -> int:
-    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+    return int(datetime.fromisoformat(ts).timestamp() * 1000)
 
 
 def run_annotations(run_dir: str | Path) -> list[dict]:

@@ -7,12 +7,13 @@ builds (the `--check` mode compares it byte for byte).
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import common as gcommon
 from grafana_foundation_sdk.builders import dashboard as gdash
 from grafana_foundation_sdk.builders import heatmap, stat, statetimeline, timeseries
-from grafana_foundation_sdk.builders import common as gcommon
 from grafana_foundation_sdk.builders import prometheus as gprom
 from grafana_foundation_sdk.models import common as mcommon
 from grafana_foundation_sdk.models import dashboard as mdash
+from grafana_foundation_sdk.models import heatmap as mheatmap
 from grafana_foundation_sdk.models import prometheus as mprom
 
 from dashboards.promql import ALL, DATASOURCE_TYPE, DATASOURCE_UID, FLOWS, MODES
@@ -104,7 +105,15 @@ def heat(title: str, description: str, unit: str, target: gprom.Dataquery, *, wi
         .calculate(False)
         .y_axis(heatmap.YAxisConfig().unit(unit))
         .cell_values(heatmap.CellValues().unit("short"))
-        .color(heatmap.HeatmapColorOptions().scheme("Oranges").mode("scheme").steps(64))
+        .color(
+            heatmap.HeatmapColorOptions()
+            .mode(mheatmap.HeatmapColorMode.SCHEME)
+            .scheme("Oranges")
+            .scale(mheatmap.HeatmapColorScale.EXPONENTIAL)
+            .exponent(0.5)
+            .fill("dark-orange")
+            .steps(64)
+        )
         .show_tooltip()
         .show_y_histogram()
         .with_target(target)

@@ -24,7 +24,7 @@ def compose_config(env_overrides: dict[str, str | None]) -> subprocess.Completed
     exe = require_binary("docker-compose", "docker-compose")
     env = {k: v for k, v in os.environ.items() if k not in SECRETS}
     env.update({k: v for k, v in env_overrides.items() if v is not None})
-    return subprocess.run([exe, "-f", str(COMPOSE), "config"], capture_output=True, text=True,
+    return subprocess.run([exe, "-f", str(COMPOSE), "config"], check=False, capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=60)
 
 

@@ -19,6 +19,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Self
 
 import httpx
 import pytest
@@ -82,7 +83,7 @@ class Proc:
     def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - held for the life of the child
         self.popen = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                       cwd=log_dir)
 
@@ -168,7 +169,7 @@ class Stack:
         self.experiment = experiment
         self.seed_users = seed_users
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         try:
             self._start()
         except BaseException:
