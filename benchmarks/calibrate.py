@@ -23,13 +23,13 @@ from service.seed import seed_database
 from service.settings import Settings
 
 
-async def measure(profile: str, orders: int) -> dict[tuple[str, str], list[float]]:
+async def measure(profile: str, orders: int, latency_seed: int | None = None) -> dict[tuple[str, str], list[float]]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'calibrate.db'}"
         engine = make_engine(url)
         await seed_database(engine, users=orders, orders_per_user=10, price_seed=Settings().price_seed)
         await engine.dispose()
-        settings = Settings(database_url=url, profile=profile, admin_token="calibrate")
+        settings = Settings(database_url=url, profile=profile, admin_token="calibrate", latency_seed=latency_seed)
         app = create_app(settings, registry=CollectorRegistry(), run_workers=False)
         results: dict[tuple[str, str], list[float]] = {}
         async with app.router.lifespan_context(app):
@@ -53,8 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", default="seed")
     parser.add_argument("--orders", type=int, default=60)
+    parser.add_argument("--latency-seed", type=int, default=None, help="fix the injected delays' draws")
     args = parser.parse_args()
-    results = asyncio.run(measure(args.profile, args.orders))
+    results = asyncio.run(measure(args.profile, args.orders, args.latency_seed))
     for (flow, mode), values in sorted(results.items()):
         q = statistics.quantiles(values, n=20)
         print(f"{flow:8} {mode:12} n={len(values):4} p50={statistics.median(values):7.1f} ms  p95={q[18]:7.1f} ms")
