@@ -10,7 +10,7 @@ boundary if EXECBENCH_ADMIN_TOKEN is set.
 Headless: `EXECBENCH_EXPERIMENT=provider-skip-ab locust -f loadtests/locustfile.py --headless
 --host URL` runs that experiment's shape; without EXECBENCH_EXPERIMENT, headless runs the
 manual mode with `-u/-r`. EXECBENCH_RUN_DIR=dir also writes timeline.jsonl and requests.jsonl
-there. The web UI serves the `loadtest_` metrics at /metrics; distributed (`--master` /
+there, and EXECBENCH_DURATION_SCALE=0.1 shortens every phase (a shape ignores `-t`). The web UI serves the `loadtest_` metrics at /metrics; distributed (`--master` /
 `--worker`) works as usual, records flowing to the master.
 """
 
@@ -44,7 +44,8 @@ def _class_name(experiment: str) -> str:
 
 
 def _make_conductor(self) -> Conductor:
-    experiment = specs.load(self.experiment_name)
+    scale = float(os.environ.get("EXECBENCH_DURATION_SCALE", "1"))
+    experiment = specs.load(self.experiment_name, duration_scale=scale)
     runner = self.runner
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
     host = runner.environment.host
