@@ -41,11 +41,11 @@ from service.timing_log import TimingLog, iso_utc
 
 
 class InvalidOrder(Exception):
-    """Input that passed the schema but names something that does not exist (→ 422)."""
+    """Input that passed the schema but names something that does not exist or is disabled."""
 
-    def __init__(self, field: str, message: str, kind: str):
+    def __init__(self, field: str, message: str, kind: str, status: int = 422):
         super().__init__(message)
-        self.field, self.message, self.kind = field, message, kind
+        self.field, self.message, self.kind, self.status = field, message, kind, status
 
 
 class IdempotencyConflict(Exception):
@@ -150,7 +150,7 @@ class OrderExecutor:
         config = await self._store.fetch_config(order.user_type, order.user_id)
         if config is None:
             raise InvalidOrder("user_id", f"no {order.user_type} account with user_id {order.user_id}",
-                               "unknown_user")
+                               "unknown_user", status=404)
         if order.symbol not in SYMBOLS or not await self._store.symbol_enabled(order.symbol):
             raise InvalidOrder("symbol", f"unknown or disabled symbol {order.symbol!r}", "unknown_symbol")
         await profile.delay("config_fetch_ms")

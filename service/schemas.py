@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from service.settings import Mode
+from service.symbols import SYMBOLS
+
+SymbolName = Literal[tuple(SYMBOLS)]  # the schema lists the tradable symbols
+
+
+def _no_text_or_bool(value):
+    """JSON Schema's integer admits 17.0; a string or a boolean is a wrong type, not an id."""
+    if isinstance(value, (str, bool)):
+        raise ValueError("must be a JSON integer")
+    return value
 
 
 class OrderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    user_id: int = Field(ge=1, le=2_000_000_000, strict=True)
+    user_id: Annotated[int, Field(ge=1, le=2_000_000_000), BeforeValidator(_no_text_or_bool)]
     user_type: Literal["live", "demo"]
-    symbol: str = Field(min_length=1, max_length=16, pattern=r"^[A-Z0-9]+$")
+    symbol: SymbolName
     side: Literal["buy", "sell"]
-    volume: float = Field(gt=0, le=1000, description="lots; finite, > 0")
+    volume: float = Field(ge=0.01, le=1000, description="lots: finite, from 0.01 (one micro lot) to 1000")
     client_order_id: str | None = Field(default=None, min_length=1, max_length=64,
                                         pattern=r"^[A-Za-z0-9._:-]+$")
 

@@ -14,8 +14,8 @@ from service.schemas import OrderRequest, OrderResponse, Rejection
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 
 
-def field_error(field: str, message: str, kind: str) -> JSON:
-    return JSON(status_code=422, content={
+def field_error(field: str, message: str, kind: str, status: int = 422) -> JSON:
+    return JSON(status_code=status, content={
         "detail": [{"loc": ["body", field], "msg": message, "type": kind}]})
 
 
@@ -23,6 +23,7 @@ def field_error(field: str, message: str, kind: str) -> JSON:
     "/instant/execute",
     response_model=OrderResponse,
     responses={409: {"model": Rejection, "description": "business rejection or idempotency conflict"},
+               404: {"description": "no such account (field-level detail)"},
                422: {"description": "invalid input, with field-level detail"},
                413: {"description": "body too large"}},
 )
@@ -36,7 +37,7 @@ async def execute_order(order: OrderRequest, services: Annotated[Services, Depen
             "margin_usd": round(rejection.margin_usd, 2),
             "free_margin_usd": round(rejection.free_margin_usd, 2)})
     except InvalidOrder as invalid:
-        return field_error(invalid.field, invalid.message, invalid.kind)
+        return field_error(invalid.field, invalid.message, invalid.kind, invalid.status)
     except IdempotencyConflict as conflict:
         return JSON(status_code=409, content={
             "error": "idempotency_conflict", "detail": str(conflict)})

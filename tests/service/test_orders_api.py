@@ -91,6 +91,7 @@ async def test_insufficient_margin_is_a_409_business_rejection(database_url, tmp
 BAD_BODIES = [
     ({"volume": -1}, "volume"),
     ({"volume": 0}, "volume"),
+    ({"volume": 5e-324}, "volume"),
     ({"volume": "lots"}, "volume"),
     ({"volume": 1e9}, "volume"),
     ({"user_id": "1"}, "user_id"),
@@ -99,7 +100,6 @@ BAD_BODIES = [
     ({"side": "hold"}, "side"),
     ({"symbol": "eurusd"}, "symbol"),
     ({"symbol": "NOPE"}, "symbol"),
-    ({"user_id": 99_999}, "user_id"),
     ({"client_order_id": "x" * 65}, "client_order_id"),
     ({"unexpected": 1}, "unexpected"),
 ]
@@ -113,6 +113,9 @@ async def test_bad_input_gets_field_level_422_and_writes_nothing(database_url):
             response = await svc.client.post("/api/orders/instant/execute", json={**base, **change})
             assert response.status_code == 422, (change, response.text)
             assert any(field in error["loc"] for error in response.json()["detail"]), response.text
+        unknown = await svc.client.post("/api/orders/instant/execute", json={**base, "user_id": 99_999})
+        assert unknown.status_code == 404
+        assert unknown.json()["detail"][0]["loc"] == ["body", "user_id"]
         for missing in base:
             body = {k: v for k, v in base.items() if k != missing}
             response = await svc.client.post("/api/orders/instant/execute", json=body)
