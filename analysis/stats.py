@@ -135,26 +135,77 @@ def _count_le(xs: np.ndarray, ys: np.ndarray, d: float) -> int:
 
 def kth_pairwise_difference(xs: np.ndarray, ys: np.ndarray, k: int) -> float:
     """The k-th smallest (0-based) of the n*m differences y_j - x_i; xs and ys sorted."""
+    return kth_pairwise_differences(xs, ys, [k])[k]
+
+
+_SUB = 1200  # points per sample in the sketch that seeds the search
+
+
+def _sketch(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Sorted differences of evenly spaced order statistics: an approximation of the
+    distribution of all pairwise differences, to start each search close to its answer."""
+    sx = xs[np.linspace(0, len(xs) - 1, min(len(xs), _SUB)).astype(np.int64)]
+    sy = ys[np.linspace(0, len(ys) - 1, min(len(ys), _SUB)).astype(np.int64)]
+    return np.sort((sy[:, None] - sx[None, :]).ravel())
+
+
+def kth_pairwise_differences(xs: np.ndarray, ys: np.ndarray, ks) -> dict[int, float]:
+    """{k: k-th smallest (0-based) pairwise difference y_j - x_i} for each rank in ks."""
     n, m = len(xs), len(ys)
     total = n * m
-    if not 0 <= k < total:
+    ks = sorted({int(k) for k in ks})
+    if any(not 0 <= k < total for k in ks):
         raise ValueError("rank out of range")
     if total <= _ENUM_LIMIT:
-        diffs = (ys[:, None] - xs[None, :]).ravel()
-        return float(np.partition(diffs, k)[k])
-    lo = float(ys[0] - xs[-1])
-    lo = lo - max(1.0, abs(lo))  # strictly below every difference: count(lo) = 0
-    hi = float(ys[-1] - xs[0])
-    c_lo, c_hi = 0, total
+        diffs = np.partition((ys[:, None] - xs[None, :]).ravel(), ks)
+        return {k: float(diffs[k]) for k in ks}
+    sketch = _sketch(xs, ys)
+    floor = float(ys[0] - xs[-1])
+    floor = floor - max(1.0, abs(floor))  # strictly below every difference: count = 0
+    ceil = float(ys[-1] - xs[0])
+    out: dict[int, float] = {}
+    for k in ks:
+        if k in out:
+            continue
+        # bracket from the sketch: guesses a little either side of the k-th sketch quantile,
+        # widened geometrically if the sketch was off; then interpolation on the counts
+        ns = len(sketch)
+        f = (k + 0.5) / total
+        lo, c_lo, hi, c_hi = floor, 0, ceil, total
+        for widen in (0.002, 0.02, 0.2):
+            g_lo = float(sketch[max(int((f - widen) * ns), 0)])
+            g_hi = float(sketch[min(int((f + widen) * ns), ns - 1)])
+            if lo < g_lo < hi:
+                c = _count_le(xs, ys, g_lo)
+                if c <= k:
+                    lo, c_lo = g_lo, c
+                else:
+                    hi, c_hi = g_lo, c
+            if lo < g_hi < hi:
+                c = _count_le(xs, ys, g_hi)
+                if c > k:
+                    hi, c_hi = g_hi, c
+                else:
+                    lo, c_lo = g_hi, c
+            if lo > floor and hi < ceil:
+                break
+        value = _search(xs, ys, k, lo, c_lo, hi, c_hi, out, ks)
+        out[k] = value
+    return out
+
+
+def _search(xs, ys, k, lo, c_lo, hi, c_hi, out, ks) -> float:
+    """Narrow (lo, hi] (count(lo) <= k < count(hi)) until few pairs remain, enumerate them;
+    other pending ranks that fall among the enumerated pairs are answered on the way."""
     step = 0
     while c_hi - c_lo > _ENUM_LIMIT:
         step += 1
         width = hi - lo
-        if step % 3 == 0:
+        if step % 4 == 0:
             d = lo + width / 2  # bisection keeps the worst case (heavy ties) bounded
         else:
             frac = (k + 0.5 - c_lo) / (c_hi - c_lo)
-            frac = min(max(frac, 1 / 64), 63 / 64)
+            frac = min(max(frac, 1 / 256), 255 / 256)
             d = lo + frac * width
         if not lo < d < hi or width <= 1e-12 * max(abs(lo), abs(hi), 1e-300):
             return _nearest_difference(xs, ys, hi)  # the rank sits on a tie at hi
@@ -175,7 +226,11 @@ def kth_pairwise_difference(xs: np.ndarray, ys: np.ndarray, k: int) -> float:
     r = k - c_lo
     if r >= len(cand):  # rounding at the bracket's edge
         return _nearest_difference(xs, ys, hi)
-    return float(np.partition(cand, r)[r])
+    inside = [j for j in ks if c_lo <= j < c_lo + len(cand) and j not in out]
+    part = np.partition(cand, [j - c_lo for j in inside])
+    for j in inside:
+        out[j] = float(part[j - c_lo])
+    return out[k]
 
 
 def _nearest_difference(xs: np.ndarray, ys: np.ndarray, d: float) -> float:
@@ -226,16 +281,11 @@ def hodges_lehmann(
     ys = y if presorted else np.sort(y)
     n, m = len(xs), len(ys)
     total = n * m
-    if total % 2:
-        est = kth_pairwise_difference(xs, ys, total // 2)
-    else:
-        est = 0.5 * (kth_pairwise_difference(xs, ys, total // 2 - 1)
-                     + kth_pairwise_difference(xs, ys, total // 2))
-    shifts = []
-    for level in levels:
-        lo_k, hi_k = hl_ranks(n, m, level)
-        shifts.append(Shift(est, kth_pairwise_difference(xs, ys, lo_k),
-                            kth_pairwise_difference(xs, ys, hi_k), level))
+    mid = [total // 2] if total % 2 else [total // 2 - 1, total // 2]
+    ranks = {lv: hl_ranks(n, m, lv) for lv in levels}
+    vals = kth_pairwise_differences(xs, ys, mid + [k for r in ranks.values() for k in r])
+    est = sum(vals[k] for k in mid) / len(mid)
+    shifts = [Shift(est, vals[ranks[lv][0]], vals[ranks[lv][1]], lv) for lv in levels]
     return est, shifts
 
 
@@ -251,12 +301,40 @@ def mann_whitney(x: np.ndarray, y: np.ndarray) -> dict:
     return {"u": u, "p": float(res.pvalue), "prob_y_greater": u / (len(x) * len(y))}
 
 
+def mwu_one_sided(xs: np.ndarray, ys: np.ndarray, alternative: str) -> float:
+    """One-sided Mann-Whitney p of y vs x: the same number as scipy.stats.mannwhitneyu(y, x,
+    alternative, method="asymptotic") (tie-corrected normal approximation with continuity
+    correction), computed from the sorted samples by binary search instead of a full ranking.
+    Small samples (where scipy would use the exact distribution) go to scipy."""
+    n1, n2 = len(ys), len(xs)
+    if min(n1, n2) <= 8:
+        from scipy.stats import mannwhitneyu
+
+        return float(mannwhitneyu(ys, xs, alternative=alternative).pvalue)
+    from scipy.special import ndtr
+
+    left = np.searchsorted(xs, ys, side="left")
+    right = np.searchsorted(xs, ys, side="right")
+    u1 = float(left.sum()) + 0.5 * float((right - left).sum())
+    both = np.concatenate((xs, ys))
+    both.sort(kind="stable")
+    _, t = np.unique(both, return_counts=True)
+    n = n1 + n2
+    tie = float((t.astype(np.float64) ** 3 - t).sum())
+    sd = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - tie / (n * (n - 1))))
+    mu = n1 * n2 / 2.0
+    if sd == 0:
+        return 1.0
+    if alternative == "greater":
+        return float(ndtr(-(u1 - mu - 0.5) / sd))
+    return float(ndtr((u1 - mu + 0.5) / sd))
+
+
 def tost(x: np.ndarray, y: np.ndarray, delta: float, alpha: float = TOST_ALPHA) -> dict:
     """Equivalence of y and x within +-delta (absolute units) by two one-sided MWU tests."""
-    from scipy.stats import mannwhitneyu
-
-    p_lower = float(mannwhitneyu(y + delta, x, alternative="greater").pvalue)  # H0: shift <= -d
-    p_upper = float(mannwhitneyu(y - delta, x, alternative="less").pvalue)  # H0: shift >= +d
+    xs, ys = np.sort(x), np.sort(y)
+    p_lower = mwu_one_sided(xs, ys + delta, "greater")  # H0: shift <= -delta
+    p_upper = mwu_one_sided(xs, ys - delta, "less")  # H0: shift >= +delta
     p = max(p_lower, p_upper)
     return {"delta": float(delta), "alpha": alpha, "p_lower": p_lower, "p_upper": p_upper,
             "p": p, "equivalent": bool(p < alpha)}

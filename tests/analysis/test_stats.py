@@ -180,3 +180,17 @@ def test_recovery_none_when_it_never_settles():
     r = stats.recovery_time(t, v, flip_ts=0, end_ts=60, target=88.0, tolerance_pct=10,
                             window_s=2.0, step_s=0.5, hold_s=10.0)
     assert r["recovery_s"] is None
+
+
+@pytest.mark.parametrize("n1,n2,rounding", [(5, 40, 1), (40, 300, 1), (500, 700, 0), (2000, 90, 3)])
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_one_sided_mann_whitney_equals_scipy(n1, n2, rounding, alternative):
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(n1 + n2)
+    x = np.round(rng.normal(100, 10, n1), rounding)
+    y = np.round(rng.normal(102, 10, n2), rounding)
+    method = "auto" if min(n1, n2) <= 8 else "asymptotic"
+    want = mannwhitneyu(y, x, alternative=alternative, method=method).pvalue
+    got = stats.mwu_one_sided(np.sort(x), np.sort(y), alternative)
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-300)
