@@ -166,7 +166,8 @@ def write_spec(path: Path, name: str, phases: list[tuple[str, float, float]], mi
                provider_share=0.5, max_inflight=256, arrival="fixed") -> None:
     lines = [f'name = "{name}"', 'profile = "none"', "", "[load]", f'arrival = "{arrival}"',
              "rate = 1.0", f"provider_share = {provider_share}", f"max_inflight = {max_inflight}",
-             "drain_s = 1", "", "[load.mix]", f"{mix} = 1.0", ""]
+             "drain_s = 1", "", "[load.population]", "users = 100", "", "[load.mix]",
+             f"{mix} = 1.0", ""]
     for pname, duration, rate in phases:
         lines += ["[[phases]]", f'name = "{pname}"', f"duration_s = {duration}", 'mode = "off"',
                   f"rate = {rate}", ""]

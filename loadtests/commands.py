@@ -38,6 +38,8 @@ def register(subparsers) -> None:
     run.add_argument("--status-interval", type=float, default=5.0,
                      help="seconds between status lines when stdout is not a terminal")
     run.add_argument("--health-timeout", type=float, default=30.0)
+    run.add_argument("--settle-timeout", type=float, default=30.0,
+                     help="seconds to wait for queued orders to finish before reading the ledger")
     run.add_argument("--no-table", action="store_true", help="skip the per-phase table at the end")
     run.add_argument("--run-dir-file", default=None, help=argparse.SUPPRESS)
     run.add_argument("-v", "--verbose", action="store_true", help="Locust's INFO logging")

@@ -186,7 +186,7 @@ class Conductor:
 
     def restore_provider(self) -> None:
         if self.provider_touched and self.admin is not None:
-            self._provider({"outage": False, "reject_ratio": 0.0, "timeout_ratio": 0.0}, "run_end")
+            self._provider({"outage": False}, "run_end")  # back to the service's defaults
 
     def phase_name(self) -> str | None:
         if 0 <= self.current < len(self.experiment.phases):

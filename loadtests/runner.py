@@ -57,6 +57,17 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+def settled_ledger(admin: AdminClient, timeout: float) -> dict:
+    """The ledger once the provider has answered every order sent (or after `timeout`):
+    orders sent in the last moments are still queued, which is not an order lost."""
+    deadline = time.time() + timeout
+    ledger = admin.ledger()
+    while ledger.get("orders_nonterminal") and time.time() < deadline:
+        gevent.sleep(0.5)
+        ledger = admin.ledger()
+    return ledger
+
+
 def run_worker(args) -> int:
     _setup_logging(args.verbose)
     STATE.reset()
@@ -194,7 +205,7 @@ def run(args) -> int:
                     interrupted=interrupted, requests=collector.count,
                     late_sends=stats.late, failures=stats.failures, errors=conductor.errors)
     try:
-        writer.write_json("ledger.json", admin.ledger())
+        writer.write_json("ledger.json", settled_ledger(admin, args.settle_timeout))
     except Exception as exc:  # noqa: BLE001
         conductor.errors.append(f"ledger not saved: {exc}")
     if args.timing_log:

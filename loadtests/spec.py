@@ -368,10 +368,12 @@ def _validate_load(v: _V, raw) -> dict[str, Any]:
 def _validate_provider(v: _V, raw, where: str) -> dict[str, Any]:
     raw = v.table(raw, where)
     v.keys(raw, where, {"outage", "reject_ratio", "timeout_ratio", "delay_ms"})
-    out = {"outage": False, "reject_ratio": 0.0, "timeout_ratio": 0.0, **raw}
+    # Fields left out take the service's configured defaults (PUT /admin/provider replaces all).
+    out = {"outage": False, **raw}
     v.boolean(out["outage"], f"{where}.outage")
-    v.number(out["reject_ratio"], f"{where}.reject_ratio", low=0, high=1)
-    v.number(out["timeout_ratio"], f"{where}.timeout_ratio", low=0, high=1)
+    for key in ("reject_ratio", "timeout_ratio"):
+        if key in out:
+            v.number(out[key], f"{where}.{key}", low=0, high=1)
     if "delay_ms" in out:
         v.number(out["delay_ms"], f"{where}.delay_ms", low=0)
     return out
