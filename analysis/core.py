@@ -294,12 +294,17 @@ def recoveries(a: Analysis) -> list[dict]:
             if steady.sum() < 5:
                 continue
             target = float(np.median(t.floats["executor_ms"][steady]))
-            span = fm & (ts >= w.flip_requested - s.recovery_window_s) & (ts < w.end)
+            # sparse series (a quiet production log): widen the window to ~50 records
+            rate = steady.sum() / max(w.duration_s / 2, 1e-9)
+            window = max(s.recovery_window_s, 50.0 / rate)
+            step = s.recovery_step_s * window / s.recovery_window_s
+            hold = max(s.recovery_hold_s, 2 * window)
+            span = fm & (ts >= w.flip_requested - window) & (ts < w.end)
             rec = stats.recovery_time(
                 ts[span], t.floats["executor_ms"][span], flip_ts=w.flip_requested, end_ts=w.end,
                 target=target, tolerance_pct=s.recovery_tolerance_pct,
-                window_s=s.recovery_window_s, step_s=s.recovery_step_s,
-                hold_s=min(s.recovery_hold_s, max(w.end - w.flip_requested, 0.0)))
+                window_s=window, step_s=step,
+                hold_s=min(hold, max(w.end - w.flip_requested, 0.0)))
             entry["flows"][flow] = rec
         out.append(entry)
     return out
@@ -378,7 +383,8 @@ def methods(s: Settings) -> dict:
         "equivalence": "TOST: two one-sided Mann-Whitney tests at alpha=0.05 against +-margin "
                        "(margin = a percentage of the reference phase's p50); 90% HL CI shown",
         "recovery": f"centred rolling p50 over {s.recovery_window_s:g} s windows every "
-                    f"{s.recovery_step_s:g} s; recovered when within +-{s.recovery_tolerance_pct:g}%"
-                    f" of the target phase's steady p50 (its second half) for {s.recovery_hold_s:g} s",
+                    f"{s.recovery_step_s:g} s (widened to ~50 records for sparse series); "
+                    f"recovered when within +-{s.recovery_tolerance_pct:g}% of the target phase's "
+                    f"steady p50 (its second half) for {s.recovery_hold_s:g} s",
         "records": "phase statistics use status=success records whose own mode is the phase's",
     }

@@ -200,6 +200,7 @@ def safety(a, path: Path) -> Path | None:
                   edgecolor="k")
     for b, v in zip(bars, vals):
         ax.text(b.get_x() + b.get_width() / 2, v, f"{v:g}", ha="center", va="bottom")
+    ax.set_ylim(0, max(vals + [1.0]) * 1.25)
     ax.set_title("over-commits by mode")
     ax = axes[0, 1]
     keys = ["orders_total", "orders_nonterminal", "releases_total", "double_releases"]

@@ -165,8 +165,23 @@ def render(a, plots: dict[str, Path], *, title: str) -> str:
     out.append("<h2>Safety</h2>")
     saf = s["safety"]
     if saf.get("available"):
-        rows = [(_e(k), _e(v)) for k, v in saf.items() if k not in ("source", "available")]
+        rows = []
+        for k, v in saf.items():
+            if k in ("source", "available", "by_mode"):
+                continue
+            if isinstance(v, dict):
+                v = ", ".join(f"{kk}: {vv}" for kk, vv in v.items())
+            rows.append((_e(k), _e(v)))
         out.append(_table(["ledger field", "value"], rows))
+        by_mode = saf.get("by_mode")
+        if isinstance(by_mode, dict) and by_mode:
+            fields = []
+            for v in by_mode.values():
+                if isinstance(v, dict):
+                    fields += [f for f in v if f not in fields]
+            brow = [(_e(mode), *[_e(v.get(f, "-")) if isinstance(v, dict) else "-"
+                                 for f in fields]) for mode, v in by_mode.items()]
+            out.append(_table(["mode", *fields], brow, tuple(range(1, len(fields) + 1))))
         if "safety" in plots:
             out.append(_img(plots["safety"], "safety ledger"))
     else:
