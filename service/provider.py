@@ -105,6 +105,14 @@ class ProviderWorker:
         outcome = row.provider_outcome
         if row.provider_due_at is None:
             outcome = "timeout"  # persisted but never handed to the provider
+        elif outcome != "timeout" and self._flags.provider.outage:
+            # The provider is down: its answer never arrives. The auto-reject cleanup times the
+            # order out once the provider timeout has passed since the order was sent.
+            timeout_at = (row.sent_at or now) + self._settings.provider_timeout_s
+            if now < timeout_at:
+                await self._store.reschedule(row.id, timeout_at, "timeout")
+                return
+            outcome = "timeout"
         if outcome == "confirm":
             await self._confirm(row, now)
         else:
@@ -116,13 +124,6 @@ class ProviderWorker:
         self.processed += 1
 
     async def _confirm(self, row, now: float) -> None:
-        if self._flags.provider.outage:
-            # The provider is down: its answer never arrives; the cleanup times the order out.
-            result = await self._store.release(row.id, "timeout", self.name, now)
-            self._count(result, "timeout")
-            if result is not None:
-                self._metrics.releases.inc()
-            return
         config = await self._store.fetch_config(row.user_type, row.user_id)
         prices = self._prices.snapshot(now)
 

@@ -183,6 +183,7 @@ class Store:
             .returning(
                 orders.c.id, orders.c.user_type, orders.c.user_id, orders.c.mode,
                 orders.c.provider_outcome, orders.c.provider_due_at, orders.c.estimate_total_usd,
+                orders.c.sent_at,
             )
         )
         async with self.write_engine.begin() as conn:
@@ -249,6 +250,13 @@ class Store:
                 .values(reserved_cents=accounts.c.reserved_cents - order.reserved_cents, updated_at=now)
             )
         return {"mode": order.mode}
+
+    async def reschedule(self, order_id: str, due_at: float, outcome: str) -> None:
+        """Replace the provider's planned answer (an outage swallowed it) and drop the claim."""
+        async with self.write_engine.begin() as conn:
+            await conn.execute(
+                update(orders).where(orders.c.id == order_id, orders.c.status == "queued")
+                .values(provider_due_at=due_at, provider_outcome=outcome, claimed_by=None, claim_until=None))
 
     async def queue_depth(self, now: float) -> tuple[int, int]:
         """(queued orders, queued orders still legitimately waiting on the provider)."""
