@@ -180,3 +180,17 @@ async def test_concurrent_duplicates_never_create_two_orders(database_url, mode)
         assert account["queued_orders"] == 1
         ledger = (await svc.client.get("/admin/ledger")).json()
         assert ledger["reserved_vs_open_residual_usd"] == 0
+
+
+async def test_a_server_fault_is_a_json_500_without_a_stack_trace(sqlite_url, tmp_path):
+    log = tmp_path / "timings.jsonl"
+    async with serving(sqlite_url, timing_log=log) as svc:
+        async with svc.services.store.write_engine.begin() as conn:
+            await conn.exec_driver_sql("DROP TABLE orders")  # the database loses a table mid-flight
+        response = await svc.order(user_type="demo")
+        assert response.status_code == 500
+        assert response.json() == {"error": "internal_error",
+                                   "detail": "the server failed to handle this request"}
+        assert svc.sample("executor_orders_total", {"flow": "local", "mode": "off", "status": "error"}) == 1
+    record = orjson.loads(log.read_bytes().splitlines()[-1])
+    assert record["status"] == "error" and record["reason"] == "internal_error"
