@@ -118,9 +118,13 @@ def write_outputs(a, out_dir: Path, console=None, *, title: str) -> Outputs:
         orjson.dumps(a.summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
                      default=_json_default))
     plots_dir = out_dir / "plots"
-    plots = make_plots(a, plots_dir)
+    errors: list[str] = []
+    plots = make_plots(a, plots_dir, errors)
     report_path = out_dir / "report.html"
-    write_report(a, plots, report_path, title=title)
+    write_report(a, plots, report_path, title=title, errors=errors)
+    if errors and console is not None:
+        for e in errors:
+            console.print(f"[yellow]warning:[/] {e}")
     return Outputs(summary_path, report_path, plots_dir)
 
 

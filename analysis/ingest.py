@@ -523,7 +523,11 @@ def default_workers(path: Path) -> int:
     except OSError:
         return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    import sys
+
     if size < PARALLEL_MIN_BYTES or threading.active_count() > 1 or not hasattr(os, "fork"):
+        return 1
+    if "gevent" in sys.modules:  # a gevent-patched process (Locust) must not fork readers
         return 1
     return max(1, min(cpus or 1, 8, size // (PARALLEL_MIN_BYTES // 2)))
 

@@ -122,7 +122,10 @@ def cdfs(a, path: Path) -> Path:
         ax.set_ylabel("fraction of orders")
         for y in (0.5, 0.95, 0.99):
             ax.axhline(y, color="grey", lw=0.5, ls=":")
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
+        else:
+            ax.text(0.5, 0.5, f"no {flow} records", ha="center", transform=ax.transAxes)
     return _save(fig, path)
 
 
@@ -255,16 +258,22 @@ def recovery(a, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def make_plots(a, plots_dir: Path) -> dict[str, Path]:
+def make_plots(a, plots_dir: Path, errors: list[str] | None = None) -> dict[str, Path]:
+    """Every plot; one that fails is reported in `errors` (and the report), never fatal: the
+    verdict and summary.json do not depend on a picture."""
     plots_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
-    out["latency_over_time"] = latency_over_time(a, plots_dir / "latency_over_time.svg")
-    out["cdf"] = cdfs(a, plots_dir / "cdf.svg")
-    out["stages"] = stages(a, plots_dir / "stages.svg")
-    p = recovery(a, plots_dir / "recovery.svg")
-    if p:
-        out["recovery"] = p
-    p = safety(a, plots_dir / "safety.svg")
-    if p:
-        out["safety"] = p
+    for name, fn in (("latency_over_time", latency_over_time), ("cdf", cdfs),
+                     ("stages", stages), ("recovery", recovery), ("safety", safety)):
+        try:
+            p = fn(a, plots_dir / f"{name}.svg")
+        except Exception as exc:  # noqa: BLE001 - reported, see docstring
+            if errors is not None:
+                errors.append(f"plot {name} failed: {type(exc).__name__}: {exc}")
+            import matplotlib.pyplot as plt
+
+            plt.close("all")
+            continue
+        if p:
+            out[name] = p
     return out

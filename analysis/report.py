@@ -55,7 +55,7 @@ def _table(headers, rows, num_cols=()) -> str:
     return f"<table><tr>{h}</tr>{''.join(body)}</table>"
 
 
-def render(a, plots: dict[str, Path], *, title: str) -> str:
+def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = None) -> str:
     s = a.summary
     out = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
            f"<style>{CSS}</style></head><body>"]
@@ -212,12 +212,16 @@ def render(a, plots: dict[str, Path], *, title: str) -> str:
     if ing["notes"]:
         out.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in ing["notes"]) + "</ul>")
 
+    if errors:
+        out.append("<h2>Problems drawing this report</h2><ul>"
+                   + "".join(f"<li>{_e(e)}</li>" for e in errors) + "</ul>")
     out.append("<h2>Methods</h2><ul>" + "".join(
         f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in s["methods"].items()) + "</ul>")
     out.append("</body></html>")
     return "\n".join(out)
 
 
-def write_report(a, plots: dict[str, Path], path: Path, *, title: str) -> Path:
-    path.write_text(render(a, plots, title=title), encoding="utf-8")
+def write_report(a, plots: dict[str, Path], path: Path, *, title: str,
+                 errors: list[str] | None = None) -> Path:
+    path.write_text(render(a, plots, title=title, errors=errors), encoding="utf-8")
     return path

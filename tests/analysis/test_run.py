@@ -280,3 +280,25 @@ def test_command_module_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_provider_only_safety_run(tmp_path):
+    """The safety experiment's shape: provider flow only, one phase per mode, no rollback."""
+    phases = (PhaseSpec("off", 30, "off"), PhaseSpec("skip", 30, "skip"),
+              PhaseSpec("skip_reserve", 30, "skip_reserve"))
+    run = write_run(tmp_path / "r", RunSpec(records=3000, phases=phases, provider_share=1.0))
+    toml = (run / "experiment.toml").read_text() + '''
+[[checks]]
+name = "skip over-commits"
+kind = "overcommits"
+mode = "skip"
+max = 1000000
+'''
+    (run / "experiment.toml").write_text(toml)
+    console = quiet()
+    assert analyze_run(run, console=console) == 0
+    s = summary_of(run)
+    assert set(s["phases"]["skip"]) == {"provider"}
+    assert check(s, "0 over-commits in mode skip_reserve")["passed"]
+    assert "warning" not in console.file.getvalue()
+    assert "Problems drawing" not in (run / "report.html").read_text()
