@@ -52,7 +52,7 @@ class TrivialTarget:
 
     @staticmethod
     def _now() -> str:
-        return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         if path == "/api/orders/instant/execute" and method == "POST":
@@ -70,8 +70,8 @@ class TrivialTarget:
         if path == "/healthz":
             return 200, b'{"status":"ok"}'
         if path.startswith("/api/accounts/"):
-            return 200, b'{"balance":1e9,"equity":1e9,"used_margin":0,"reserved_margin":0,' \
-                        b'"free_margin":1e9,"open_orders":0,"queued_orders":0}'
+            return 200, (b'{"balance":1e9,"equity":1e9,"used_margin":0,"reserved_margin":0,'
+                         b'"free_margin":1e9,"open_orders":0,"queued_orders":0}')
         if path == "/admin/flags/provider_skip" and method == "PUT":
             self.mode = json.loads(body)["mode"]
             self.applied_at = self._now()

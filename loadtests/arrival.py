@@ -32,7 +32,7 @@ ORDER_PATH = "/api/orders/instant/execute"
 class Arrival:
     """One scheduled arrival: what a scenario's `act` gets."""
 
-    __slots__ = ("intended", "started", "phase", "shift")
+    __slots__ = ("intended", "phase", "shift", "started")
 
     def __init__(self, intended: float, started: float, phase: str | None):
         self.intended = intended
@@ -151,7 +151,7 @@ class ArrivalRateUser(FastHttpUser):
             self.act(arrival)
         except gevent.GreenletExit:
             raise
-        except Exception as exc:  # a scenario bug must not stop the generator
+        except Exception as exc:  # noqa: BLE001 - a scenario bug must not stop the generator
             self.environment.events.user_error.fire(user_instance=self, exception=exc, tb=exc.__traceback__)
 
     def act(self, arrival: Arrival) -> None:

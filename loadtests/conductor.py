@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 from gevent.lock import Semaphore
@@ -158,7 +159,7 @@ class Conductor:
         self.timeline("flip_requested", ts=requested, phase=phase, mode=mode, initial=initial)
         try:
             requested, applied, state = self.admin.set_mode(mode, reason)
-        except Exception as exc:  # the run goes on; the timeline says the flip failed
+        except Exception as exc:  # noqa: BLE001 - the run goes on; the timeline says so
             message = f"flip to {mode} at phase {phase} failed: {exc}"
             self.errors.append(message)
             log.error(message)
@@ -179,7 +180,7 @@ class Conductor:
             self.admin.set_provider(settings, f"execbench {self.experiment.name}: phase {phase}")
             self.provider_touched = True
             self.timeline("provider_set", ts=time.time(), phase=phase, mode=None, provider=settings)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the run goes on; the error is reported
             message = f"provider settings at phase {phase} failed: {exc}"
             self.errors.append(message)
             log.error(message)

@@ -86,19 +86,18 @@ def demo(args) -> int:
         console.print("seeding a temporary SQLite database ...")
         seeded = subprocess.run(
             [*exe, "seed", "--users", str(users), "--orders-per-user", str(args.orders_per_user)],
-            env=env, capture_output=True, text=True, timeout=300,
+            env=env, capture_output=True, text=True, timeout=300, check=False,
         )
         if seeded.returncode != 0:
             console.print(f"[red]seed failed[/red] ({seeded.returncode}):\n{seeded.stderr[-2000:]}",
                           highlight=False)
             return 1
-        log = open(run_dir / "service.log", "ab")
-        service = subprocess.Popen(
-            [*exe, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # own process group: a Ctrl-C does not reach it; we stop it
-        )
-        log.close()
+        with open(run_dir / "service.log", "ab") as log:
+            service = subprocess.Popen(
+                [*exe, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # own process group: Ctrl-C does not reach it; we stop it
+            )
         admin = AdminClient(url, token)
         try:
             admin.wait_healthy(timeout=60)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def iso(ts: float) -> str:
@@ -72,8 +73,9 @@ class RunWriter:
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._timeline = open(self.run_dir / "timeline.jsonl", "ab")
-        self._requests = open(self.run_dir / "requests.jsonl", "ab")
+        # Open for the whole run, closed by close(): records are appended as they arrive.
+        self._timeline = open(self.run_dir / "timeline.jsonl", "ab")  # noqa: SIM115
+        self._requests = open(self.run_dir / "requests.jsonl", "ab")  # noqa: SIM115
         self._lock = threading.Lock()
         self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self.timeline_events: list[dict[str, Any]] = []

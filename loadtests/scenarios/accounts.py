@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 
-from loadtests.state import STATE
 from loadtests.spec import SCENARIOS
+from loadtests.state import STATE
 
 
 def account_range(scenario: str) -> range:

@@ -30,7 +30,7 @@ def _port_closed(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def _run_dir(runs: "Path"):  # noqa: F821
+def _run_dir(runs: Path):  # noqa: F821
     dirs = [d for d in runs.iterdir() if d.is_dir()]
     assert len(dirs) == 1, dirs
     return dirs[0]

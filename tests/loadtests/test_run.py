@@ -157,7 +157,7 @@ def test_late_sends_counted_when_service_is_slow(running_service, tmp_path):
     assert len(late) > len(recs) / 2
     worst = max(r["latency_from_intended_ms"] - r["latency_ms"] for r in recs)
     assert worst > 500  # the wait for a free slot is in latency_from_intended, not hidden
-    end = [e for e in timeline(tmp_path / "run") if e["event"] == "run_end"][0]
+    end = next(e for e in timeline(tmp_path / "run") if e["event"] == "run_end")
     assert end["late_sends"] == len(late)
 
 

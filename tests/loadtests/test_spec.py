@@ -80,11 +80,11 @@ BAD = [
      "finite number"),
     ("[[phases]]\nname='c'\nduration_s=1\nmode='off'\nduraton=3\n", "phases[2].duraton",
      "unknown field"),
-    ("[[checks]]\nkind='equivalent'\nflow='provider'\nmetric='executor_ms'\n"
-     "phases=['a','zzz']\nmargin_pct=5\n", "checks[0].phases[1]", "no phase or phase group"),
+    (("[[checks]]\nkind='equivalent'\nflow='provider'\nmetric='executor_ms'\n"
+      "phases=['a','zzz']\nmargin_pct=5\n"), "checks[0].phases[1]", "no phase or phase group"),
     ("[[checks]]\nkind='telepathy'\n", "checks[0].kind", "must be one of"),
-    ("[[checks]]\nkind='quantile_between'\nflow='provider'\nmetric='executor_ms'\nphase='a'\n"
-     "q=0.5\nlow=1\n", "checks[0].high", "missing"),
+    (("[[checks]]\nkind='quantile_between'\nflow='provider'\nmetric='executor_ms'\n"
+      "phase='a'\nq=0.5\nlow=1\n"), "checks[0].high", "missing"),
     ("[[checks]]\nkind='overcommits'\nmode='off'\nmax=-1\n", "checks[0].max", "must be >= 0"),
     ("[load.mix]\nchaos_monkey = 1\n", "load.mix", "must be one of"),
 ]

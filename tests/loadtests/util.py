@@ -57,7 +57,7 @@ def cli_env(token: str | None = None, **extra) -> dict:
 
 def execbench(*args, env=None, timeout=180, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "execbench", *map(str, args)],
-                          env=env or cli_env(), capture_output=True, text=True,
+                          env=env or cli_env(), capture_output=True, text=True, check=False,
                           timeout=timeout, cwd=cwd or ROOT)
 
 
