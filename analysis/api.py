@@ -130,7 +130,7 @@ def write_outputs(a, out_dir: Path, console=None, *, title: str) -> Outputs:
 
 def _json_default(o):
     if isinstance(o, float) and not math.isfinite(o):
-        return None
+        return
     raise TypeError
 
 
@@ -182,7 +182,7 @@ def load_log(path: Path, split: float):
         raise UnusableInput(f"{path}: no record has a timestamp")
     lo, hi = float(finite.min()), float(finite.max())
     if not lo < split <= hi:
-        raise UnusableInput(f"--split-at is outside the log's time range")
+        raise UnusableInput("--split-at is outside the log's time range")
     windows = split_windows(lo, hi, split)
     attribution = attribute(timings, windows)
     attribution.notes += notes

@@ -264,7 +264,10 @@ def _ratio_ci(a, ref: str, ph: str, flow: str, metric: str, q: float):
     ry = bootstrap_quantile_replicates(y, q, rng_for(a.source, "ratio", ph, flow, metric), b)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = ry / rx
-    lo, hi = np.nanquantile(r, [0.025, 0.975])
+    r = r[np.isfinite(r)]
+    if len(r) == 0:
+        return None  # a reference quantile of 0 (a skipped stage): no ratio
+    lo, hi = np.quantile(r, [0.025, 0.975])
     return quantile_sorted(x, q), quantile_sorted(y, q), float(lo), float(hi)
 
 
@@ -345,6 +348,8 @@ def experiment_check(a, summary: dict, raw: dict) -> dict:
                            f"{eq['ci90_ms'][1]:+.1f}], TOST p={eq['p']:.3g}",
                            f"within +-{margin:g}% of {ref}'s p50 (+-{eq['delta']:.1f} ms)")
             r = _ratio_ci(a, ref, ph, flow, metric, qv)
+            if r is None:
+                return chk(False, f"no ratio for {ref}/{ph} (a quantile of 0)", "data")
             qa, qb, lo, hi = r
             ok = (1 - margin / 100) < lo and hi < (1 + margin / 100)
             return chk(ok, f"q{qv:g} {qa:.1f} vs {qb:.1f} ms; ratio 95% CI [{lo:.3f}, {hi:.3f}]",

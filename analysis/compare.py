@@ -9,6 +9,7 @@ i.e. the one-sided test at alpha = 0.05 that B is not slower than A by more than
 from __future__ import annotations
 
 import html
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +20,14 @@ from .core import FLOWS, iso
 
 
 def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from rich.table import Table
 
     margin = a.settings.compare_margin_pct
     phases = [p for p in a.unit_names() if p in b.unit_names()]
     result = {"run_a": a.source, "run_b": b.source, "margin_pct": margin,
-              "generated_at": iso(datetime.now(timezone.utc).timestamp()), "phases": {},
+              "generated_at": iso(datetime.now(UTC).timestamp()), "phases": {},
               "checks": [], "verdict": None}
     if not phases:
         result["checks"].append({"name": "the runs share an analysed phase", "passed": False,

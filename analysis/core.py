@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class Settings:
     bootstrap_replicates: int = stats.BOOTSTRAP_REPLICATES
 
     @classmethod
-    def from_spec(cls, spec: Spec | None) -> "Settings":
+    def from_spec(cls, spec: Spec | None) -> Settings:
         s = cls()
         for k, v in (spec.settings if spec else {}).items():
             if hasattr(s, k) and isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -53,7 +53,7 @@ class Settings:
 def iso(ts: float | None) -> str | None:
     if ts is None or not math.isfinite(ts):
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -320,7 +320,7 @@ def build_summary(a: Analysis) -> dict:
         "kind": a.kind,
         "source": a.source,
         "experiment": a.spec.name if a.spec else None,
-        "generated_at": iso(datetime.now(timezone.utc).timestamp()),
+        "generated_at": iso(datetime.now(UTC).timestamp()),
         "verdict": None,
         "checks": [],
         "findings": [],

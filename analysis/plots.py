@@ -72,7 +72,8 @@ def latency_over_time(a, path: Path) -> Path:
     nbins = int(min(600, max(20, span)))
     edges = np.linspace(t0, t1 + 1e-6, nbins + 1)
     mids = (edges[:-1] + edges[1:]) / 2 - t0
-    flows = [f for f in ("provider", "local") if (t.cats["flow"] == t.code("flow", f)).any()]
+    flows = [f for f in ("provider", "local")
+             if (ok & (t.cats["flow"] == t.code("flow", f))).any()]
     fig, axes = plt.subplots(len(flows), 1, figsize=(11, 2.6 * len(flows) + 0.6), sharex=True,
                              squeeze=False)
     rng = np.random.default_rng(0)

@@ -346,12 +346,12 @@ def compare_samples(x: np.ndarray, y: np.ndarray, *, margin_pct: float) -> dict:
     if len(xs) == 0 or len(ys) == 0:
         return {"n_ref": len(xs), "n": len(ys), "usable": False}
     ref_median = quantile_sorted(xs, 0.5)
-    est, (ci95, ci90) = hodges_lehmann(xs, ys, (CONFIDENCE, 1 - 2 * TOST_ALPHA), presorted=True)
+    _, (ci95, ci90) = hodges_lehmann(xs, ys, (CONFIDENCE, 1 - 2 * TOST_ALPHA), presorted=True)
     delta = abs(ref_median) * margin_pct / 100.0
     out = {
         "usable": True,
-        "n_ref": int(len(xs)),
-        "n": int(len(ys)),
+        "n_ref": len(xs),
+        "n": len(ys),
         "ref_p50": ref_median,
         "p50": quantile_sorted(ys, 0.5),
         "shift_ms": ci95.as_dict(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ SIGMA = 0.25
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -59,7 +59,7 @@ class RunSpec:
     phases: tuple[PhaseSpec, ...] = DEFAULT_PHASES
     records: int = 20000
     seed: int = 1
-    start: float = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc).timestamp()
+    start: float = datetime(2026, 11, 25, 12, 0, tzinfo=UTC).timestamp()
     provider_share: float = 0.5
     flip_lag_s: float = 0.4  # after a flip is requested, requests keep the old mode this long
     reject_rate: float = 0.01
