@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import zlib
 
 import numpy as np
 import pytest
@@ -18,51 +17,11 @@ pytestmark = pytest.mark.chromium
 
 
 def png_pixels(path) -> np.ndarray:
-    """Decode an 8-bit RGB/RGBA, non-interlaced PNG (what Chromium writes) with zlib alone."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width = 8, b"", None
-    while pos < len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        ctype = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        if ctype == b"IHDR":
-            width, height = int.from_bytes(body[:4], "big"), int.from_bytes(body[4:8], "big")
-            depth, color, interlace = body[8], body[9], body[12]
-            assert depth == 8 and color in (2, 6) and interlace == 0
-            channels = 3 if color == 2 else 4
-        elif ctype == b"IDAT":
-            idat += body
-        pos += 12 + length
-    raw = zlib.decompress(idat)
-    stride = width * channels
-    out = np.zeros((height, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.int32)
-    for y in range(height):
-        f = raw[y * (stride + 1)]
-        line = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
-        if f == 0:
-            cur = line
-        elif f == 2:
-            cur = (line + prev) & 0xFF
-        else:  # sub, average, paeth depend on the left pixel: decode bytewise
-            cur = np.zeros(stride, dtype=np.int32)
-            for i in range(stride):
-                a = cur[i - channels] if i >= channels else 0
-                b = prev[i]
-                c = prev[i - channels] if i >= channels else 0
-                if f == 1:
-                    pred = a
-                elif f == 3:
-                    pred = (a + b) // 2
-                else:
-                    p = a + b - c
-                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                    pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-                cur[i] = (line[i] + pred) & 0xFF
-        out[y] = cur
-        prev = cur
-    return out.reshape(height, width, channels)[:, :, :3]
+    # Pillow comes with matplotlib
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 def test_report_renders_in_headless_chromium(tmp_path):
