@@ -21,6 +21,7 @@ import re
 import time
 import uuid
 
+import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -114,6 +115,31 @@ def _on_init(environment, **kw):
         _WRITER.append(writer)
         sinks.append(writer.add_requests)
     install_master_or_local(environment, RecordCollector(sinks))
+    gevent.spawn(_users_gauge, environment.runner)
+
+
+def _users_gauge(runner) -> None:
+    while True:
+        METRICS.users.set(runner.user_count)
+        gevent.sleep(1.0)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **kw):
+    """A shape run started from the UI or headless ends like `execbench run` ends a run:
+    provider back to its defaults, `run_end` in the timeline, the ledger saved."""
+    shape = environment.shape_class
+    conductor = getattr(shape, "conductor", None)
+    if isinstance(environment.runner, WorkerRunner) or conductor is None or not conductor.started:
+        return
+    conductor.restore_provider()
+    conductor.timeline("run_end", ts=time.time(), phase=None, mode=conductor.applied_mode,
+                       interrupted=time.time() < conductor.end, errors=conductor.errors)
+    if _WRITER and conductor.admin is not None:
+        try:
+            _WRITER[0].write_json("ledger.json", conductor.admin.ledger())
+        except Exception as exc:  # noqa: BLE001 - a missing ledger must not break Locust's stop
+            conductor.errors.append(f"ledger not saved: {exc}")
 
 
 def _add_metrics_route(app) -> None:

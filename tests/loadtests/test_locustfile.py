@@ -52,3 +52,5 @@ def test_headless_experiment_shape_flips_the_flag(running_service, tmp_path):
     assert applied == [("warmup", "off"), ("optimized", "skip"), ("rollback", "off")]
     phases = {r["phase"] for r in requests(run_dir)}
     assert {"baseline", "optimized", "rollback"} <= phases
+    assert events[-1]["event"] == "run_end" and events[-1]["interrupted"] is False
+    assert (run_dir / "ledger.json").exists()
