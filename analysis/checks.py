@@ -200,6 +200,15 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                              "observed": str(info["flip_window"]),
                              "note": "excluded from the phase's statistics"})
 
+    small = [f"{ph}/{flow} (n={m['executor_ms']['count']})"
+             for ph, flows in summary["phases"].items() for flow, m in flows.items()
+             if "executor_ms" in m and m["executor_ms"]["count"] < 1000]
+    if small:
+        findings.append({"name": "p99 from fewer than 1,000 records",
+                         "observed": ", ".join(small[:6]) + (" ..." if len(small) > 6 else ""),
+                         "note": "the p99 and its interval rest on the top few values; run longer "
+                                 "for a tail you can quote"})
+
     # ---- the experiment's own checks
     if a.spec:
         for raw in a.spec.checks:

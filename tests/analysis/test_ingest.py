@@ -29,7 +29,7 @@ def test_columns_match_a_plain_reading(tmp_path):
         assert np.array_equal(t.floats[k], [r["durations_ms"][k] for r in recs])
     assert list(t.values("flow")) == [r["flow"] for r in recs]
     assert list(t.values("mode")) == [r["mode"] for r in recs]
-    assert list(t.values("reason")) == [r.get("reason") for r in recs]
+    assert list(t.values("status")) == [r["status"] for r in recs]
     expect = [datetime.fromisoformat(r["ts"]).timestamp() for r in recs]
     assert np.allclose(t.times["ts"], expect, rtol=0, atol=1e-6)
 
