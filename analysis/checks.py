@@ -130,11 +130,11 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
             records += sum(st.values())
     if a.kind == "run":
         checks.append(_chk("no errors (server records in analysed phases)", errors == 0,
-                           f"{errors} of {records}", "0", "seed", "no_errors"))
+                           f"{errors} of {records}", "0", "run", "no_errors"))
         if a.requests is not None:
             fail = int((a.requests.cats["outcome"] == a.requests.code("outcome", "failure")).sum())
             checks.append(_chk("no failed requests (client side)", fail == 0,
-                               f"{fail} of {a.requests.n}", "0", "seed", "no_errors"))
+                               f"{fail} of {a.requests.n}", "0", "run", "no_errors"))
     else:
         rates = {}
         for ph in ("before", "after"):
@@ -149,7 +149,7 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
             p = _one_sided_rate_p(eb, nb, ea, na)
             checks.append(_chk("error rate not higher after the deploy", p >= 0.01,
                                f"{ra_:.3%} after vs {rb_:.3%} before (one-sided p={p:.3g})",
-                               "no significant increase (p >= 0.01)", "seed", "error_rate"))
+                               "no significant increase (p >= 0.01)", "run", "error_rate"))
 
     # ---- safety ledger
     led = a.ledger
