@@ -457,18 +457,18 @@ def _read_range(path: Path, schema: Schema, start: int = 0, end: int | None = No
     try:
         for first, lines in _iter_line_chunks(Path(path), start, end):
             lines_read += len(lines)
-            if not all(lines):
-                # blank lines are allowed (and skipped); keep the numbering right
-                ws = [ln.strip() for ln in lines]
-                blank += sum(1 for w in ws if not w)
-                keep_no = [first + i for i, w in enumerate(ws) if w]
-                kept = [ln for ln, w in zip(lines, ws) if w]
-                builder.slow(kept, keep_no, malformed)
-                continue
-            try:
-                builder.fast(lines)
-            except _Irregular:
-                builder.slow(lines, range(first, first + len(lines)), malformed)
+            if all(lines):
+                try:
+                    builder.fast(lines)
+                    continue
+                except _Irregular:
+                    pass
+            # record by record; blank (or whitespace-only) lines are skipped, not malformed
+            ws = [ln.strip() for ln in lines]
+            blank += sum(1 for w in ws if not w)
+            keep_no = [first + i for i, w in enumerate(ws) if w]
+            kept = [ln for ln, w in zip(lines, ws) if w]
+            builder.slow(kept, keep_no, malformed)
     finally:
         if was_enabled:
             gc.enable()

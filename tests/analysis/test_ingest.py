@@ -124,3 +124,41 @@ def test_seed_format_log(tmp_path):
     t = read_timings(path)
     assert t.n == 500
     assert t.levels["mode"] == [] and np.all(t.cats["mode"] == -1)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+GOOD = orjson.dumps({"ts": "2026-11-25T12:00:00.5Z", "status": "success", "flow": "local",
+                     "mode": "skip", "durations_ms": {"executor_ms": 12.5}})
+
+
+def _mangle(line: bytes, how: int, at: int) -> bytes:
+    if how == 0:
+        return line
+    if how == 1:
+        return line[: at % len(line)]  # truncated
+    if how == 2:
+        return line.replace(b"12.5", b'"12.5"')  # a number as a string
+    if how == 3:
+        return line.replace(b"success", b"\xff\xfe")  # invalid UTF-8
+    if how == 4:
+        return line.replace(b'"mode":"skip"', b'"mode":7')
+    return b"   "  # blank
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 200)), min_size=1, max_size=80),
+       st.integers(1, 3))
+@settings(max_examples=60, deadline=None)
+def test_any_mix_of_good_and_bad_lines_is_accounted_for(tmp_path_factory, plan, workers):
+    lines = [_mangle(GOOD, how, at) for how, at in plan]
+    path = tmp_path_factory.mktemp("fuzz") / "t.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    t = read_timings(path, workers=workers)
+    blank = sum(1 for ln in lines if not ln.strip())
+    good = sum(1 for ln in lines if ln == GOOD)
+    assert t.n == good
+    assert t.n + t.malformed.count + t.blank_lines == len(lines)
+    assert t.blank_lines == blank
+    bad_numbers = [n for n, _ in t.malformed.examples]
+    assert bad_numbers == [i + 1 for i, ln in enumerate(lines) if ln.strip() and ln != GOOD]
