@@ -61,6 +61,9 @@ CHECK_KINDS: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
         {"flow": "flow", "metric": "metric", "q": "quantile", "slo_ms": "number"},
         {"baseline_mode": "off"},
     ),
+    # Also understood by the analysis (docs/analysis.md).
+    "recovery_max_s": ({"max_s": "number"}, {"phase": None, "flow": None}),
+    "ledger_max": ({"field": "string", "max": "number"}, {}),
 }
 
 LOAD_DEFAULTS: dict[str, Any] = {
@@ -234,7 +237,9 @@ def _show(value) -> str:
 def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -> Experiment:
     v = _V(source)
     doc = copy.deepcopy(doc)
-    v.keys(doc, "", {"name", "description", "profile", "load", "phases", "checks"})
+    v.keys(doc, "", {"name", "description", "profile", "load", "phases", "checks", "analysis"})
+    if "analysis" in doc:  # the analysis' own settings (docs/analysis.md), passed through as is
+        v.table(doc["analysis"], "analysis")
     name = v.string(doc.get("name"), "name", pattern=r"[a-z0-9][a-z0-9_-]*")
     if "description" in doc:
         v.string(doc["description"], "description")
@@ -393,8 +398,8 @@ def _validate_check(v: _V, raw: dict, where: str, phase_names: set[str]) -> None
             v.fail(f"{where}.{key}", f"missing (required by kind {kind!r})")
     for key, value in raw.items():
         typ = required.get(key) or {"q": "quantile", "phases": "phase_list",
-                                     "max_failure_ratio": "ratio",
-                                     "baseline_mode": "mode"}.get(key)
+                                     "max_failure_ratio": "ratio", "phase": "phase",
+                                     "flow": "flow", "baseline_mode": "mode"}.get(key)
         fname = f"{where}.{key}"
         if typ == "flow":
             v.string(value, fname, choices=FLOWS)
@@ -412,6 +417,8 @@ def _validate_check(v: _V, raw: dict, where: str, phase_names: set[str]) -> None
             v.integer(value, fname, low=0)
         elif typ == "mode":
             v.string(value, fname, choices=MODES)
+        elif typ == "string":
+            v.string(value, fname)
         elif typ in ("phase_pair", "phase_list"):
             if not isinstance(value, list) or not value or (typ == "phase_pair" and len(value) != 2):
                 want = "an array of two phase names" if typ == "phase_pair" else "an array of phase names"
@@ -440,6 +447,8 @@ def dumps(exp: Experiment, header: str = "") -> str:
             out.append(f"{key} = {_toml_value(doc[key])}")
     out.append("")
     _toml_table(out, "load", doc["load"])
+    if doc.get("analysis"):
+        _toml_table(out, "analysis", doc["analysis"])
     for phase in doc["phases"]:
         out.append("[[phases]]")
         for key, value in phase.items():
