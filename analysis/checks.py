@@ -194,11 +194,12 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
         first = summary["ingest"]["timings"]["malformed"]["lines"][:5]
         findings.append({"name": "malformed timing lines skipped", "observed": str(mal),
                          "note": "first at lines " + ", ".join(str(x["line"]) for x in first)})
-    for ph, info in summary["phase_info"].items():
-        if info["flip_window"]:
-            findings.append({"name": f"records in {ph} that ran in another mode (flip window)",
-                             "observed": str(info["flip_window"]),
-                             "note": "excluded from the phase's statistics"})
+    flips = [(ph, info["flip_window"]) for ph, info in summary["phase_info"].items()
+             if info["flip_window"]]
+    if flips:
+        findings.append({"name": "records that ran in the previous mode (flip window)",
+                         "observed": ", ".join(f"{ph} {n}" for ph, n in flips),
+                         "note": "excluded from their phase's statistics"})
 
     small = [f"{ph}/{flow} (n={m['executor_ms']['count']})"
              for ph, flows in summary["phases"].items() for flow, m in flows.items()

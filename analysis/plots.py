@@ -95,8 +95,12 @@ def latency_over_time(a, path: Path) -> Path:
         top = np.nanpercentile(y, 99.5) if len(y) else 1
         ax.set_ylim(0, top * 1.1)
         for w in windows:
-            ax.text((w.start + w.end) / 2 - t0, top * 1.05, f"{w.name} ({w.mode or '-'})",
-                    ha="center", va="top", fontsize=8)
+            frac = (w.end - w.start) / span
+            if frac < 0.03:
+                continue  # too narrow for a label; the shading still shows the mode
+            label = f"{w.name} ({w.mode or '-'})" if frac > 0.12 else w.name
+            ax.text((w.start + w.end) / 2 - t0, top * 1.05, label, ha="center", va="top",
+                    fontsize=8 if frac > 0.12 else 6, rotation=0 if frac > 0.08 else 90)
         ax.legend(loc="upper right", fontsize=7)
     axes[-1, 0].set_xlabel(f"seconds since {windows[0].name if windows else 'start'} "
                            f"(bins of {span / nbins:.2f} s; solid line: flip requested, "
