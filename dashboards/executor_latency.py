@@ -176,7 +176,8 @@ MODE_CODE_EXPR = (
 )
 
 # A flip is any change of the mode a replica applies; one annotation per replica and change.
-FLIP_EXPR = 'sum by (instance) (changes(executor_optimization_mode{job="executor"}[30s])) > 0'
+# The 1m window matches the 60 s step Grafana uses for annotation queries, so none is missed.
+FLIP_EXPR = 'sum by (instance) (changes(executor_optimization_mode{job="executor"}[1m])) > 0'
 
 
 def flip_annotations() -> gdash.AnnotationQuery:
