@@ -233,7 +233,7 @@ def safety(a, path: Path) -> Path | None:
                               rotation=20, ha="right", fontsize=7)
         ax.set_title("margin estimate error and over-commit (USD)")
         ax.legend(fontsize=7)
-    fig.suptitle("safety ledger at the end of the run")
+    fig.suptitle("safety ledger at the end of the run", y=1.04)
     return _save(fig, path)
 
 
@@ -259,7 +259,8 @@ def recovery(a, path: Path) -> Path | None:
         ax.set_xlabel("seconds after the flip")
         ax.set_ylabel("executor_ms")
         ax.legend(fontsize=7)
-    fig.suptitle("recovery after each flip (band: target p50 +- tolerance; dashed: recovered)")
+    fig.suptitle("recovery after each flip (band: target p50 +- tolerance; dashed: recovered)",
+                 y=1.04)
     return _save(fig, path)
 
 
