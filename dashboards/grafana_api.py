@@ -122,8 +122,8 @@ def run_annotations(run_dir: str | Path) -> list[dict]:
             "tags": [ANNOTATION_TAG, "phase", run, phase, start.get("mode") or ""],
             "text": f"{run}: phase {phase} started (no end recorded)",
         })
-    for annotation in annotations:
-        annotation["tags"] = [t for t in annotation["tags"] if t]
+    for annotation in annotations:  # a phase named like its mode needs the tag once
+        annotation["tags"] = list(dict.fromkeys(t for t in annotation["tags"] if t))
     return annotations
 
 

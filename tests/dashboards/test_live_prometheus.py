@@ -323,3 +323,24 @@ def test_overcommit_alert_fires_under_skip_and_stays_silent_under_off(safety_run
                             safety_run.start, time.time())
     assert {a["metric"]["mode"] for a in ever} == {"skip"}, ledger
     assert ledger["overcommits"]["off"] == 0 and ledger["overcommits"]["skip_reserve"] == 0
+
+
+def test_annotate_reads_the_real_run_directory(live):
+    """`execbench annotate` on the run directory the Locust master just wrote (stand-in Grafana:
+    see test_grafana_api.py): one region per phase, one point per applied flip."""
+    import json
+
+    from tests.dashboards.test_grafana_api import TOKEN, StandIn, execbench
+
+    run_dir = live.tmp / "run"
+    events = [json.loads(line) for line in (run_dir / "timeline.jsonl").read_text().splitlines()]
+    phases = sum(e["event"] == "phase_end" for e in events)
+    flips = sum(e["event"] == "flip_applied" for e in events)
+    assert phases == 4 and flips >= 3
+    with StandIn() as grafana:
+        result = execbench("annotate", str(run_dir), "--grafana-url", grafana.url, token=TOKEN)
+    assert result.returncode == 0, result.stderr
+    bodies = [r["body"] for r in grafana.requests]
+    assert len(bodies) == phases + flips
+    assert sorted(b["tags"][3] for b in bodies if "phase" in b["tags"]) == [
+        "baseline", "optimized", "reserve", "rollback"]
