@@ -149,12 +149,15 @@ def test_the_locust_master_serves_loadtest_metrics_where_prometheus_scrapes(tmp_
         "services"]["locust-master"]["command"]
     assert "loadtests/locustfile.py" in command and "--web-port=8089" in command
     port, master_port = free_port(), free_port()
+    # The compose command itself, bound to this test's ports instead of the container's.
+    local = {"--web-host=0.0.0.0": "--web-host=127.0.0.1", "--web-port=8089": f"--web-port={port}",
+             "loadtests/locustfile.py": str(ROOT / "loadtests" / "locustfile.py")}
+    args = [local.get(arg, arg) for arg in command]
     log = tmp_path / "locust.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"),
-             "--master", "--master-bind-host=127.0.0.1", f"--master-bind-port={master_port}",
-             "--host=http://127.0.0.1:9", "--web-host=127.0.0.1", f"--web-port={port}"],
+            [sys.executable, "-m", "locust", *args, "--master-bind-host=127.0.0.1",
+             f"--master-bind-port={master_port}"],
             stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
             env={k: v for k, v in os.environ.items() if not k.startswith("EXECBENCH_")})
         try:
@@ -181,3 +184,34 @@ def test_the_locust_master_serves_loadtest_metrics_where_prometheus_scrapes(tmp_
     for name in ("loadtest_users", "loadtest_late_sends_total", "loadtest_phase_index",
                  "loadtest_request_duration_seconds"):
         assert name in body, name
+
+
+def test_the_execbench_commands_in_the_stack_parse(resolved):
+    """Every `execbench` command line of the stack is accepted by the real CLI parser."""
+    from execbench.cli import build_parser
+
+    parser = build_parser()
+    services = resolved["services"]
+    for name in ("executor-1", "executor-2", "worker"):
+        args = parser.parse_args(services[name]["command"])
+        assert callable(args.handler), name
+    assert parser.parse_args(services["executor-1"]["command"]).no_workers
+    seed = services["seed"]["command"][0]
+    assert "execbench seed --users" in seed and "--orders-per-user" in seed
+    parser.parse_args(["seed", "--users", "500", "--orders-per-user", "5"])
+
+
+def test_the_image_installs_every_package():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    base = next(line.split()[1] for line in dockerfile.splitlines() if line.startswith("FROM "))
+    assert ":" in base and base.split(":")[1][0].isdigit(), f"unpinned base image {base}"
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    for package in packages:
+        assert f"COPY {package} ./{package}" in dockerfile, package
+    assert 'ENTRYPOINT ["execbench"]' in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for heavy in (".git", ".venv", "runs"):
+        assert heavy in ignored
