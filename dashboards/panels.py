@@ -181,6 +181,15 @@ def base_dashboard(uid: str, title: str, description: str, tags: list[str]) -> g
         .timezone("utc")
         .tooltip(mdash.DashboardCursorSync.CROSSHAIR)
         .annotation(run_annotations())
+        .link(
+            gdash.DashboardLink("execbench dashboards")
+            .type(mdash.DashboardLinkType.DASHBOARDS)
+            .tags(["execbench"])
+            .as_dropdown(True)
+            .keep_time(True)
+            .include_vars(False)
+            .target_blank(False)
+        )
     )
 
 
