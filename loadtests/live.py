@@ -112,7 +112,18 @@ class LiveView:
             if q:
                 parts.append(f"{flow} p50={q[0]:.0f} p99={q[1]:.0f} ms")
         parts.append(f"fail={self.stats.failures} late={self.stats.late} 409={self.stats.rejections}")
+        flip = self._last_flip()
+        if flip:
+            parts.append(flip)
         return "  ".join(parts)
+
+    def _last_flip(self) -> str | None:
+        flips = self.conductor.flips
+        if not flips:
+            return None
+        f = flips[-1]
+        return (f"last flip: {f['mode']} at {f['phase']} "
+                f"(applied {(f['applied'] - f['requested']) * 1000:.0f} ms after the request)")
 
     def render(self) -> Table:
         c = self.conductor
@@ -134,6 +145,6 @@ class LiveView:
             q("provider"), q("local"), str(self.stats.failures), str(self.stats.late),
             str(self.stats.rejections),
         )
-        if c.errors:
-            table.caption = "; ".join(c.errors[-3:])
+        caption = [self._last_flip() or ""] + c.errors[-3:]
+        table.caption = "; ".join(x for x in caption if x) or None
         return table
