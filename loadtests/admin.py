@@ -50,6 +50,13 @@ class AdminClient:
         self._check(resp, "GET /admin/flags")
         return resp.json()["provider_skip"]
 
+    def check_token(self) -> None:
+        """Fail before the run, not at the first flip, when the token is refused."""
+        resp = self.http.get("/admin/flags/audit", headers=self.headers)
+        if resp.status_code in (401, 403):
+            raise AdminError(f"the admin token was refused (HTTP {resp.status_code})")
+        self._check(resp, "GET /admin/flags/audit")
+
     def set_mode(self, mode: str, reason: str) -> tuple[float, float, dict[str, Any]]:
         """Flip the flag. Returns (requested_at, applied_at, state), epoch seconds.
 

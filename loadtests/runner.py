@@ -74,12 +74,16 @@ def run_worker(args) -> int:
     env = Environment(user_classes=list(BY_NAME.values()), host=args.target)
     runner = env.create_worker_runner(args.master_host, args.master_port)
     install_worker(env)
-    try:
-        runner.greenlet.join()
-    except KeyboardInterrupt:
+    stopped: list[bool] = []
+
+    def on_signal() -> None:
+        stopped.append(True)
         runner.quit()
-        return 130
-    return 0
+
+    gevent.signal_handler(signal.SIGINT, on_signal)
+    gevent.signal_handler(signal.SIGTERM, on_signal)
+    runner.greenlet.join()
+    return 130 if stopped else 0
 
 
 def run(args) -> int:
@@ -98,7 +102,9 @@ def run(args) -> int:
         admin.wait_healthy(timeout=args.health_timeout)
         needs_admin = len({p.mode for p in experiment.phases}) > 1 or any(
             p.provider for p in experiment.phases)
-        if not token:
+        if token:
+            admin.check_token()
+        else:
             current = admin.flags().get("mode")
             if needs_admin or current != experiment.phases[0].mode:
                 console.print("[red]error:[/red] the experiment changes the flag or the provider; "
@@ -154,6 +160,19 @@ def run(args) -> int:
     csv_greenlet = gevent.spawn(csv_writer)
 
     interrupted = False
+    stop_requested: list[str] = []
+
+    def on_signal(name: str) -> None:
+        # SIGINT (Ctrl-C, or demo forwarding it) and SIGTERM end the load early, never the
+        # finish: the run directory is always closed with run_end and the ledger.
+        if not stop_requested:
+            console.print(f"{name}: stopping the load and writing what was recorded")
+        stop_requested.append(name)
+        if runner.shape_greenlet is not None:
+            runner.shape_greenlet.kill(block=False)
+
+    gevent.signal_handler(signal.SIGINT, on_signal, "interrupted")
+    gevent.signal_handler(signal.SIGTERM, on_signal, "terminated")
     started = time.time()
     console.print(f"execbench run [bold]{experiment.name}[/bold] -> {target}  "
                   f"({experiment.total_s:.0f} s of phases)  run dir: {run_dir}", highlight=False)
@@ -161,6 +180,9 @@ def run(args) -> int:
         if args.master:
             deadline = time.time() + args.worker_timeout
             while runner.worker_count < workers:
+                if stop_requested:
+                    runner.quit()
+                    return 130
                 if time.time() > deadline:
                     console.print(f"[red]error:[/red] only {runner.worker_count} of {workers} "
                                   f"workers connected after {args.worker_timeout:.0f} s")
@@ -170,20 +192,18 @@ def run(args) -> int:
         runner.start_shape()
         shape_greenlet = runner.shape_greenlet
         with LiveView(conductor, stats, console=console, interval=args.status_interval) as view:
-            while not shape_greenlet.dead:
+            while not shape_greenlet.dead and not stop_requested:
                 shape_greenlet.join(timeout=1.0)
                 metrics.users.set(runner.user_count)
                 view.update()
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the finish must not be cut short
         interrupted = True
-        console.print("interrupted: stopping the load and writing what was recorded")
     except Exception as exc:  # noqa: BLE001 - the run directory must still be closed
         interrupted = True
         console.print(f"[red]run failed:[/red] {exc!r}")
 
+    interrupted = interrupted or bool(stop_requested)
     # Users are stopped; finish in-flight arrivals and collect every record.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the finish must not be cut short
     if runner.state not in ("stopped", "stopping"):
         runner.stop()
     if conductor.greenlet is not None:

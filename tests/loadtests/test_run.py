@@ -219,3 +219,42 @@ def test_distributed_master_and_two_workers(running_service, tmp_path):
     assert 'loadtest_requests_total{flow="provider",name="trader_mix",outcome="ok"}' in scraped
     assert 'loadtest_mode{mode="skip"} 1.0' in scraped
     assert "loadtest_request_duration_seconds_bucket" in scraped
+
+
+def test_wrong_admin_token_is_refused_before_the_run(running_service, tmp_path):
+    svc = running_service(profile="none", seed_users=20, orders_per_user=1)
+    spec = write_spec(tmp_path / "ab.toml", phases=ab_phases(seconds=1, warmup=1))
+    result = execbench("run", spec, "--target", svc.url, "--run-dir", tmp_path / "run",
+                       env=cli_env("not-the-token"), timeout=60)
+    assert result.returncode == 2
+    assert "admin token was refused (HTTP 403)" in result.stdout
+    assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_ends_the_load_but_closes_the_run(running_service, tmp_path):
+    import signal
+
+    svc = running_service(profile="none", seed_users=20, orders_per_user=1)
+    spec = write_spec(tmp_path / "long.toml", rate=10.0,
+                      phases=[{"name": "long", "duration_s": 120, "mode": "off"}])
+    run_dir = tmp_path / "run"
+    proc = popen("run", spec, "--target", svc.url, "--run-dir", run_dir,
+                 env=cli_env(svc.admin_token))
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            path = run_dir / "requests.jsonl"
+            if path.exists() and path.stat().st_size > 500:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, out
+    end = timeline(run_dir)[-1]
+    assert end["event"] == "run_end" and end["interrupted"] is True
+    assert (run_dir / "ledger.json").exists()
+    assert requests(run_dir)
