@@ -63,6 +63,9 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
     out.append(f"<p class=muted>source {_e(s['source'])} &middot; experiment "
                f"{_e(s.get('experiment') or '-')} &middot; generated {_e(s['generated_at'])}"
                + (f" &middot; split at {_e(s['split_at'])}" if s.get("split_at") else "") + "</p>")
+    desc = a.spec.raw.get("description") if a.spec else None
+    if isinstance(desc, str) and desc:
+        out.append(f"<p><i>{_e(desc)}</i></p>")
     ok = s["verdict"] == "pass"
     failed = [c for c in s["checks"] if not c["passed"]]
     out.append(f"<div class='banner {'pass' if ok else 'fail'}'>verdict: {s['verdict'].upper()}"
