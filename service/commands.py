@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     seed.add_argument("--users", type=int, default=200, help="live and demo accounts each (ids 1..N)")
     seed.add_argument("--orders-per-user", type=int, default=10)
     seed.add_argument("--replace", action="store_true", help="drop existing data first")
+    seed.add_argument("--if-empty", action="store_true",
+                      help="succeed without changes when the database already has accounts")
     seed.add_argument("--database-url")
     seed.set_defaults(handler=_seed)
 
@@ -113,6 +115,9 @@ def _seed(args) -> int:
     try:
         counts = asyncio.run(main())
     except AlreadySeeded as exc:
+        if args.if_empty:
+            print(f"execbench seed: {settings.database_url} already has accounts; left as it is")
+            return 0
         print(f"execbench seed: {exc}", file=sys.stderr)
         return 1
     print(f"seeded {counts['accounts']} accounts and {counts['orders']} open orders "

@@ -40,6 +40,8 @@ def test_seed_refuses_to_overwrite_an_existing_database(tmp_path):
     assert first.returncode == 0 and "seeded 6 accounts and 12 open orders" in first.stdout
     again = execbench("seed", "--users", "3", "--database-url", url)
     assert again.returncode == 1 and "already has accounts" in again.stderr
+    tolerant = execbench("seed", "--if-empty", "--users", "3", "--database-url", url)
+    assert tolerant.returncode == 0 and "left as it is" in tolerant.stdout
 
 
 def test_standalone_worker_finishes_orders_queued_by_a_service_without_workers(running_service, tmp_path):
