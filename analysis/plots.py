@@ -168,29 +168,41 @@ def stages(a, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _estimate_errors(ledger: dict) -> dict:
-    """Per-mode estimate-error samples or summaries, if the ledger carries any."""
-    out = {}
-    by_mode = (ledger or {}).get("by_mode")
-    if isinstance(by_mode, dict):  # the service's ledger: per-mode summaries
-        for mode, v in by_mode.items():
+def _estimate_errors(ledger: dict) -> tuple[dict, dict]:
+    """What the ledger says about the margin estimate, per mode: samples (lists of numbers under
+    an `estimate` key: drawn as a distribution) and summaries (numbers under `estimate`/`usd`
+    keys, nested dicts such as quantiles flattened). Reads `by_mode` (the service's ledger) or
+    top-level `*estimate*` objects keyed by mode."""
+    samples: dict[str, np.ndarray] = {}
+    summaries: dict[str, dict[str, float]] = {}
+
+    def walk(mode, d, prefix=""):
+        for k, v in d.items():
+            name = f"{prefix}{k}"
+            relevant = "estimate" in name or "usd" in name
+            if isinstance(v, bool):
+                continue
+            if isinstance(v, (int, float)) and relevant:
+                summaries.setdefault(mode, {})[name.replace("_usd", "")] = float(v)
+            elif isinstance(v, list) and "estimate" in name and v and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+                samples[mode] = np.asarray(v, dtype=float)
+            elif isinstance(v, dict):
+                walk(mode, v, name + " ")
+
+    led = ledger or {}
+    if isinstance(led.get("by_mode"), dict):
+        for mode, v in led["by_mode"].items():
             if isinstance(v, dict):
-                nums = {k.replace("_usd", ""): x for k, x in v.items()
-                        if isinstance(x, (int, float)) and ("estimate" in k or "usd" in k)}
-                if nums:
-                    out[mode] = nums
-        if out:
-            return out
-    for key, val in (ledger or {}).items():
+                walk(mode, v)
+    for key, val in led.items():
         if "estimate" in key and isinstance(val, dict):
             for mode, v in val.items():
-                if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v):
-                    out[mode] = np.asarray(v, dtype=float)
-                elif isinstance(v, dict):
-                    nums = {k: x for k, x in v.items() if isinstance(x, (int, float))}
-                    if nums:
-                        out[mode] = nums
-    return out
+                if isinstance(v, dict):
+                    walk(mode, v, key + " ")
+                elif isinstance(v, list):
+                    walk(mode, {key: v})
+    return samples, summaries
 
 
 def safety(a, path: Path) -> Path | None:
@@ -198,8 +210,9 @@ def safety(a, path: Path) -> Path | None:
     if not led:
         return None
     plt = _plt()
-    errs = _estimate_errors(led)
-    fig, axes = plt.subplots(1, 3 if errs else 2, figsize=(12, 3.4), squeeze=False)
+    samples, summaries = _estimate_errors(led)
+    third = bool(samples or summaries)
+    fig, axes = plt.subplots(1, 3 if third else 2, figsize=(12, 3.4), squeeze=False)
     ax = axes[0, 0]
     oc = led.get("overcommits") or {}
     modes = list(oc) or ["off", "skip", "skip_reserve"]
@@ -219,19 +232,26 @@ def safety(a, path: Path) -> Path | None:
             ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:g}", va="center")
     res = led.get("reserved_vs_open_residual_usd")
     ax.set_title("ledger" + (f" (residual {res:.2f} USD)" if isinstance(res, (int, float)) else ""))
-    if errs:
+    if third:
         ax = axes[0, 2]
-        for i, (mode, v) in enumerate(errs.items()):
-            if isinstance(v, np.ndarray):
-                ax.hist(v, bins=40, alpha=0.6, label=mode, color=PHASE_CYCLE[i])
-            else:
-                ks = list(v)
-                xs = np.arange(len(ks)) + (i - 1) * 0.25
-                ax.bar(xs, [v[k] for k in ks], width=0.25, label=mode,
-                       color=MODE_COLORS.get(mode, PHASE_CYCLE[i]), edgecolor="k")
-                ax.set_xticks(np.arange(len(ks)), [k.replace("_", " ") for k in ks],
-                              rotation=20, ha="right", fontsize=7)
-        ax.set_title("margin estimate error and over-commit (USD)")
+        if samples:
+            for i, (mode, v) in enumerate(samples.items()):
+                ax.hist(v, bins=40, alpha=0.6, label=f"{mode} (n={len(v)})",
+                        color=MODE_COLORS.get(mode, PHASE_CYCLE[i % 7]), edgecolor="k", lw=0.3)
+            ax.set_xlabel("estimate error (USD)")
+            ax.set_title("margin estimate error distribution")
+        else:
+            names = []
+            for d in summaries.values():
+                names += [k for k in d if k not in names]
+            width = 0.8 / max(len(summaries), 1)
+            for i, (mode, d) in enumerate(summaries.items()):
+                xs = np.arange(len(names)) + (i - (len(summaries) - 1) / 2) * width
+                ax.bar(xs, [d.get(k, np.nan) for k in names], width=width, label=mode,
+                       color=MODE_COLORS.get(mode, PHASE_CYCLE[i % 7]), edgecolor="k")
+            ax.set_xticks(np.arange(len(names)), [k.replace("_", " ") for k in names],
+                          rotation=20, ha="right", fontsize=7)
+            ax.set_title("margin estimate error and over-commit (USD)")
         ax.legend(fontsize=7)
     fig.suptitle("safety ledger at the end of the run", y=1.04)
     return _save(fig, path)

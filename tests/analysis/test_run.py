@@ -333,3 +333,21 @@ baseline_mode = "off"
     # the load varies between phases: the seed's claims are reported, not gated
     assert not any(c["source"] == "seed" for c in s["checks"])
     assert any("not gated" in f["note"] for f in s["findings"])
+
+
+@pytest.mark.parametrize("extra", [
+    {"by_mode": {"skip": {"overcommits": 3, "max_overcommit_usd": 120.5,
+                          "estimate_error_usd": {"p50": 1.0, "p99": 40.0}},
+                 "off": {"overcommits": 0, "max_overcommit_usd": 0.0}}},
+    {"estimate_errors_usd": {"skip": [1.0, -2.5, 30.0, 4.0], "off": [0.0, 0.1]}},
+    {"by_mode": "not an object"},
+])
+def test_safety_panel_reads_the_ledger_it_is_given(tmp_path, extra):
+    run = write_run(tmp_path / "r", RunSpec(records=2000))
+    ledger = orjson.loads((run / "ledger.json").read_bytes())
+    ledger.update(extra)
+    (run / "ledger.json").write_bytes(orjson.dumps(ledger))
+    console = quiet()
+    assert analyze_run(run, console=console) == 0
+    assert "warning" not in console.file.getvalue()
+    assert (run / "plots" / "safety.svg").exists()
