@@ -145,6 +145,9 @@ TIMELINE = Schema(
 def _parse_one_time(s) -> float:
     if s is None:
         return math.nan
+    if isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s):
+        # some production logs write epoch numbers: seconds, or milliseconds when that large
+        return float(s) / 1000.0 if abs(s) > 1e11 else float(s)
     if not isinstance(s, str):
         raise ValueError(f"timestamp is not a string: {s!r}")
     dt = datetime.fromisoformat(s)

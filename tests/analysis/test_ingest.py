@@ -115,6 +115,8 @@ def test_time_formats():
     got = parse_times(["2026-11-25T14:00:00+02:00", "2026-11-25T12:00:00Z"])
     assert got[0] == got[1] == base
     assert math.isnan(parse_times([None, "2026-11-25T12:00:00Z"])[0])
+    # epoch numbers (seconds, or milliseconds) as some production logs write them
+    assert list(parse_times([base, base * 1000, "2026-11-25T12:00:00Z"])) == [base] * 3
     with pytest.raises(ValueError):
         parse_times(["2026-13-45T12:00:00Z"])
 
