@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -344,9 +346,14 @@ class Store:
             ))).one()
             account_cents = await conn.scalar(select(func.coalesce(func.sum(accounts.c.reserved_cents), 0)))
             modes = (await conn.execute(by_mode)).all()
+            errors = (await conn.execute(select(orders.c.mode, orders.c.estimate_error_usd)
+                                         .where(orders.c.estimate_error_usd.is_not(None)))).all()
         per_mode = {m: {"overcommits": 0, "max_overcommit_usd": 0.0, "provider_orders": 0,
                         "max_abs_estimate_error_usd": 0.0, "mean_estimate_error_usd": 0.0}
                     for m in ("off", "skip", "skip_reserve")}
+        by_mode_errors: dict[str, list[float]] = {}
+        for mode, error in errors:
+            by_mode_errors.setdefault(mode, []).append(abs(error))
         for mode, count, max_usd, provider, max_err, mean_err in modes:
             if mode not in per_mode:
                 continue  # seeded positions
@@ -354,6 +361,11 @@ class Store:
                               "provider_orders": int(provider),
                               "max_abs_estimate_error_usd": round(float(max_err), 2),
                               "mean_estimate_error_usd": round(float(mean_err), 2)}
+        for mode, values in by_mode_errors.items():
+            if mode in per_mode:
+                q = np.quantile(np.asarray(values), [0.5, 0.9, 0.95, 0.99])
+                per_mode[mode]["abs_estimate_error_quantiles_usd"] = {
+                    "count": len(values), **{k: round(float(v), 2) for k, v in zip(("p50", "p90", "p95", "p99"), q)}}
         return {
             "orders_total": int(total),
             "orders_nonterminal": int(nonterminal),

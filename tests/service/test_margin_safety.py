@@ -60,6 +60,9 @@ async def test_skip_over_commits_and_the_tool_shows_it(database_url):
         assert ledger["orders_nonterminal"] == 0
         assert ledger["overcommits"]["skip"] == accepted - 3
         assert ledger["by_mode"]["skip"]["max_overcommit_usd"] > 0
+        errors = ledger["by_mode"]["skip"]["abs_estimate_error_quantiles_usd"]
+        assert errors["count"] == accepted  # every confirmation records how wrong the estimate was
+        assert 0 < errors["p50"] <= errors["p99"]  # skip ignores the queued orders' margin
         assert svc.sample("executor_margin_overcommit_total", {"mode": "skip"}) == accepted - 3
         assert svc.sample("executor_margin_overcommit_usd_count", {"mode": "skip"}) == accepted - 3
         account = (await svc.client.get("/api/accounts/live/500")).json()
