@@ -24,6 +24,7 @@ from gevent.pool import Pool
 from locust import task
 from locust.contrib.fasthttp import FastHttpSession, FastHttpUser
 
+from loadtests.clock import ArrivalClock
 from loadtests.state import STATE
 
 ORDER_PATH = "/api/orders/instant/execute"
@@ -49,6 +50,7 @@ class Arrival:
 class ArrivalRateUser(FastHttpUser):
     abstract = True
     scenario = ""
+    _instances = 0
 
     def connections_per_arrival(self) -> int:
         """HTTP connections one arrival may use at once (a burst needs several)."""
@@ -58,8 +60,7 @@ class ArrivalRateUser(FastHttpUser):
         super().__init__(environment)
         self.rng = random.Random()
         self.pool: Pool | None = None
-        self._next: float | None = None
-        self._fixed_fresh = True
+        self.clock: ArrivalClock | None = None
 
     def on_start(self) -> None:
         deadline = time.time() + 30
@@ -67,7 +68,13 @@ class ArrivalRateUser(FastHttpUser):
             gevent.sleep(0.05)  # the schedule message is on its way from the master
         load = STATE.load
         seed = load.get("seed")
-        self.rng = random.Random(None if seed is None else hash((seed, self.scenario, id(self))))
+        # Seeded runs are reproducible per process: seed, worker, scenario, instance number.
+        ArrivalRateUser._instances += 1
+        n = ArrivalRateUser._instances
+        self.rng = random.Random(None if seed is None else
+                                 f"{seed}:{STATE.worker_index}:{self.scenario}:{n}")
+        self.clock = ArrivalClock(STATE, STATE.share(self.scenario),
+                                  load.get("arrival", "poisson") == "poisson", self.rng)
         inflight = int(load.get("max_inflight", 256))
         self.pool = Pool(inflight)
         STATE.pools.append(self.pool)
@@ -93,7 +100,7 @@ class ArrivalRateUser(FastHttpUser):
             self._closed_loop()
             return
         while True:
-            intended = self._next_arrival()
+            intended = self.clock.next(time.time())
             if intended is None:
                 gevent.sleep(0.5)  # the schedule is over; the shape ends the run
                 continue
@@ -113,35 +120,6 @@ class ArrivalRateUser(FastHttpUser):
             self._run_arrival(now)
             if think:
                 gevent.sleep(self.rng.expovariate(1 / think))
-
-    def _next_arrival(self) -> float | None:
-        """The next intended send time: piecewise Poisson (or fixed) over the phases."""
-        t = self._next if self._next is not None else max(STATE.t0, time.time())
-        share = STATE.share(self.scenario)
-        poisson = STATE.load.get("arrival", "poisson") == "poisson"
-        while True:
-            index = STATE.phase_index_at(t)
-            if index is None:
-                self._next = t
-                return None
-            rate = STATE.schedule[index]["rate"] * share
-            end = STATE.phase_end(index)
-            if rate <= 0:
-                t, self._fixed_fresh = end, True
-                continue
-            if poisson:
-                candidate = t + self.rng.expovariate(rate)
-            elif self._fixed_fresh:
-                candidate = t + self.rng.uniform(0, 1 / rate)  # stagger generators
-            else:
-                candidate = t + 1 / rate
-            if candidate >= end:
-                # Memoryless: restart at the boundary with the next phase's rate.
-                t, self._fixed_fresh = end, True
-                continue
-            self._fixed_fresh = False
-            self._next = candidate
-            return candidate
 
     def _run_arrival(self, intended: float) -> None:
         started = time.time()

@@ -29,9 +29,10 @@ def register(subparsers) -> None:
     run.add_argument("--runs-dir", default="runs", help="parent of new run directories (default: runs)")
     run.add_argument("--duration-scale", type=float, default=1.0,
                      help="multiply every phase duration (e.g. 0.1 for a smoke run)")
-    run.add_argument("--timing-log", default=None,
+    run.add_argument("--timing-log", action="append", default=None, metavar="PATH",
                      help="the service's EXECBENCH_TIMING_LOG when it runs on this machine: its "
-                          "records from the run window are copied to timings.jsonl")
+                          "records from the run window are copied to timings.jsonl (repeat it "
+                          "for several replicas: merged in time order)")
     run.add_argument("--metrics-port", type=int, default=0,
                      help="serve loadtest_ metrics for Prometheus on this port (0: off)")
     run.add_argument("--metrics-host", default="0.0.0.0")

@@ -128,17 +128,20 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def copy_timings(source: Path, dest: Path, start: float, end: float) -> int:
-    """Copy the service's timing records whose `ts` lies in [start, end] (epoch seconds)."""
-    count = 0
-    with open(source, "rb") as src, open(dest, "wb") as out:
-        for line in src:
-            try:
-                rec = orjson.loads(line)
-                ts = parse_iso(rec["ts"])
-            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
-                continue
-            if start <= ts <= end:
-                out.write(line if line.endswith(b"\n") else line + b"\n")
-                count += 1
-    return count
+def copy_timings(sources: list[Path], dest: Path, start: float, end: float) -> int:
+    """Merge the timing records whose `ts` lies in [start, end] (epoch seconds) from one or
+    more service timing logs (one per replica), in time order."""
+    kept: list[tuple[float, bytes]] = []
+    for source in sources:
+        with open(source, "rb") as src:
+            for line in src:
+                try:
+                    ts = parse_iso(orjson.loads(line)["ts"])
+                except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+                    continue
+                if start <= ts <= end:
+                    kept.append((ts, line if line.endswith(b"\n") else line + b"\n"))
+    kept.sort(key=lambda item: item[0])
+    with open(dest, "wb") as out:
+        out.writelines(line for _, line in kept)
+    return len(kept)

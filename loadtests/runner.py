@@ -228,13 +228,13 @@ def run(args) -> int:
         writer.write_json("ledger.json", settled_ledger(admin, args.settle_timeout))
     except Exception as exc:  # noqa: BLE001
         conductor.errors.append(f"ledger not saved: {exc}")
-    if args.timing_log:
-        source = Path(args.timing_log)
-        if source.resolve() != (run_dir / "timings.jsonl").resolve():
-            if source.exists():
-                copy_timings(source, run_dir / "timings.jsonl", started - 1, ended + 1)
-            else:
-                conductor.errors.append(f"timing log {source} not found")
+    dest = run_dir / "timings.jsonl"
+    sources = [Path(p) for p in (args.timing_log or []) if Path(p).resolve() != dest.resolve()]
+    missing = [str(p) for p in sources if not p.exists()]
+    if missing:
+        conductor.errors.append(f"timing log not found: {', '.join(missing)}")
+    if sources and not missing:
+        copy_timings(sources, dest, started - 1, ended + 1)
     runner.quit()
     gevent.sleep(1.2)  # one more CSV cycle with the final (worker) stats
     csv_greenlet.kill(block=True)

@@ -1,0 +1,50 @@
+"""Intended send times of one open-model generator: piecewise Poisson or fixed over the phases.
+
+Pure arithmetic over the schedule (no Locust, no sleeping), so it is unit-tested in-process.
+Memoryless at boundaries: when the next gap would cross into another phase, the process restarts
+at the boundary with that phase's rate (exact for a piecewise-constant Poisson process). Fixed
+arrivals restart with a random offset in [0, 1/rate) so several generators do not fire together.
+"""
+
+from __future__ import annotations
+
+import random
+
+from loadtests.state import ProcessState
+
+
+class ArrivalClock:
+    def __init__(self, state: ProcessState, share: float, poisson: bool, rng: random.Random):
+        self.state = state
+        self.share = share  # this generator's fraction of each phase's total rate
+        self.poisson = poisson
+        self.rng = rng
+        self._t: float | None = None
+        self._fresh = True
+
+    def next(self, now: float) -> float | None:
+        """The next intended time (epoch seconds), or None once the schedule is over."""
+        st = self.state
+        t = self._t if self._t is not None else max(st.t0, now)
+        while True:
+            index = st.phase_index_at(t)
+            if index is None:
+                self._t = t
+                return None
+            rate = st.schedule[index]["rate"] * self.share
+            end = st.phase_end(index)
+            if rate <= 0:
+                t, self._fresh = end, True
+                continue
+            if self.poisson:
+                candidate = t + self.rng.expovariate(rate)
+            elif self._fresh:
+                candidate = t + self.rng.uniform(0, 1 / rate)
+            else:
+                candidate = t + 1 / rate
+            if candidate >= end:
+                t, self._fresh = end, True
+                continue
+            self._fresh = False
+            self._t = candidate
+            return candidate
