@@ -8,6 +8,7 @@ their heavy modules when they run.
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers) -> None:
@@ -80,11 +81,13 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    if args.worker:
-        if args.experiment:
-            raise SystemExit("execbench run: a --worker takes its experiment from the master")
-    elif not args.experiment or not args.target:
-        raise SystemExit("execbench run: EXPERIMENT and --target URL are required")
+    if args.worker and args.experiment:
+        print("execbench run: error: a --worker takes its experiment from the master",
+              file=sys.stderr)
+        return 2
+    if not args.worker and (not args.experiment or not args.target):
+        print("execbench run: error: EXPERIMENT and --target URL are required", file=sys.stderr)
+        return 2
     _quiet_gevent_import()
     from loadtests import runner
 

@@ -1,0 +1,34 @@
+"""The CLI registers `run` and `demo` without importing Locust (it monkey-patches on import)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.loadtests.util import ROOT, cli_env, execbench
+
+
+def test_cli_does_not_import_locust_or_gevent():
+    code = ("import sys; from execbench.cli import build_parser; p = build_parser(); "
+            "p.parse_args(['run', 'x', '--target', 'http://h']); p.parse_args(['demo', '--quick']); "
+            "import loadtests.demo, loadtests.spec, loadtests.summary, loadtests.admin; "
+            "print(sorted(m for m in ('locust', 'gevent') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True, env=cli_env())
+    assert out.stdout.strip() == "[]"
+
+
+def test_run_usage_errors():
+    result = execbench("run", timeout=60)
+    assert result.returncode == 2
+    assert "EXPERIMENT and --target URL are required" in result.stderr
+    result = execbench("run", "provider-skip-ab", "--worker", timeout=60)
+    assert result.returncode == 2 and "takes its experiment from the master" in result.stderr
+
+
+def test_unreachable_target_is_a_clear_error(tmp_path):
+    result = execbench("run", "provider-skip-ab", "--target", "http://127.0.0.1:9",
+                       "--health-timeout", "1", "--run-dir", tmp_path / "run", timeout=60)
+    assert result.returncode == 2
+    assert "target error" in result.stdout and "/healthz not healthy" in result.stdout
+    assert not (tmp_path / "run").exists()
