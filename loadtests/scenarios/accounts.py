@@ -24,7 +24,10 @@ def account_range(scenario: str) -> range:
 
 
 class AccountPicker:
-    """Random free account of this scenario's slice, partitioned across workers."""
+    """Random free account of this scenario's slice, partitioned across workers and phases.
+
+    Each phase gets its own accounts, so an account drained or over-committed under one mode
+    never carries that state into the next phase's measurement."""
 
     def __init__(self, scenario: str, rng: random.Random):
         ids = list(account_range(scenario))
@@ -35,8 +38,12 @@ class AccountPicker:
         self.busy: set[int] = set()
         self.exhausted: set[int] = set()
 
-    def acquire(self) -> int | None:
-        free = [i for i in self.ids if i not in self.busy and i not in self.exhausted]
+    def acquire(self, phase_index: int | None = None) -> int | None:
+        ids = self.ids
+        phases = len(STATE.schedule)
+        if phase_index is not None and phases > 1 and len(ids) >= phases:
+            ids = ids[phase_index::phases]
+        free = [i for i in ids if i not in self.busy and i not in self.exhausted]
         if not free:
             return None
         account = self.rng.choice(free)

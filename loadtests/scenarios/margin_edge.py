@@ -26,7 +26,7 @@ class MarginEdge(ArrivalRateUser):
     def act(self, arrival: Arrival) -> None:
         conf = STATE.load["scenarios"]["margin_edge"]
         user_type = conf["user_type"]
-        account_id = self.picker.acquire()
+        account_id = self.picker.acquire(STATE.phase_index_at(arrival.intended))
         if account_id is None:
             return
         exhausted = False

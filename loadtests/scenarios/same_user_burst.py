@@ -33,7 +33,7 @@ class SameUserBurst(ArrivalRateUser):
     def act(self, arrival: Arrival) -> None:
         conf = STATE.load["scenarios"]["same_user_burst"]
         user_type = conf["user_type"]
-        account_id = self.picker.acquire()
+        account_id = self.picker.acquire(STATE.phase_index_at(arrival.intended))
         if account_id is None:
             return  # every account of the slice is busy or out of margin
         exhausted = False
