@@ -1,0 +1,1 @@
+"""Load generation for execbench: Locust scenarios, experiment specs and the runner (docs/loadtests.md)."""
