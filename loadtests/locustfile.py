@@ -52,6 +52,10 @@ def _make_conductor(self) -> Conductor:
     host = runner.environment.host
     token = os.environ.get("EXECBENCH_ADMIN_TOKEN")
     admin = AdminClient(host, token) if host and token else None
+    if _WRITER:  # the analysis needs the spec as run next to the records
+        (_WRITER[0].run_dir / "experiment.toml").write_text(specs.dumps(
+            experiment, header=f"experiment {experiment.name} as run from the locustfile "
+                               f"(duration scale {scale}); schema: docs/loadtests.md"))
     return Conductor(runner.environment, experiment, admin=admin,
                      writer=_WRITER[0] if _WRITER else None, metrics=METRICS,
                      generators=int(experiment.load["generators"]) * max(1, workers),

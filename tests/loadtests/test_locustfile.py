@@ -54,3 +54,4 @@ def test_headless_experiment_shape_flips_the_flag(running_service, tmp_path):
     assert {"baseline", "optimized", "rollback"} <= phases
     assert events[-1]["event"] == "run_end" and events[-1]["interrupted"] is False
     assert (run_dir / "ledger.json").exists()
+    assert 'name = "provider-skip-ab"' in (run_dir / "experiment.toml").read_text()
