@@ -68,4 +68,5 @@ def test_burst_on_postgres_two_replicas(running_service, postgres_url, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert any(r.get("burst") for r in requests(run_dir))
     ledger = json.loads((run_dir / "ledger.json").read_text())
-    assert ledger["overcommits"]["off"] == 0 and ledger["orders_nonterminal"] == 0
+    assert ledger["overcommits"]["off"] == 0, ledger
+    assert ledger["orders_nonterminal"] == 0, ledger
