@@ -139,6 +139,19 @@ def orders_in_flight() -> gdash.Panel:
     )
 
 
+def oldest_nonterminal_age() -> gdash.Panel:
+    return p.ts(
+        "Oldest non-terminal order",
+        "`executor_orders_oldest_nonterminal_age_seconds`: how long the oldest order still waiting "
+        "for a final state has waited (0 when none). Healthy: below the provider timeout plus a "
+        "claim lease (seconds). The stuck-orders alert fires above 2 minutes, even when other "
+        "orders keep flowing.",
+        "s",
+        p.query("max(executor_orders_oldest_nonterminal_age_seconds)", "oldest non-terminal", "A"),
+        width=12,
+    )
+
+
 def flag_changes() -> gdash.Panel:
     return p.ts(
         "Flag changes",
@@ -172,5 +185,6 @@ def build() -> gdash.Dashboard:
         .with_panel(provider_outcomes())
         .with_panel(margin_releases())
         .with_panel(orders_in_flight())
+        .with_panel(oldest_nonterminal_age())
         .with_panel(flag_changes())
     )

@@ -79,6 +79,10 @@ class ExecutorMetrics:
         self.nonterminal = Gauge(
             "executor_orders_nonterminal", "Orders not yet terminal (queued), database-wide.",
             registry=registry)
+        self.oldest_nonterminal_age = Gauge(
+            "executor_orders_oldest_nonterminal_age_seconds",
+            "Age of the oldest order not yet terminal, database-wide (0 when there is none).",
+            registry=registry)
         self._bind_children()
 
     def _bind_children(self) -> None:

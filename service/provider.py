@@ -77,9 +77,10 @@ class ProviderWorker:
             try:
                 now = self._clock()
                 if now >= next_gauges:
-                    total, waiting = await self._store.queue_depth(now)
+                    total, waiting, oldest_age = await self._store.queue_depth(now)
                     self._metrics.nonterminal.set(total)
                     self._metrics.provider_inflight.set(waiting)
+                    self._metrics.oldest_nonterminal_age.set(oldest_age)
                     next_gauges = now + 0.5
                 busy = await self.run_once()
             except asyncio.CancelledError:

@@ -260,16 +260,17 @@ class Store:
                 update(orders).where(orders.c.id == order_id, orders.c.status == "queued")
                 .values(provider_due_at=due_at, provider_outcome=outcome, claimed_by=None, claim_until=None))
 
-    async def queue_depth(self, now: float) -> tuple[int, int]:
-        """(queued orders, queued orders still legitimately waiting on the provider)."""
+    async def queue_depth(self, now: float) -> tuple[int, int, float]:
+        """(queued orders, those still legitimately waiting on the provider, oldest one's age in s)."""
         query = select(
             func.count(),
             func.coalesce(func.sum(case((or_(orders.c.provider_due_at.is_(None),
                                              orders.c.provider_due_at > now), 1), else_=0)), 0),
+            func.min(orders.c.created_at),
         ).where(orders.c.status == "queued")
         async with self.engine.connect() as conn:
-            total, waiting = (await conn.execute(query)).one()
-        return int(total), int(waiting)
+            total, waiting, oldest = (await conn.execute(query)).one()
+        return int(total), int(waiting), (max(0.0, now - oldest) if oldest is not None else 0.0)
 
     # --- flags and audit ------------------------------------------------------------
     async def get_flag(self, name: str):

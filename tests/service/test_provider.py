@@ -81,3 +81,13 @@ async def test_an_outage_times_orders_out_and_releases_them(sqlite_url):
         await anyio.sleep(0.01)
         ledger = await svc.drain()
         assert ledger["releases_total"] == 5  # the provider confirms again
+
+
+async def test_queue_depth_reports_the_oldest_waiting_order(database_url):
+    async with serving(database_url, run_workers=False) as svc:
+        store = svc.services.store
+        assert await store.queue_depth(time.time()) == (0, 0, 0.0)
+        await send_orders(svc, 3)
+        total, waiting, oldest = await store.queue_depth(time.time() + 60)  # a minute later
+        assert (total, waiting) == (3, 0)  # none answered, all overdue
+        assert 60 <= oldest < 65
