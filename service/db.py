@@ -85,7 +85,8 @@ orders = Table(
     Column("final_outcome", String(12)),  # confirmed | rejected | timeout
     Column("release_count", Integer, nullable=False, default=0),
     Column("estimate_error_usd", Float),
-    Column("overcommit_usd", Float),
+    Column("overcommit_usd", Float),  # final used margin above equity at confirmation, if any
+    Column("overcommit_counted", Integer, nullable=False, default=0),  # beyond the price allowance
     UniqueConstraint("user_type", "user_id", "client_order_id", name="uq_orders_client_id"),
     Index("ix_orders_user_status", "user_type", "user_id", "status"),
     Index("ix_orders_status_due", "status", "provider_due_at"),

@@ -136,13 +136,14 @@ class ProviderWorker:
 
         async with self._locks.hold(row.user_type, row.user_id):
             result = await self._store.confirm(row.id, row.user_type, row.user_id, self.name, now,
-                                               prices.__getitem__, compute)
+                                               prices.__getitem__, compute,
+                                               self._settings.overcommit_allowance_pct)
         self._count(result, "confirmed")
         if result is None:
             return
         mode = result["mode"]
         self._metrics.estimate_error.labels(mode).observe(abs(result["estimate_error_usd"]))
-        if result["overcommit_usd"] > 0:
+        if result["overcommit_counted"]:
             self._metrics.overcommits.labels(mode).inc()
             self._metrics.overcommit_usd.labels(mode).observe(result["overcommit_usd"])
 

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     worker_batch: int = Field(default=50, ge=1)
     worker_lease_s: float = Field(default=10.0, gt=0)
 
+    # A confirmation that leaves used margin above equity by less than this share of equity is
+    # recorded but not counted as an over-commit: prices move between an order's acceptance and
+    # its confirmation (equity moves ~leverage times faster than margin), so an account accepted
+    # right at its limit can cross it by a hair in any mode. What `skip` lets through is whole
+    # orders' margin, far above it.
+    overcommit_allowance_pct: float = Field(default=1.0, ge=0, le=100)
+
     price_seed: int = 20261125
     latency_seed: int | None = None
     max_body_bytes: int = Field(default=16_384, ge=256)

@@ -192,7 +192,7 @@ class Store:
             return (await conn.execute(statement)).all()
 
     async def confirm(self, order_id: str, user_type: str, user_id: int, worker: str, now: float,
-                      price_of, compute) -> dict | None:
+                      price_of, compute, allowance_pct: float = 0.0) -> dict | None:
         """Fill a queued order and recompute the account's final margins, in one transaction.
 
         Returns None when the order is no longer queued (a duplicate or late answer).
@@ -218,16 +218,19 @@ class Store:
             estimate_error = total_with_queued - (order["estimate_total_usd"] or 0.0)
             overcommit = executed_margin - equity
             overcommit_usd = overcommit if overcommit > 0.005 else 0.0
+            counted = overcommit_usd > max(equity, 0.0) * allowance_pct / 100
             await conn.execute(
                 update(orders).where(orders.c.id == order_id)
-                .values(estimate_error_usd=estimate_error, overcommit_usd=overcommit_usd)
+                .values(estimate_error_usd=estimate_error, overcommit_usd=overcommit_usd,
+                        overcommit_counted=int(counted))
             )
             await conn.execute(
                 update(accounts).where(accounts.c.user_type == user_type, accounts.c.user_id == user_id)
                 .values(reserved_cents=accounts.c.reserved_cents - order["reserved_cents"],
                         used_margin_usd=executed_margin, equity_usd=equity, updated_at=now)
             )
-        return {"mode": order["mode"], "estimate_error_usd": estimate_error, "overcommit_usd": overcommit_usd}
+        return {"mode": order["mode"], "estimate_error_usd": estimate_error, "overcommit_usd": overcommit_usd,
+                "overcommit_counted": counted}
 
     async def release(self, order_id: str, outcome: str, worker: str, now: float) -> dict | None:
         """Reject a queued order and release its held margin — exactly once."""
@@ -329,8 +332,9 @@ class Store:
         by_mode = (
             select(
                 orders.c.mode,
-                func.count().filter(orders.c.overcommit_usd > 0),
+                func.count().filter(orders.c.overcommit_counted == 1),
                 func.coalesce(func.max(orders.c.overcommit_usd), 0.0),
+                func.count().filter(orders.c.overcommit_usd > 0, orders.c.overcommit_counted == 0),
                 func.count().filter(orders.c.flow == "provider"),
                 func.coalesce(func.max(func.abs(orders.c.estimate_error_usd)), 0.0),
                 func.coalesce(func.avg(orders.c.estimate_error_usd), 0.0),
@@ -349,16 +353,18 @@ class Store:
             modes = (await conn.execute(by_mode)).all()
             errors = (await conn.execute(select(orders.c.mode, orders.c.estimate_error_usd)
                                          .where(orders.c.estimate_error_usd.is_not(None)))).all()
-        per_mode = {m: {"overcommits": 0, "max_overcommit_usd": 0.0, "provider_orders": 0,
+        per_mode = {m: {"overcommits": 0, "max_overcommit_usd": 0.0, "overcommits_within_allowance": 0,
+                        "provider_orders": 0,
                         "max_abs_estimate_error_usd": 0.0, "mean_estimate_error_usd": 0.0}
                     for m in ("off", "skip", "skip_reserve")}
         by_mode_errors: dict[str, list[float]] = {}
         for mode, error in errors:
             by_mode_errors.setdefault(mode, []).append(abs(error))
-        for mode, count, max_usd, provider, max_err, mean_err in modes:
+        for mode, count, max_usd, within, provider, max_err, mean_err in modes:
             if mode not in per_mode:
                 continue  # seeded positions
             per_mode[mode] = {"overcommits": int(count), "max_overcommit_usd": round(float(max_usd), 2),
+                              "overcommits_within_allowance": int(within),
                               "provider_orders": int(provider),
                               "max_abs_estimate_error_usd": round(float(max_err), 2),
                               "mean_estimate_error_usd": round(float(mean_err), 2)}
