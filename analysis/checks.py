@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+from .safety import part as safety_part
+
 FLOWS = ("provider", "local")
 
 
@@ -176,10 +178,16 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                 bm = (led.get("by_mode") or {}).get("skip") if isinstance(
                     led.get("by_mode"), dict) else None
                 usd = bm.get("max_overcommit_usd") if isinstance(bm, dict) else None
-                if usd is not None:
-                    usd_txt = f"max {usd:.2f} USD"
+                extra = []
+                rate = ((safety_part(summary["safety"], "modes") or {}).get("skip") or {}).get("per_10k")
+                if isinstance(rate, dict) and rate.get("ci_low") is not None:
+                    extra.append(f"{rate['value']:.1f} per 10k provider orders, 95% CI "
+                                 f"{rate['ci_low']:.1f}-{rate['ci_high']:.1f}")
+                if usd:
+                    extra.append(f"max {usd:.2f} USD")
                 findings.append({"name": "over-commits under skip (the optimization's cost)",
-                                 "observed": str(oc["skip"]) + (f" ({usd_txt})" if usd else ""),
+                                 "observed": str(oc["skip"]) + (f" ({'; '.join(extra)})"
+                                                                if extra else ""),
                                  "note": "skip estimates the total margin without the lock; "
                                          "concurrent orders can over-commit"})
             res = led.get("reserved_vs_open_residual_usd")

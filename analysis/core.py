@@ -68,6 +68,8 @@ class Analysis:
     ledger: dict | None = None
     ingest_notes: list[str] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    # provider fault settings as the run applied them (timeline `provider_set` events)
+    provider_events: list[dict] = field(default_factory=list)
 
     # ---- selections
     def phase_names(self, analysed_only: bool = True) -> list[str]:
@@ -275,10 +277,6 @@ def comparisons(a: Analysis, roles: dict) -> list[dict]:
 def recoveries(a: Analysis) -> list[dict]:
     """Recovery after each flip, per flow: the user-visible series (every success record of
     the flow, whatever mode it ran in) against the target phase's steady p50."""
-    t = a.timings
-    s = a.settings
-    ts = t.times["ts"]
-    success = t.cats["status"] == t.code("status", "success")
     out = []
     for k, w in enumerate(a.attribution.windows):
         if w.flip_requested is None:
@@ -286,32 +284,46 @@ def recoveries(a: Analysis) -> list[dict]:
         entry = {"phase": w.name, "mode": w.mode, "requested_at": iso(w.flip_requested),
                  "applied_at": iso(w.flip_applied),
                  "apply_lag_s": (w.flip_applied - w.flip_requested)
-                 if w.flip_applied is not None else None, "flows": {}}
-        for flow in FLOWS:
-            fm = success & (t.cats["flow"] == t.code("flow", flow))
-            steady = fm & a.attribution.kept & (a.attribution.phase_index == k)
-            steady &= ts >= w.start + w.duration_s / 2
-            if steady.sum() < 5:
-                continue
-            target = float(np.median(t.floats["executor_ms"][steady]))
-            # sparse series (a quiet production log): widen the window to ~50 records
-            rate = steady.sum() / max(w.duration_s / 2, 1e-9)
-            window = max(s.recovery_window_s, 50.0 / rate)
-            step = s.recovery_step_s * window / s.recovery_window_s
-            hold = max(s.recovery_hold_s, 2 * window)
-            span = fm & (ts >= w.flip_requested - window) & (ts < w.end)
-            rec = stats.recovery_time(
-                ts[span], t.floats["executor_ms"][span], flip_ts=w.flip_requested, end_ts=w.end,
-                target=target, tolerance_pct=s.recovery_tolerance_pct,
-                window_s=window, step_s=step,
-                hold_s=min(hold, max(w.end - w.flip_requested, 0.0)))
-            entry["flows"][flow] = rec
+                 if w.flip_applied is not None else None,
+                 "flows": recovery_after(a, k, w.flip_requested)}
         out.append(entry)
+    return out
+
+
+def recovery_after(a: Analysis, k: int, event_ts: float) -> dict:
+    """Per flow: seconds from `event_ts` (a flip, the end of a provider fault) until the rolling
+    p50 settles within the tolerance of window k's steady p50 (its second half); see
+    `stats.recovery_time`. Flows with fewer than 5 steady records are left out."""
+    t = a.timings
+    s = a.settings
+    w = a.attribution.windows[k]
+    ts = t.times["ts"]
+    success = t.cats["status"] == t.code("status", "success")
+    out = {}
+    for flow in FLOWS:
+        fm = success & (t.cats["flow"] == t.code("flow", flow))
+        steady = fm & a.attribution.kept & (a.attribution.phase_index == k)
+        steady &= ts >= w.start + w.duration_s / 2
+        if steady.sum() < 5:
+            continue
+        target = float(np.median(t.floats["executor_ms"][steady]))
+        # sparse series (a quiet production log): widen the window to ~50 records
+        rate = steady.sum() / max(w.duration_s / 2, 1e-9)
+        window = max(s.recovery_window_s, 50.0 / rate)
+        step = s.recovery_step_s * window / s.recovery_window_s
+        hold = max(s.recovery_hold_s, 2 * window)
+        span = fm & (ts >= event_ts - window) & (ts < w.end)
+        out[flow] = stats.recovery_time(
+            ts[span], t.floats["executor_ms"][span], flip_ts=event_ts, end_ts=w.end,
+            target=target, tolerance_pct=s.recovery_tolerance_pct,
+            window_s=window, step_s=step,
+            hold_s=min(hold, max(w.end - event_ts, 0.0)))
     return out
 
 
 def build_summary(a: Analysis) -> dict:
     from .checks import evaluate
+    from .safety import safety_section
 
     roles = a.roles()
     phases, info = phase_statistics(a)
@@ -329,7 +341,7 @@ def build_summary(a: Analysis) -> dict:
         "phase_info": info,
         "client": client_statistics(a),
         "comparisons": comparisons(a, roles),
-        "safety": safety(a),
+        "safety": None,
         "rollback": None,
         "flips": recoveries(a),
         "ingest": ingest_report(a),
@@ -345,18 +357,13 @@ def build_summary(a: Analysis) -> dict:
                                "applied_at": flip["applied_at"], "apply_lag_s": flip["apply_lag_s"],
                                "recovery_s": prov["recovery_s"] if prov else None,
                                "flow": "provider" if "provider" in flip["flows"] else None}
+    summary["safety"] = safety_section(a, summary)
     checks, findings = evaluate(a, summary)
     summary["checks"] = checks
     summary["findings"] = findings
     summary["verdict"] = "pass" if all(c["passed"] for c in checks) else "fail"
     a.summary = summary
     return summary
-
-
-def safety(a: Analysis) -> dict:
-    if not a.ledger:
-        return {"source": None, "available": False}
-    return {"source": "ledger.json", "available": True, **a.ledger}
 
 
 def ingest_report(a: Analysis) -> dict:

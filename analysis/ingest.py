@@ -572,3 +572,26 @@ def read_timeline(path: Path) -> tuple[list[dict], Malformed]:
                        "mode": md[i], "group": gr[i]})
     events.sort(key=lambda e: e["ts"])
     return events, t.malformed
+
+
+def read_provider_events(path: Path) -> list[dict]:
+    """`provider_set` events of a timeline with their settings (`{"ts", "phase", "provider"}`),
+    in time order. The columnar reader keeps no nested objects, and the timeline is small, so
+    this reads it again line by line; lines that do not parse are skipped (the timeline reader
+    counts them)."""
+    out = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            if b"provider_set" not in line:
+                continue
+            try:
+                e = orjson.loads(line)
+                ts = _parse_one_time(e["ts"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+            if not isinstance(e, dict) or e.get("event") != "provider_set" \
+                    or not isinstance(e.get("provider"), dict) or not math.isfinite(ts):
+                continue
+            out.append({"ts": ts, "phase": e.get("phase"), "provider": e["provider"]})
+    out.sort(key=lambda e: e["ts"])
+    return out

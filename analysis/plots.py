@@ -179,6 +179,8 @@ def _estimate_errors(ledger: dict) -> tuple[dict, dict]:
     def walk(mode, d, prefix=""):
         for k, v in d.items():
             name = f"{prefix}{k}"
+            if k == "abs_estimate_error_quantiles_usd":
+                continue  # drawn on its own (`estimate_error`), and its count is not USD
             relevant = "estimate" in name or "usd" in name
             if isinstance(v, bool):
                 continue
@@ -257,6 +259,46 @@ def safety(a, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def estimate_error(a, path: Path) -> Path | None:
+    """|estimate error| per mode drawn from the ledger's quantiles (p50, p90, p95, p99 and the
+    maximum): the service reports no raw values, so this is the quantile function at those
+    levels, not a histogram."""
+    from .safety import part
+
+    modes = {m: v["abs_estimate_error_usd"] for m, v in
+             (part(a.summary.get("safety") or {}, "modes") or {}).items()
+             if v.get("abs_estimate_error_usd")}
+    if not modes:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    # evenly spaced: the tail levels are the interesting ones and would crowd on a linear axis
+    levels = [("p50", 0), ("p90", 1), ("p95", 2), ("p99", 3), ("max", 4)]
+    top = 0.0
+    for i, (mode, q) in enumerate(modes.items()):
+        pts = [(x, q[k]) for k, x in levels if q.get(k) is not None]
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        colour = {"off": "#2471a3", "skip": "#d35400", "skip_reserve": "#1e8449"}.get(
+            mode, PHASE_CYCLE[i % len(PHASE_CYCLE)])
+        ax.plot(xs, ys, marker="o", color=colour, lw=1.6,
+                label=f"{mode} (n={q.get('count') if q.get('count') is not None else '?'})")
+        for x, y in pts:
+            ax.annotate(f"{y:,.0f}" if y >= 100 else f"{y:.2f}", (x, y), fontsize=7,
+                        textcoords="offset points", xytext=(3, 4), color=colour)
+        top = max(top, *ys)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_ylim(0, max(top, 1.0) * 3)
+    ax.set_xticks([x for _, x in levels], [k for k, _ in levels])
+    ax.set_xlim(-0.3, 4.6)
+    ax.set_xlabel("quantile of |estimate error| (evenly spaced levels; max: the largest)")
+    ax.set_ylabel("|estimate error| USD (symlog)")
+    ax.set_title("margin estimate error by mode, from the ledger's quantiles")
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
 def recovery(a, path: Path) -> Path | None:
     flips = [f for f in a.summary.get("flips", []) if f["flows"]]
     if not flips:
@@ -290,7 +332,8 @@ def make_plots(a, plots_dir: Path, errors: list[str] | None = None) -> dict[str,
     plots_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     for name, fn in (("latency_over_time", latency_over_time), ("cdf", cdfs),
-                     ("stages", stages), ("recovery", recovery), ("safety", safety)):
+                     ("stages", stages), ("recovery", recovery), ("safety", safety),
+                     ("estimate_error", estimate_error)):
         try:
             p = fn(a, plots_dir / f"{name}.svg")
         except Exception as exc:  # noqa: BLE001 - reported, see docstring

@@ -19,6 +19,8 @@ th{background:#f4f4f4;text-align:left} td.num{text-align:right;font-variant-nume
 .banner.pass{background:#1e8449}.banner.fail{background:#c0392b}
 .muted{color:#666;font-size:12px} img{max-width:100%;border:1px solid #eee;margin:6px 0}
 code{background:#f4f4f4;padding:0 3px}
+.warn{color:#222;background:#f5b041;font-weight:bold;text-align:center}
+.caption{color:#444;font-size:12px;margin:0 0 10px 0;max-width:900px}
 """
 
 
@@ -165,31 +167,7 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
     if "recovery" in plots:
         out.append(_img(plots["recovery"], "recovery after flips"))
 
-    out.append("<h2>Safety</h2>")
-    saf = s["safety"]
-    if saf.get("available"):
-        rows = []
-        for k, v in saf.items():
-            if k in ("source", "available", "by_mode"):
-                continue
-            if isinstance(v, dict):
-                v = ", ".join(f"{kk}: {vv}" for kk, vv in v.items())
-            rows.append((_e(k), _e(v)))
-        out.append(_table(["ledger field", "value"], rows))
-        by_mode = saf.get("by_mode")
-        if isinstance(by_mode, dict) and by_mode:
-            fields = []
-            for v in by_mode.values():
-                if isinstance(v, dict):
-                    fields += [f for f in v if f not in fields]
-            brow = [(_e(mode), *[_e(v.get(f, "-")) if isinstance(v, dict) else "-"
-                                 for f in fields]) for mode, v in by_mode.items()]
-            out.append(_table(["mode", *fields], brow, tuple(range(1, len(fields) + 1))))
-        if "safety" in plots:
-            out.append(_img(plots["safety"], "safety ledger"))
-    else:
-        out.append("<p>No ledger.json in this run: over-commits, releases and lost orders were not"
-                   " verified.</p>")
+    out.append(safety_section(s, plots))
 
     out.append("<h2>Phases and attribution</h2>")
     rows = []
@@ -228,3 +206,171 @@ def write_report(a, plots: dict[str, Path], path: Path, *, title: str,
                  errors: list[str] | None = None) -> Path:
     path.write_text(render(a, plots, title=title, errors=errors), encoding="utf-8")
     return path
+
+
+def _status(passed) -> str:
+    if passed is None:
+        return "-"
+    return f"<span class={'pass' if passed else 'fail'}>&nbsp;{'PASS' if passed else 'FAIL'}&nbsp;</span>"
+
+
+def _usd(v, d=2) -> str:
+    return "-" if v is None else f"{v:,.{d}f}"
+
+
+def _rate(r) -> str:
+    if not r or r.get("value") is None:
+        return "-"
+    if r.get("ci_low") is None:
+        return f"{r['value']:.1f}"
+    return (f"{r['value']:.1f} <span class=muted>[{r['ci_low']:.1f}, {r['ci_high']:.1f}]</span>")
+
+
+def _recovery_cells(flows: dict) -> list[tuple]:
+    return [(_e(flow), "never" if r["recovery_s"] is None else _num(r["recovery_s"], 1),
+             _num(r["target_p50"])) for flow, r in flows.items()]
+
+
+def p50s(d: dict) -> str:
+    return ", ".join(f"{fl} {d[fl]['p50']:.1f}" for fl in ("provider", "local") if fl in d)
+
+
+def safety_section(s: dict, plots: dict[str, Path]) -> str:
+    """"Safety and reliability": over-commits per mode with their rate per 10k, the ledger's
+    reconciliation with PASS/FAIL, recovery times after every flip and every provider fault,
+    the estimate-error distribution drawn from the ledger's quantiles."""
+    from .safety import ADDED, part
+
+    saf = s["safety"]
+    out = ["<h2>Safety and reliability</h2>"]
+    modes = part(saf, "modes") or {}
+    if not saf.get("available"):
+        out.append("<p><b>no ledger</b>: this run has no ledger.json (an older run, or a "
+                   "production log), so over-commits, releases and lost orders were not "
+                   "verified.</p>")
+    else:
+        out.append("<h3>Over-commits by mode</h3>")
+        rows = []
+        for mode, m in modes.items():
+            k = m["overcommits"]
+            cls = ("pass" if m["passed"] else "fail") if m["passed"] is not None else \
+                ("warn" if k else "")
+            cell = f"<span class={cls}>&nbsp;{_e(k if k is not None else '-')}&nbsp;</span>" \
+                if cls else _e(k if k is not None else "-")
+            est = m.get("abs_estimate_error_usd") or {}
+            rows.append((_e(mode) + ("" if m["ran"] else " <span class=muted>(not run)</span>"),
+                         _e(m["provider_orders"]), cell, _rate(m["per_10k"]),
+                         _usd(m["max_overcommit_usd"]), _usd(est.get("p50")),
+                         _usd(est.get("p95")), _usd(est.get("p99")), _usd(est.get("max")),
+                         _e(est.get("count", "-") if est else "-")))
+        out.append(_table(["mode", "provider orders", "over-commits",
+                           "per 10k orders [95% CI]", "max over-commit USD",
+                           "|est. error| p50 USD", "p95", "p99", "max", "n confirmed"],
+                          rows, num_cols=(1, 3, 4, 5, 6, 7, 8, 9)))
+        out.append("<p class=caption>Over-commits per 10,000 provider orders of the mode, with "
+                   "the exact (Clopper&ndash;Pearson) 95% interval; 0 is expected in "
+                   "<code>off</code> and <code>skip_reserve</code> (green/red), "
+                   "<code>skip</code>'s are the optimization's measured cost (amber). With 0 "
+                   "over-commits in n orders the upper bound is about 3.7&times;10,000/n.</p>")
+        rec = part(saf, "reconciliation") or {}
+        rows = []
+        for key, label, expected in (
+                ("residual_usd", "reserved vs open residual (USD)", None),
+                ("nonterminal", "orders left non-terminal", "0"),
+                ("releases_total", "margin releases (reject / timeout)", "-"),
+                ("double_releases", "double releases", "0")):
+            r = rec.get(key) or {}
+            v = r.get("value")
+            if key == "residual_usd":
+                expected = f"|x| &le; {r.get('limit', 0.01):g}"
+                shown = _usd(v)
+            else:
+                shown = _e("-" if v is None else v)
+            rows.append((_e(label), shown, expected, _status(r.get("passed"))))
+        out.append("<h3>Ledger reconciliation</h3>")
+        out.append(_table(["", "value", "expected", ""], rows, num_cols=(1,)))
+        if rec.get("orders_total") is not None:
+            out.append(f"<p class=muted>orders in the ledger: {rec['orders_total']}</p>")
+
+    out.append("<h3>Recovery times</h3>")
+    rows = []
+    for f in part(saf, "recoveries") or []:
+        for cells in _recovery_cells(f["flows"]):
+            rows.append((f"flip into {_e(f['phase'])} ({_e(f['mode'] or 'deploy')})",
+                         _e(f["requested_at"]), _num(f["apply_lag_s"], 3), *cells))
+    for ep in part(saf, "provider_faults") or []:
+        after = ep.get("recovery_after_end")
+        if after:
+            for cells in _recovery_cells(after["flows"]):
+                event = (f"provider {_e(ep['settings'])} ended ({_e(after['phase'])}, "
+                         f"{_e(after['mode'] or '-')})")
+                rows.append((event, _e(ep["ended_at"]), "-", *cells))
+    if rows:
+        out.append(_table(["event", "at", "apply lag s", "flow", "recovery s", "target p50 ms"],
+                          rows, num_cols=(2, 4, 5)))
+        out.append("<p class=caption>Seconds from the event until the rolling p50 of "
+                   "<code>executor_ms</code> is back within the tolerance of the phase's steady "
+                   "p50 and stays there (same method as <i>Flips and recovery</i>).</p>")
+    else:
+        out.append("<p>No flip and no provider fault in this run.</p>")
+    faults = part(saf, "provider_faults") or []
+    if faults:
+        out.append("<h3>Provider faults</h3>")
+        rows = []
+        for ep in faults:
+            flips = "; ".join(f"{_e(f['mode'])} at +{f['seconds_into_fault']:.1f} s"
+                              for f in ep["flips_during"]) or "-"
+            before = ep.get("p50_before")
+            during = "<br>".join(f"{_e(d['phase'])} ({_e(d['mode'] or '-')}): {p50s(d)}"
+                                 for d in ep["p50_during"])
+            nt = ep["nonterminal"]
+            rows.append((_e(ep["settings"]), _e(ep["started_at"]),
+                         _e(ep["ended_at"] or "run end"), _num(ep["duration_s"]), flips,
+                         (f"{_e(before['phase'])} ({_e(before['mode'] or '-')}): {p50s(before)}"
+                          if before else "-"), during,
+                         _e("-" if nt["at_end"] is None else nt["at_end"])))
+        out.append(_table(["provider", "from", "to", "s", "flag flips during",
+                           "p50 ms before", "p50 ms during", "non-terminal at the end"], rows,
+                          num_cols=(3, 7)))
+        out.append(f"<p class=caption>Non-terminal orders: {_e(faults[0]['nonterminal']['note'])}."
+                   "</p>")
+
+    if "estimate_error" in plots:
+        out.append("<h3>Margin estimate error by mode</h3>")
+        out.append(_img(plots["estimate_error"], "estimate error by mode"))
+        out.append("<p class=caption>Drawn from the ledger's quantiles of |estimate error| "
+                   "(<code>abs_estimate_error_quantiles_usd</code>: p50, p90, p95, p99, and "
+                   "<code>max_abs_estimate_error_usd</code>), not from raw values: the points "
+                   "are exact, the lines between them only join them. The estimate error is the "
+                   "final margin computed at confirmation minus the margin estimated when the "
+                   "order was accepted.</p>")
+    elif saf.get("available"):
+        out.append("<p class=muted>No estimate-error quantiles in the ledger (no confirmation "
+                   "recorded, or an older service).</p>")
+    for note in part(saf, "notes") or []:
+        out.append(f"<p class=muted>{_e(note)}</p>")
+
+    if saf.get("available"):
+        if "safety" in plots:
+            out.append(_img(plots["safety"], "safety ledger"))
+        rows = []
+        for k, v in saf.items():
+            if k in ("source", "available", "by_mode", *ADDED) or k.startswith("analysis_"):
+                continue
+            if isinstance(v, dict):
+                v = ", ".join(f"{kk}: {vv}" for kk, vv in v.items())
+            rows.append((_e(k), _e(v)))
+        body = _table(["ledger field", "value"], rows)
+        by_mode = saf.get("by_mode")
+        if isinstance(by_mode, dict) and by_mode:
+            fields = []
+            for v in by_mode.values():
+                if isinstance(v, dict):
+                    fields += [f for f in v if f not in fields]
+            brow = [(_e(mode), *[_e(v.get(f, "-")) if isinstance(v, dict) else "-"
+                                 for f in fields]) for mode, v in by_mode.items()]
+            body += _table(["mode", *fields], brow, tuple(range(1, len(fields) + 1)))
+        out.append("<details><summary>the ledger as the service gave it</summary>" + body
+                   + "</details>")
+    out.append(f"<p class=muted>per-10k intervals: {_e(part(saf, 'interval_method') or '')}</p>")
+    return "\n".join(out)

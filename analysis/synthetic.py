@@ -44,6 +44,9 @@ class PhaseSpec:
     duration_s: float
     mode: str
     analysed: bool = True
+    # provider fault settings applied at the phase's start ([phases.provider] and a timeline
+    # `provider_set` event), e.g. {"outage": True}; None leaves the provider as it was
+    provider: dict | None = None
 
 
 DEFAULT_PHASES = (
@@ -70,6 +73,12 @@ class RunSpec:
     slowdown: dict = field(default_factory=dict)
     malformed_lines: int = 0
     experiment_name: str = "provider-skip-ab"
+    # (from_s, to_s, factor): provider executor_ms multiplied by factor between these offsets
+    # from the run's start (a slowdown that does not follow phase boundaries)
+    slow_spans: tuple = ()
+    # "full": the service's ledger with by_mode (provider orders, over-commit USD, estimate-error
+    # quantiles); "old": totals only, as older services wrote it; "none": no ledger.json
+    ledger: str = "full"
 
 
 def sample_records(rng: np.random.Generator, flows: np.ndarray, modes: np.ndarray) -> dict:
@@ -117,6 +126,9 @@ def write_run(out: Path, spec: RunSpec | None = None) -> Path:
     for name, factor in spec.slowdown.items():
         k = [p.name for p in spec.phases].index(name)
         m = (phase_idx == k) & (flows == "provider")
+        d["executor_ms"][m] *= factor
+    for lo, hi, factor in spec.slow_spans:
+        m = (ts >= spec.start + lo) & (ts < spec.start + hi) & (flows == "provider")
         d["executor_ms"][m] *= factor
     u = rng.random(spec.records)
     status = np.where(u < spec.error_rate, "error",
@@ -172,6 +184,9 @@ def write_run(out: Path, spec: RunSpec | None = None) -> Path:
             events.append({"ts": iso(starts[i] + spec.flip_lag_s), "event": "flip_applied",
                            "phase": p.name, "mode": p.mode})
         events.append({"ts": iso(starts[i]), "event": "phase_start", "phase": p.name, "mode": p.mode})
+        if p.provider is not None:
+            events.append({"ts": iso(starts[i] + 0.005), "event": "provider_set", "phase": p.name,
+                           "mode": None, "provider": p.provider})
         events.append({"ts": iso(starts[i + 1]), "event": "phase_end", "phase": p.name,
                        "mode": p.mode})
         prev_mode = p.mode
@@ -181,7 +196,8 @@ def write_run(out: Path, spec: RunSpec | None = None) -> Path:
 
     phase_toml = "".join(
         f'\n[[phases]]\nname = "{p.name}"\nduration_s = {p.duration_s:g}\nmode = "{p.mode}"\n'
-        f"analyse = {'true' if p.analysed else 'false'}\n" for p in spec.phases)
+        f"analyse = {'true' if p.analysed else 'false'}\n" + _provider_toml(p.provider)
+        for p in spec.phases)
     (out / "experiment.toml").write_text(
         f'name = "{spec.experiment_name}"\nprofile = "seed"\n\n[load]\nusers = 40\n' + phase_toml)
     ledger = {"orders_total": int((status == "success").sum()),
@@ -190,7 +206,45 @@ def write_run(out: Path, spec: RunSpec | None = None) -> Path:
               "reserved_vs_open_residual_usd": 0.0,
               "releases_total": int((status == "success").sum() // 20),
               "double_releases": 0}
-    (out / "ledger.json").write_bytes(orjson.dumps(ledger, option=orjson.OPT_INDENT_2))
+    if spec.ledger == "full":
+        ledger["by_mode"] = _by_mode(rng, spec, flows, modes, status)
+    if spec.ledger != "none":
+        (out / "ledger.json").write_bytes(orjson.dumps(ledger, option=orjson.OPT_INDENT_2))
+    return out
+
+
+def _provider_toml(provider: dict | None) -> str:
+    if provider is None:
+        return ""
+    vals = {k: ("true" if v else "false") if isinstance(v, bool) else f"{v:g}"
+            for k, v in provider.items()}
+    return "[phases.provider]\n" + "".join(f"{k} = {v}\n" for k, v in vals.items())
+
+
+# |estimate error| scale (USD) per mode: off recomputes under the lock (small drift from price
+# moves), skip estimates without it
+ERROR_SCALE = {"off": 0.5, "skip": 400.0, "skip_reserve": 40.0}
+
+
+def _by_mode(rng, spec: RunSpec, flows, modes, status) -> dict:
+    """The service ledger's `by_mode` for this synthetic run: provider orders are the accepted
+    provider records of the mode; estimate errors are lognormal around the mode's scale."""
+    out = {}
+    for mode in ("off", "skip", "skip_reserve"):
+        n = int(((flows == "provider") & (modes == mode) & (status == "success")).sum())
+        k = int(spec.overcommits.get(mode, 0))
+        entry = {"overcommits": k,
+                 "max_overcommit_usd": round(float(150.0 * k ** 0.5), 2) if k else 0.0,
+                 "provider_orders": n, "max_abs_estimate_error_usd": 0.0,
+                 "mean_estimate_error_usd": 0.0}
+        if n:
+            err = ERROR_SCALE[mode] * rng.lognormal(0.0, 1.0, n)
+            q = np.quantile(err, [0.5, 0.9, 0.95, 0.99])
+            entry["max_abs_estimate_error_usd"] = round(float(err.max()), 2)
+            entry["mean_estimate_error_usd"] = round(float(err.mean()), 2)
+            entry["abs_estimate_error_quantiles_usd"] = {
+                "count": n, **{p: round(float(v), 2) for p, v in zip(("p50", "p90", "p95", "p99"), q)}}
+        out[mode] = entry
     return out
 
 

@@ -66,6 +66,47 @@ def checks_table(summary: dict) -> Table:
     return t
 
 
+def safety_block(summary: dict) -> list:
+    """The short safety block: over-commits per 10k provider orders per mode (a table), then the
+    residual, non-terminal orders and double releases (one line). Without a ledger: one line."""
+    from .safety import part
+
+    saf = summary.get("safety") or {}
+    if not saf.get("available"):
+        return ["safety: [yellow]no ledger[/] (over-commits, releases, lost orders not verified)"]
+    t = Table(title="safety: over-commits by mode (ledger)", title_justify="left")
+    for col in ("mode", "over-commits", "orders", "per 10k [95% CI]", "max USD"):
+        t.add_column(col, justify="left" if col == "mode" else "right")
+    for mode, m in (part(saf, "modes") or {}).items():
+        r = m.get("per_10k") or {}
+        k = m.get("overcommits")
+        if r.get("value") is None:
+            rate = "-"
+        elif r.get("ci_low") is None:
+            rate = f"{r['value']:.1f}"
+        else:
+            rate = f"{r['value']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}]"
+        ks = "-" if k is None else str(k)
+        if m.get("passed") is False:
+            ks = f"[bold red]{ks}[/]"
+        usd = m.get("max_overcommit_usd")
+        t.add_row(mode if m.get("ran") else f"{mode} (not run)", ks,
+                  str(m.get("provider_orders", "-")), rate, "-" if usd is None else f"{usd:,.2f}")
+    rec = part(saf, "reconciliation") or {}
+
+    def val(key, fmt="{}"):
+        r = rec.get(key) or {}
+        if r.get("value") is None:
+            return "-"
+        txt = fmt.format(r["value"])
+        return f"[bold red]{txt}[/]" if r.get("passed") is False else txt
+
+    line = (f"safety: residual {val('residual_usd', '{:.2f}')} USD, non-terminal "
+            f"{val('nonterminal')}, double releases {val('double_releases')}, releases "
+            f"{val('releases_total')}")
+    return [t, line]
+
+
 def print_summary(summary: dict, console: Console | None = None) -> None:
     console = console or Console()
     console.print(latency_table(summary))
@@ -79,6 +120,8 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
         lag = f", applied after {f['apply_lag_s']:.2f} s" if f.get("apply_lag_s") is not None else ""
         console.print(f"flip into [bold]{f['phase']}[/] ({f['mode'] or 'deploy'}{lag}): "
                       f"recovery {', '.join(parts) or 'n/a'}")
+    for item in safety_block(summary):
+        console.print(item)
     console.print(checks_table(summary))
     for f in summary["findings"]:
         console.print(f"[yellow]finding[/] {f['name']}: {f['observed']} ({f['note']})")

@@ -1,0 +1,302 @@
+"""The "Safety and reliability" figures (`summary.json` -> `safety`).
+
+The ledger (`ledger.json`, the service's `GET /admin/ledger`) is passed through unchanged, every
+key at the top level as before; beside it this adds
+  modes           per mode: over-commits, provider orders, over-commits per 10,000 provider
+                  orders with an exact (Clopper-Pearson) 95% interval, the largest over-commit
+                  in USD, the |estimate error| quantiles the ledger gives;
+  reconciliation  residual, non-terminal, releases, double releases, each with its verdict;
+  recoveries      the recovery after every flip (from `summary["flips"]`, without the series);
+  provider_faults each provider fault episode (phases with a `provider` table): the flips made
+                  during it and the latency recovery after it ended.
+Without a ledger (an older run, a production log) `available` is false and the section says so;
+the recoveries are still there.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MODE_ORDER = ("off", "skip", "skip_reserve")
+# the keys this module adds beside the ledger's
+ADDED = ("modes", "reconciliation", "recoveries", "provider_faults", "interval_method", "notes")
+PER = 10_000
+CONFIDENCE = 0.95
+INTERVAL_METHOD = ("Clopper-Pearson exact binomial interval (scipy.special.betaincinv), 95%, "
+                   "over-commits / provider orders of the mode, scaled to 10,000 orders")
+NONTERMINAL_NOTE = ("the run directory records the non-terminal count once, at the end "
+                    "(ledger.json, read after the runner's settle wait), so the time it took to "
+                    "return to 0 is not measured")
+
+
+def rate_interval(k: int, n: int, confidence: float = CONFIDENCE, per: int = PER) -> dict:
+    """k events in n trials as a rate per `per` trials with the exact (Clopper-Pearson)
+    two-sided interval: lower = B(a/2; k, n-k+1), upper = B(1-a/2; k+1, n-k), where B is the
+    Beta quantile; 0 and 1 at the ends (k = 0: the upper bound is the "rule of three" ~3/n)."""
+    out = {"value": None, "ci_low": None, "ci_high": None, "k": k, "n": n, "per": per,
+           "confidence": confidence, "method": "clopper-pearson"}
+    if not isinstance(k, int) or not isinstance(n, int) or n <= 0 or k < 0:
+        return out
+    out["value"] = per * k / n
+    if k > n:
+        return out  # more over-commits than orders: the ledger's counts do not fit a rate
+    from scipy.special import betaincinv
+
+    alpha = 1 - confidence
+    lo = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha / 2))
+    hi = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
+    out["ci_low"], out["ci_high"] = per * lo, per * hi
+    return out
+
+
+def _num(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) \
+        else None
+
+
+def _int(v):
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) \
+        and math.isfinite(v) and float(v).is_integer() else None
+
+
+def _timings_provider_orders(a, mode: str) -> int:
+    """Accepted provider orders in `mode` per the server records (status success)."""
+    t = a.timings
+    if "mode" not in t.cats:
+        return 0
+    m = (t.cats["flow"] == t.code("flow", "provider")) & (t.cats["mode"] == t.code("mode", mode))
+    m &= t.cats["status"] == t.code("status", "success")
+    return int(m.sum())
+
+
+def mode_figures(a, ledger: dict) -> dict:
+    by_mode = ledger.get("by_mode") if isinstance(ledger.get("by_mode"), dict) else {}
+    oc = ledger.get("overcommits") if isinstance(ledger.get("overcommits"), dict) else {}
+    names = [m for m in MODE_ORDER if m in by_mode or m in oc]
+    names += [m for m in list(by_mode) + list(oc) if m not in names]
+    modes_run = {w.mode for w in a.attribution.windows if w.mode}
+    out = {}
+    for mode in names:
+        bm = by_mode.get(mode) if isinstance(by_mode.get(mode), dict) else {}
+        k = _int(bm.get("overcommits", oc.get(mode)))
+        n = _int(bm.get("provider_orders"))
+        source = "ledger"
+        if n is None:
+            n = _timings_provider_orders(a, mode)
+            source = "timings.jsonl (accepted provider orders)"
+        rate = rate_interval(k, n) if k is not None else rate_interval(-1, 0)
+        q = bm.get("abs_estimate_error_quantiles_usd")
+        est = None
+        if isinstance(q, dict) and any(_num(q.get(p)) is not None for p in ("p50", "p95", "p99")):
+            est = {p: _num(q.get(p)) for p in ("p50", "p90", "p95", "p99")}
+            est["count"] = _int(q.get("count"))
+            est["max"] = _num(bm.get("max_abs_estimate_error_usd"))
+            est["mean_signed"] = _num(bm.get("mean_estimate_error_usd"))
+        # like the checks: a mode that did not run is judged only if it over-committed anyway
+        gated = mode in ("off", "skip_reserve") and (mode in modes_run or bool(k))
+        out[mode] = {
+            "ran": mode in modes_run,
+            "overcommits": k,
+            "provider_orders": n,
+            "provider_orders_source": source,
+            "per_10k": rate,
+            "max_overcommit_usd": _num(bm.get("max_overcommit_usd")),
+            "max_abs_estimate_error_usd": _num(bm.get("max_abs_estimate_error_usd")),
+            "mean_estimate_error_usd": _num(bm.get("mean_estimate_error_usd")),
+            "abs_estimate_error_usd": est,
+            # off and skip_reserve promise no over-commit; skip's are its measured cost
+            "expected_zero": mode in ("off", "skip_reserve"),
+            "passed": (k == 0) if gated and k is not None else None,
+        }
+    return out
+
+
+def reconciliation(a, ledger: dict) -> dict:
+    lim = a.settings.residual_max_usd
+    res = _num(ledger.get("reserved_vs_open_residual_usd"))
+    nt = _int(ledger.get("orders_nonterminal"))
+    dbl = _int(ledger.get("double_releases"))
+    return {
+        "orders_total": _int(ledger.get("orders_total")),
+        "residual_usd": {"value": res, "limit": lim,
+                         "passed": None if res is None else abs(res) <= lim},
+        "nonterminal": {"value": nt, "passed": None if nt is None else nt == 0},
+        "releases_total": {"value": _int(ledger.get("releases_total")), "passed": None},
+        "double_releases": {"value": dbl, "passed": None if dbl is None else dbl == 0},
+    }
+
+
+def _compact(flows: dict) -> dict:
+    return {flow: {"recovery_s": r.get("recovery_s"), "target_p50": r.get("target_p50"),
+                   "excursions_after": r.get("excursions_after"),
+                   "tolerance_pct": r.get("tolerance_pct")} for flow, r in flows.items()}
+
+
+def flip_recoveries(summary: dict) -> list[dict]:
+    return [{"phase": f["phase"], "mode": f["mode"], "requested_at": f["requested_at"],
+             "applied_at": f["applied_at"], "apply_lag_s": f["apply_lag_s"],
+             "flows": _compact(f["flows"])} for f in summary.get("flips", [])]
+
+
+def _is_fault(p: dict) -> bool:
+    """Settings that inject a fault: an outage, rejects or timeouts, or a delay set by hand
+    (None everywhere is the service's own provider)."""
+    return bool(p.get("outage")) or (_num(p.get("reject_ratio")) or 0) > 0 \
+        or (_num(p.get("timeout_ratio")) or 0) > 0 or _num(p.get("delay_ms")) is not None
+
+
+def _describe(p: dict) -> str:
+    parts = ["outage"] if p.get("outage") else []
+    for key, label in (("reject_ratio", "rejects"), ("timeout_ratio", "timeouts")):
+        if (_num(p.get(key)) or 0) > 0:
+            parts.append(f"{label} {p[key]:g}")
+    if _num(p.get("delay_ms")) is not None:
+        parts.append(f"delay {p['delay_ms']:g} ms")
+    return ", ".join(parts) or "normal"
+
+
+def provider_changes(a) -> list[dict]:
+    """When the provider settings changed: the timeline's `provider_set` events, or else each
+    phase's `[phases.provider]` table at the phase's start."""
+    if a.provider_events:
+        return [{"ts": e["ts"], "phase": e["phase"], "provider": e["provider"],
+                 "source": "timeline"} for e in a.provider_events]
+    raw = a.spec.raw.get("phases") if a.spec is not None else None
+    if not isinstance(raw, list):
+        return []
+    starts = {w.name: w.start for w in a.attribution.windows}
+    out = []
+    for p in raw:
+        if isinstance(p, dict) and isinstance(p.get("provider"), dict) and p.get("name") in starts:
+            out.append({"ts": starts[p["name"]], "phase": p["name"], "provider": p["provider"],
+                        "source": "spec (phase start)"})
+    return sorted(out, key=lambda e: e["ts"])
+
+
+def _window_at(a, ts: float) -> int | None:
+    for k, w in enumerate(a.attribution.windows):
+        if w.start <= ts < w.end:
+            return k
+    return None
+
+
+def _p50_between(a, lo: float, hi: float) -> dict:
+    t = a.timings
+    ts = t.times["ts"]
+    ok = (t.cats["status"] == t.code("status", "success")) & (ts >= lo) & (ts < hi)
+    out = {}
+    for flow in ("provider", "local"):
+        v = t.floats["executor_ms"][ok & (t.cats["flow"] == t.code("flow", flow))]
+        v = v[~np.isnan(v)]
+        if len(v):
+            out[flow] = {"p50": float(np.median(v)), "n": len(v)}
+    return out
+
+
+def provider_faults(a, summary: dict, ledger: dict | None) -> list[dict]:
+    """Each fault episode: from the change into a fault to the change out of it (or the run's
+    end), the flips requested meanwhile, and the latency recovery after the fault ended, measured
+    like a flip's (rolling p50 back within the tolerance of the next phase's steady p50)."""
+    from .core import iso, recovery_after
+
+    changes = provider_changes(a)
+    ws = a.attribution.windows
+    if not changes or not ws:
+        return []
+    run_end = ws[-1].end
+    episodes = []
+    cur = None
+    for c in changes:
+        if _is_fault(c["provider"]):
+            if cur is None:
+                cur = {"start": c["ts"], "settings": [c["provider"]], "start_phase": c["phase"],
+                       "source": c["source"]}
+            elif c["provider"] not in cur["settings"]:
+                cur["settings"].append(c["provider"])
+        elif cur is not None:
+            cur["end"], cur["end_phase"] = c["ts"], c["phase"]
+            episodes.append(cur)
+            cur = None
+    if cur is not None:
+        cur["end"], cur["end_phase"] = None, None
+        episodes.append(cur)
+    out = []
+    nt = _int((ledger or {}).get("orders_nonterminal"))
+    for ep in episodes:
+        start, end = ep["start"], ep["end"]
+        stop = end if end is not None and end < run_end else run_end
+        # phases the fault covers (a change lands a few ms after its phase starts: not an overlap)
+        phases = [w.name for w in ws if min(w.end, stop) - max(w.start, start) > 0.5]
+        requested = {w.name: w.flip_requested for w in ws}
+        flips = [f for f in summary.get("flips", [])
+                 if requested.get(f["phase"]) is not None
+                 and start <= requested[f["phase"]] < stop]
+        entry = {
+            "settings": " -> ".join(_describe(p) for p in ep["settings"]),
+            "provider": ep["settings"], "source": ep["source"],
+            "started_at": iso(start), "start_phase": ep["start_phase"],
+            "ended_at": iso(end) if end is not None and end < run_end else None,
+            "end_phase": ep["end_phase"] if end is not None and end < run_end else None,
+            "duration_s": stop - start,
+            "flips_during": [{"phase": f["phase"], "mode": f["mode"],
+                              "requested_at": f["requested_at"], "apply_lag_s": f["apply_lag_s"],
+                              "seconds_into_fault": None, "flows": _compact(f["flows"])}
+                             for f in flips],
+            "p50_before": None,
+            "p50_during": [{"phase": w.name, "mode": w.mode,
+                            **_p50_between(a, max(w.start, start), min(w.end, stop))}
+                           for w in ws if w.name in phases],
+            "recovery_after_end": None,
+            "nonterminal": {"at_end": nt, "recovery_s": None, "note": NONTERMINAL_NOTE},
+        }
+        for fd, f in zip(entry["flips_during"], flips):
+            fd["seconds_into_fault"] = requested[f["phase"]] - start
+        before = [w for w in ws if w.analysed and w.end <= start + 1e-6]
+        if before:
+            entry["p50_before"] = {"phase": before[-1].name, "mode": before[-1].mode,
+                                   **_p50_between(a, before[-1].start, before[-1].end)}
+        if entry["ended_at"] is not None:
+            k = _window_at(a, end)
+            if k is not None:
+                entry["recovery_after_end"] = {"phase": ws[k].name, "mode": ws[k].mode,
+                                               "flows": _compact(recovery_after(a, k, end))}
+        else:
+            entry["note"] = "the fault lasted to the end of the run: no recovery to measure"
+        out.append(entry)
+    return out
+
+
+def safety_section(a, summary: dict) -> dict:
+    led = a.ledger
+    base = {"source": "ledger.json", "available": True, **led} if led else \
+        {"source": None, "available": False}
+    section = {
+        "modes": mode_figures(a, led) if led else {},
+        "reconciliation": reconciliation(a, led) if led else None,
+        "recoveries": flip_recoveries(summary),
+        "provider_faults": provider_faults(a, summary, led),
+        "interval_method": INTERVAL_METHOD,
+        "notes": [],
+    }
+    if not led:
+        section["notes"].append("no ledger: over-commits, releases and lost orders not verified"
+                                + (" (a production log has none)" if a.kind == "log" else ""))
+    elif not isinstance(led.get("by_mode"), dict):
+        section["notes"].append("the ledger has no by_mode figures (an older service): no "
+                                "over-commit USD or estimate error; rates use accepted provider "
+                                "orders from timings.jsonl")
+    elif not any(m["abs_estimate_error_usd"] for m in section["modes"].values()):
+        section["notes"].append("the ledger gives no estimate-error quantiles (no confirmation "
+                                "recorded, or an older service)")
+    for key, value in section.items():
+        # never shadow a ledger field: keep the ledger's, put ours beside it (see `part`)
+        base[f"analysis_{key}" if key in base else key] = value
+    return base
+
+
+def part(safety: dict, key: str):
+    """One of the figures this module adds (`modes`, `reconciliation`, ...), wherever
+    `safety_section` had to put it."""
+    return safety.get(f"analysis_{key}", safety.get(key))
