@@ -20,10 +20,10 @@ from service.flags import FlagService
 from service.locks import UserLocks
 from service.metrics import ExecutorMetrics
 from service.middleware import BodySizeLimit, ErrorGuard
-from service.responses import JSON
 from service.prices import PriceFeed
 from service.profiles import load_profile
 from service.provider import ProviderSimulator, ProviderWorker
+from service.responses import JSON
 from service.routes import accounts, admin, health, orders
 from service.settings import Settings, get_settings
 from service.store import Store

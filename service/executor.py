@@ -27,12 +27,13 @@ from time import perf_counter_ns
 
 import orjson
 
+from execbench.contract import STAGES
 from service.flags import FlagService
 from service.locks import UserLocks
 from service.margin import Position, compute_user_total_margin, equity_usd, order_margin_usd
 from service.metrics import ExecutorMetrics
 from service.prices import PriceFeed
-from service.profiles import STAGES, LatencyProfile
+from service.profiles import LatencyProfile
 from service.provider import ProviderSimulator
 from service.schemas import OrderRequest
 from service.store import DuplicateClientOrderId, ReservationRefused, Store, to_cents
@@ -71,7 +72,7 @@ class Executed:
 class _Stopwatch:
     """Accumulates each stage's wall time into durations_ms, in milliseconds."""
 
-    __slots__ = ("durations", "_start")
+    __slots__ = ("_start", "durations")
 
     def __init__(self):
         self.durations = dict.fromkeys(STAGES, 0.0)

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 
 class _Child:
-    __slots__ = ("counts", "sum", "_bounds")
+    __slots__ = ("_bounds", "counts", "sum")
 
     def __init__(self, bounds: list[float]):
         self._bounds = bounds

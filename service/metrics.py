@@ -18,11 +18,9 @@ from prometheus_client import (
 )
 from prometheus_client.gc_collector import GCCollector
 
+from execbench.contract import FLOWS, MODES, STAGES
 from service.histogram import FastHistogram
-from service.profiles import STAGES
-from service.settings import MODES
 
-FLOWS = ("local", "provider")
 STATUSES = ("success", "rejected", "error")
 LATENCY_BUCKETS = tuple(
     [0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045]

@@ -23,16 +23,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = (
-    "config_fetch_ms",
-    "single_margin_ms",
-    "free_margin_ms",
-    "user_lock_ms",
-    "orders_fetch_ms",
-    "total_margin_ms",
-    "persist_ms",
-    "provider_send_ms",
-)
+from execbench.contract import STAGES
+
 BUILTIN_DIR = Path(__file__).with_name("profiles")
 Z95 = 1.6448536269514722
 

@@ -9,8 +9,11 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from execbench.contract import MODES
+
+__all__ = ["MODES", "Mode", "Settings", "get_settings"]
+
 Mode = Literal["off", "skip", "skip_reserve"]
-MODES: tuple[str, ...] = ("off", "skip", "skip_reserve")
 
 
 class Settings(BaseSettings):

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -44,7 +43,7 @@ class PortfolioSnapshot:
 
 
 def to_cents(usd: float) -> int:
-    return int(math.ceil(round(usd * 100, 6)))
+    return math.ceil(round(usd * 100, 6))
 
 
 class Store:

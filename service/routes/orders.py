@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from service.responses import JSON
 
 from service.container import Services, get_services
 from service.executor import IdempotencyConflict, InvalidOrder, MarginRejection
+from service.responses import JSON
 from service.schemas import OrderRequest, OrderResponse, Rejection
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])

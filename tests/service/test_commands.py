@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def execbench(*args, env=None, timeout=60):
-    return subprocess.run([sys.executable, "-m", "execbench", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "execbench", *args], capture_output=True, text=True, check=False,
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 

@@ -40,7 +40,7 @@ def test_every_operation_holds_its_schema_under_fuzzing(running_service):
             kwargs_url, kwargs_json = kwargs["url"], kwargs.get("json")
             response = httpx.request(kwargs.pop("method"), kwargs.pop("url"), headers=kwargs.get("headers"),
                                      params=kwargs.get("params"), cookies=kwargs.get("cookies"),
-                                     json=kwargs["json"] if "json" in kwargs else None,
+                                     json=kwargs.get("json"),
                                      content=kwargs.get("data"), timeout=30)
             calls.append(response.status_code)
             assert response.status_code < 500, (case.method, case.path, case.body, response.text)
