@@ -295,7 +295,7 @@ def estimate_error(a, path: Path) -> Path | None:
     ax.set_xlabel("quantile of |estimate error| (evenly spaced levels; max: the largest)")
     ax.set_ylabel("|estimate error| USD (symlog)")
     ax.set_title("margin estimate error by mode, from the ledger's quantiles")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
 
 

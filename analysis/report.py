@@ -260,18 +260,24 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
             est = m.get("abs_estimate_error_usd") or {}
             rows.append((_e(mode) + ("" if m["ran"] else " <span class=muted>(not run)</span>"),
                          _e(m["provider_orders"]), cell, _rate(m["per_10k"]),
+                         _e("-" if m.get("overcommits_within_allowance") is None
+                            else m["overcommits_within_allowance"]),
                          _usd(m["max_overcommit_usd"]), _usd(est.get("p50")),
                          _usd(est.get("p95")), _usd(est.get("p99")), _usd(est.get("max")),
                          _e(est.get("count", "-") if est else "-")))
         out.append(_table(["mode", "provider orders", "over-commits",
-                           "per 10k orders [95% CI]", "max over-commit USD",
-                           "|est. error| p50 USD", "p95", "p99", "max", "n confirmed"],
-                          rows, num_cols=(1, 3, 4, 5, 6, 7, 8, 9)))
+                           "per 10k orders [95% CI]", "within price-move allowance",
+                           "max excess USD", "|est. error| p50 USD", "p95", "p99", "max",
+                           "n confirmed"],
+                          rows, num_cols=(1, 3, 4, 5, 6, 7, 8, 9, 10)))
         out.append("<p class=caption>Over-commits per 10,000 provider orders of the mode, with "
                    "the exact (Clopper&ndash;Pearson) 95% interval; 0 is expected in "
                    "<code>off</code> and <code>skip_reserve</code> (green/red), "
                    "<code>skip</code>'s are the optimization's measured cost (amber). With 0 "
-                   "over-commits in n orders the upper bound is about 3.7&times;10,000/n.</p>")
+                   "over-commits in n orders the upper bound is about 3.7&times;10,000/n. An excess of "
+                   "used margin over equity within the service's price-move allowance "
+                   "(<code>EXECBENCH_OVERCOMMIT_ALLOWANCE_PCT</code>) is not an over-commit and "
+                   "is counted apart; <i>max excess</i> is the largest of either kind.</p>")
         rec = part(saf, "reconciliation") or {}
         rows = []
         for key, label, expected in (

@@ -102,6 +102,9 @@ def mode_figures(a, ledger: dict) -> dict:
             "provider_orders": n,
             "provider_orders_source": source,
             "per_10k": rate,
+            # excesses within the price-move allowance (not counted as over-commits); the
+            # ledger's max_overcommit_usd is the largest excess of either kind
+            "overcommits_within_allowance": _int(bm.get("overcommits_within_allowance")),
             "max_overcommit_usd": _num(bm.get("max_overcommit_usd")),
             "max_abs_estimate_error_usd": _num(bm.get("max_abs_estimate_error_usd")),
             "mean_estimate_error_usd": _num(bm.get("mean_estimate_error_usd")),

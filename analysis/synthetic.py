@@ -235,6 +235,7 @@ def _by_mode(rng, spec: RunSpec, flows, modes, status) -> dict:
         k = int(spec.overcommits.get(mode, 0))
         entry = {"overcommits": k,
                  "max_overcommit_usd": round(float(150.0 * k ** 0.5), 2) if k else 0.0,
+                 "overcommits_within_allowance": 0,
                  "provider_orders": n, "max_abs_estimate_error_usd": 0.0,
                  "mean_estimate_error_usd": 0.0}
         if n:

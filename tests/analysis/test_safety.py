@@ -111,6 +111,7 @@ def test_section_from_the_real_ledger(tmp_path):
                                               "p99": 90680.59, "count": 139, "max": 90680.59,
                                               "mean_signed": 47448.55}
     assert (off["passed"], skip["passed"], res["passed"]) == (False, None, True)
+    assert off["overcommits_within_allowance"] is None  # this ledger predates the allowance
     assert res["per_10k"]["ci_high"] == pytest.approx(297.84, abs=0.01)
     rec = part(saf, "reconciliation")
     assert rec["residual_usd"]["passed"] and rec["nonterminal"]["passed"]
@@ -157,6 +158,22 @@ def test_synthetic_full_ledger_and_recovery_after_every_flip(tmp_path):
     assert "flip into rollback (off)" in html
     assert html.count("class=pass") >= 3  # residual, non-terminal, double releases
     assert "warning" not in console.file.getvalue()
+
+
+def test_excesses_within_the_price_move_allowance_are_shown_apart(tmp_path):
+    run = write_run(tmp_path / "r", RunSpec(records=3000))
+    ledger = orjson.loads((run / "ledger.json").read_bytes())
+    ledger["by_mode"]["off"].update(overcommits_within_allowance=4, max_overcommit_usd=12.34)
+    (run / "ledger.json").write_bytes(orjson.dumps(ledger))
+    assert analyze_run(run, console=quiet()) == 0  # not over-commits: nothing fails
+    off = part(summary_of(run)["safety"], "modes")["off"]
+    assert (off["overcommits"], off["overcommits_within_allowance"], off["passed"]) == (0, 4, True)
+    assert off["max_overcommit_usd"] == 12.34
+    html = section_html(run)
+    assert "within price-move allowance" in html
+    row = html[html.index("<td>off</td>"):]
+    row = row[:row.index("</tr>")]
+    assert "<td class=\"num\">4</td>" in row and "12.34" in row
 
 
 def test_reconciliation_failures_are_red(tmp_path):
