@@ -57,7 +57,7 @@ class ExecutorMetrics:
             "executor_flag_changes", "provider_skip changes this replica applied.", registry=registry)
         self.estimate_error = Histogram(
             "executor_margin_estimate_error_usd",
-            "|final total margin - executor's estimate| at provider confirmation, USD.",
+            "|true total margin with queued orders at acceptance - the executor's estimate|, USD.",
             ["mode"], buckets=USD_BUCKETS, registry=registry)
         self.overcommits = Counter(
             "executor_margin_overcommit", "Confirmations whose final used margin exceeded equity.",

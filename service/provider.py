@@ -134,9 +134,13 @@ class ProviderWorker:
             equity = equity_usd(config.balance_usd, positions, prices)
             return breakdown.executed_margin, breakdown.total_margin_with_queued, equity
 
+        def truth_at(positions, at: float) -> float:
+            return compute_user_total_margin(positions, self._prices.snapshot(at), config.leverage,
+                                             strict=True, include_queued=True).total_margin_with_queued
+
         async with self._locks.hold(row.user_type, row.user_id):
             result = await self._store.confirm(row.id, row.user_type, row.user_id, self.name, now,
-                                               prices.__getitem__, compute,
+                                               prices.__getitem__, compute, truth_at,
                                                self._settings.overcommit_allowance_pct)
         self._count(result, "confirmed")
         if result is None:

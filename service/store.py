@@ -190,12 +190,29 @@ class Store:
         async with self.write_engine.begin() as conn:
             return (await conn.execute(statement)).all()
 
+    async def positions_at(self, conn: AsyncConnection, user_type: str, user_id: int,
+                           at: float) -> list[Position]:
+        """The user's orders as they stood at time `at`: created by then and not yet rejected."""
+        query = select(
+            orders.c.symbol, orders.c.side, orders.c.volume, orders.c.open_price, orders.c.status
+        ).where(
+            orders.c.user_type == user_type,
+            orders.c.user_id == user_id,
+            orders.c.created_at <= at,
+            or_(orders.c.status.in_(("executed", "queued")), orders.c.finalized_at > at),
+        )
+        return [Position(r.symbol, r.side, r.volume, r.open_price, "queued")
+                for r in (await conn.execute(query)).all()]
+
     async def confirm(self, order_id: str, user_type: str, user_id: int, worker: str, now: float,
-                      price_of, compute, allowance_pct: float = 0.0) -> dict | None:
+                      price_of, compute, truth_at=None, allowance_pct: float = 0.0) -> dict | None:
         """Fill a queued order and recompute the account's final margins, in one transaction.
 
         Returns None when the order is no longer queued (a duplicate or late answer).
-        ``compute(positions) -> (executed_margin, total_with_queued, equity)``.
+        ``compute(positions) -> (executed_margin, total_with_queued, equity)`` at current prices;
+        ``truth_at(positions, t) -> total margin with queued`` at the prices of time t: the value
+        the executor's estimate stood for when it accepted the order, so the estimate error
+        measures the executor's view, not what happened after.
         """
         async with self.write_engine.begin() as conn:
             order = (await conn.execute(
@@ -214,6 +231,10 @@ class Store:
                 return None
             positions = await self.fetch_user_orders(user_type, user_id, conn)
             executed_margin, total_with_queued, equity = compute(positions)
+            if truth_at is not None:
+                accepted_at = order["created_at"]
+                then = await self.positions_at(conn, user_type, user_id, accepted_at)
+                total_with_queued = truth_at(then, accepted_at)
             estimate_error = total_with_queued - (order["estimate_total_usd"] or 0.0)
             overcommit = executed_margin - equity
             overcommit_usd = overcommit if overcommit > 0.005 else 0.0

@@ -68,3 +68,32 @@ async def test_skip_over_commits_and_the_tool_shows_it(database_url):
         account = (await svc.client.get("/api/accounts/live/500")).json()
         assert account["used_margin"] > account["equity"]
         assert ledger["reserved_vs_open_residual_usd"] == 0
+
+
+async def test_the_estimate_error_is_exact_for_off_and_the_queued_margin_for_skip(database_url):
+    """off computes the true total at acceptance; skip leaves out exactly the queued orders."""
+    import time
+
+    async with serving(database_url, mode="off", run_workers=False) as svc:
+        await add_account(database_url, "live", 600, 50_000)
+        volume = 1.0
+        first = await svc.order(user_id=600, volume=volume)
+        await svc.set_mode("skip")
+        second = await svc.order(user_id=600, volume=volume)  # first is still queued: unseen by skip
+        store = svc.services.store
+        ledger_before = (await svc.client.get("/admin/ledger")).json()
+        assert ledger_before["orders_nonterminal"] == 2
+        from service.provider import ProviderWorker
+
+        worker = ProviderWorker(store=store, locks=svc.services.executor._locks, prices=svc.services.prices,
+                                flags=svc.services.flags, metrics=svc.services.metrics,
+                                settings=svc.services.settings, name="test")
+        rows = await store.claim_due("test", time.time() + 10, 5, 10, unsent_before=0)
+        for row in sorted(rows, key=lambda r: r.id != first.json()["order_id"]):
+            await worker._confirm(row, time.time())
+        ledger = (await svc.client.get("/admin/ledger")).json()
+    off, skip = ledger["by_mode"]["off"], ledger["by_mode"]["skip"]
+    assert off["max_abs_estimate_error_usd"] < 0.05
+    # skip's estimate misses the first order's margin, still queued when the second was accepted
+    assert skip["mean_estimate_error_usd"] == pytest.approx(first.json()["margin_usd"], rel=0.01)
+    assert second.json()["mode"] == "skip"
