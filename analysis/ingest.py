@@ -23,17 +23,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-STAGES = (
-    "config_fetch_ms",
-    "single_margin_ms",
-    "free_margin_ms",
-    "user_lock_ms",
-    "orders_fetch_ms",
-    "total_margin_ms",
-    "persist_ms",
-    "provider_send_ms",
-)
-METRICS = ("executor_ms", *STAGES)
+from execbench.contract import METRICS, STAGES  # the shared names (docs/DESIGN.md)
 
 BLOCK_BYTES = 8 << 20
 CHUNK_LINES = 32768
