@@ -66,6 +66,17 @@ async def test_duplicate_and_out_of_order_answers_change_nothing(database_url):
         assert (ledger["releases_total"], ledger["double_releases"]) == (1, 0)
         assert ledger["reserved_vs_open_residual_usd"] == 0
 
+        # reject after confirm: the confirmed order stays filled, its margin stays used
+        confirmed_id = (await send_orders(svc, 1))[0]
+        result = await store.confirm(confirmed_id, "live", 1, "w4", now, lambda s: 1.1,
+                                     lambda positions: (100.0, 100.0, 1e6))
+        assert result is not None
+        assert await store.release(confirmed_id, "rejected", "w5", now) is None
+        assert await store.release(confirmed_id, "timeout", "w6", now) is None
+        ledger = (await svc.client.get("/admin/ledger")).json()
+        assert (ledger["releases_total"], ledger["double_releases"], ledger["orders_nonterminal"]) == (1, 0, 0)
+        assert ledger["reserved_vs_open_residual_usd"] == 0
+
 
 async def test_an_outage_times_orders_out_and_releases_them(sqlite_url):
     async with serving(sqlite_url, run_workers=True, provider_timeout_s=0.3) as svc:
