@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from typing import Any
 
 import gevent
@@ -28,6 +29,7 @@ from loadtests.clock import ArrivalClock
 from loadtests.state import STATE
 
 ORDER_PATH = "/api/orders/instant/execute"
+RETRY_PAUSE_S = 0.25  # between attempts of an order that got no response (load.retry_s)
 
 
 class Arrival:
@@ -159,32 +161,50 @@ class ArrivalRateUser(FastHttpUser):
         name = name or self.scenario
         payload = {"user_id": user_id, "user_type": user_type, "symbol": symbol,
                    "side": side, "volume": volume}
+        client_order_id = None
+        if STATE.load.get("client_order_ids"):
+            # One id per arrival: the run's recovery check counts orders per id in the database.
+            client_order_id = uuid.uuid4().hex
+            payload["client_order_id"] = client_order_id
         intended = arrival.intended + arrival.shift
         sent = time.time()
         t_start = time.perf_counter()
-        status, body, reason, served = 0, None, None, None
-        with self.client.post(ORDER_PATH, data=orjson.dumps(payload),
-                              headers={"content-type": "application/json"},
-                              name=f"{name} {flow}", catch_response=True) as resp:
-            latency_ms = (time.perf_counter() - t_start) * 1000
-            status = resp.status_code or 0
-            try:
-                body = orjson.loads(resp.content) if resp.content else None
-            except orjson.JSONDecodeError:
-                body = None
-            if isinstance(body, dict):
-                served = body.get("mode")
-            outcome, reason = classify(status, body, expect)
-            if outcome == "failure":
-                resp.failure(reason or f"HTTP {status}")
-            else:
-                resp.success()
+        # With client_order_ids, an order that got no response at all (the service was down)
+        # is sent again with the same id and payload until `retry_s` after the first send: the
+        # service returns the stored result if the first attempt was persisted, never a second
+        # order. The record is the arrival's: latency from the first send to the final answer.
+        retry_s = float(STATE.load.get("retry_s", 0.0)) if client_order_id else 0.0
+        attempts = 0
+        while True:
+            attempts += 1
+            status, body, reason, served = 0, None, None, None
+            with self.client.post(ORDER_PATH, data=orjson.dumps(payload),
+                                  headers={"content-type": "application/json"},
+                                  name=f"{name} {flow}", catch_response=True) as resp:
+                latency_ms = (time.perf_counter() - t_start) * 1000
+                status = resp.status_code or 0
+                try:
+                    body = orjson.loads(resp.content) if resp.content else None
+                except orjson.JSONDecodeError:
+                    body = None
+                if isinstance(body, dict):
+                    served = body.get("mode")
+                outcome, reason = classify(status, body, expect)
+                retry = status == 0 and time.time() - sent < retry_s
+                if outcome == "failure":
+                    resp.failure((reason or f"HTTP {status}") + (" (retried)" if retry else ""))
+                else:
+                    resp.success()
+            if not retry:
+                break
+            gevent.sleep(RETRY_PAUSE_S)
         late = (sent - intended) * 1000 > float(STATE.load.get("late_ms", 10.0))
         STATE.emit({
             "intended": intended, "sent": sent, "latency_ms": latency_ms, "status": status,
             "outcome": outcome, "flow": flow, "name": name, "phase": arrival.phase,
             "late": late, "served_mode": served, "reason": reason, "burst": burst,
-            "worker": STATE.worker_id,
+            "worker": STATE.worker_id, "client_order_id": client_order_id,
+            "attempts": attempts,
         })
         return status, body
 

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
         help="run an experiment (phased load with flag flips) against a service",
         description="Run an experiment spec against a running executor and write a run "
                     "directory (runs/<utc-stamp>-<experiment>/). EXPERIMENT is a bundled name "
-                    "(provider-skip-ab, interleaved, capacity, safety, rollback-under-fault) or "
+                    "(provider-skip-ab, interleaved, capacity, safety, rollback-under-fault, "
+                    "flip-storm, crash-recovery: its fault needs `demo`) or "
                     "a path to a TOML file. Distributed: one `--master --expect-workers N` and N "
                     "`--worker --master-host H` processes.",
     )
@@ -75,6 +76,10 @@ def register(subparsers) -> None:
     demo.add_argument("--users", type=int, default=None,
                       help="seeded accounts per type (default: the experiment's population)")
     demo.add_argument("--orders-per-user", type=int, default=5)
+    demo.add_argument("--database-url", default=None,
+                      help="an empty database to use instead of a temporary SQLite file, e.g. "
+                           "postgresql+asyncpg://postgres@127.0.0.1:5432/execbench_crash (seeded "
+                           "by the demo, left in place)")
     demo.add_argument("--profile", default=None,
                       help="latency profile (default: the experiment's, i.e. seed)")
     demo.set_defaults(handler=_demo)

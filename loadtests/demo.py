@@ -21,10 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
 from rich.console import Console
 
 from loadtests import spec as specs
-from loadtests.admin import AdminClient, AdminError
+from loadtests.admin import AdminError
+from loadtests.faults import FaultInjector, ServiceProcess, recovery_record
 from loadtests.records import utc_stamp
 
 
@@ -67,23 +69,28 @@ def demo(args) -> int:
     port = args.port or free_port()
     url = f"http://127.0.0.1:{port}"
     token = secrets.token_urlsafe(24)
+    database_url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'execbench.db'}"
+    service_env = {k: str(v) for k, v in experiment.data.get("service", {}).get("env", {}).items()}
+    faults = {p.name: p.fault for p in experiment.phases if p.fault}
     env = {
         **os.environ,
-        "EXECBENCH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'execbench.db'}",
+        **service_env,
+        "EXECBENCH_DATABASE_URL": database_url,
         "EXECBENCH_PROFILE": profile,
         "EXECBENCH_MODE": experiment.phases[0].mode,
         "EXECBENCH_ADMIN_TOKEN": token,
         "EXECBENCH_TIMING_LOG": str((run_dir / "timings.jsonl").absolute()),
     }
     exe = [sys.executable, "-m", "execbench"]
-    service = runner = None
+    service = runner = injector = None
     status = 1
     started = time.monotonic()
     console.print(f"[bold]execbench demo[/bold]: experiment {experiment.name} "
                   f"({experiment.total_s:.0f} s of load), profile {profile}, {users} accounts per "
                   f"type, service on {url}", highlight=False)
     try:
-        console.print("seeding a temporary SQLite database ...")
+        console.print("seeding " + ("the database given by --database-url" if args.database_url
+                                    else "a temporary SQLite database") + " ...")
         seeded = subprocess.run(
             [*exe, "seed", "--users", str(users), "--orders-per-user", str(args.orders_per_user)],
             env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -92,21 +99,19 @@ def demo(args) -> int:
             console.print(f"[red]seed failed[/red] ({seeded.returncode}):\n{seeded.stderr[-2000:]}",
                           highlight=False)
             return 1
-        with open(run_dir / "service.log", "ab") as log:
-            service = subprocess.Popen(
-                [*exe, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,  # own process group: Ctrl-C does not reach it; we stop it
-            )
-        admin = AdminClient(url, token)
+        service = ServiceProcess([*exe, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                                 env, run_dir / "service.log", url, token)
+        service.start()
         try:
-            admin.wait_healthy(timeout=60)
+            service.wait_healthy(timeout=60)
         except AdminError as exc:
             console.print(f"[red]service did not start:[/red] {exc}; see {run_dir / 'service.log'}",
                           highlight=False)
             return 1
-        finally:
-            admin.close()
+        if faults:
+            injector = FaultInjector(run_dir, faults, service,
+                                     lambda text: console.print(text, highlight=False))
+            injector.start()
         run_env = {k: v for k, v in env.items() if not k.startswith("EXECBENCH_")}
         run_env["EXECBENCH_ADMIN_TOKEN"] = token
         runner = subprocess.Popen(
@@ -128,6 +133,14 @@ def demo(args) -> int:
             return 130
         if run_status != 0:
             console.print(f"[yellow]the run exited with status {run_status}[/yellow]")
+        if injector is not None:
+            injector.stopping.set()
+            injector.join(timeout=70)
+            if injector.errors:
+                console.print("[red]" + "; ".join(injector.errors) + "[/red]", highlight=False)
+                run_status = run_status or 1
+        if experiment.load.get("client_order_ids"):
+            write_recovery(run_dir, database_url, injector.events if injector else [], console)
         status = report(run_dir, console, fallback_status=run_status)
         console.print(f"demo finished in {time.monotonic() - started:.0f} s; run directory: "
                       f"{run_dir}", highlight=False)
@@ -137,8 +150,37 @@ def demo(args) -> int:
         return 130
     finally:
         stop_process(runner, timeout=10)
-        stop_process(service)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if injector is not None:
+            injector.stopping.set()
+            injector.join(timeout=70)
+        stop_process(service.proc if service else None)
+        shutil.rmtree(tmp, ignore_errors=True)  # the temporary SQLite file (unused with --database-url)
+
+
+def write_recovery(run_dir: Path, database_url: str, events: list, console: Console) -> None:
+    """recovery.json, and the same figures under `recovery` in ledger.json so that
+    `ledger_max` checks can gate on them (marked as added by the demo, not the service)."""
+    try:
+        record = recovery_record(run_dir, database_url, events)
+    except Exception as exc:  # noqa: BLE001 - the report still runs; the checks will say so
+        console.print(f"[red]recovery record failed:[/red] {exc}", highlight=False)
+        return
+    (run_dir / "recovery.json").write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+    ledger_path = run_dir / "ledger.json"
+    if ledger_path.exists():
+        ledger = orjson.loads(ledger_path.read_bytes())
+        ledger["recovery"] = {k: v for k, v in record.items() if isinstance(v, int)}
+        ledger["recovery"]["added_by"] = "execbench demo (recovery.json)"
+        ledger_path.write_bytes(orjson.dumps(ledger, option=orjson.OPT_INDENT_2) + b"\n")
+    console.print(
+        f"recovery: {record['accepted_client_order_ids_distinct']} accepted client_order_ids, "
+        f"{record['database_orders_with_client_order_id']} orders with one in the database, "
+        f"{record['client_order_ids_created_twice']} created twice, "
+        f"{record['accepted_nonterminal']} accepted still queued, "
+        f"{record['retried_arrivals']} arrivals retried ({record['retried_accepted']} accepted), "
+        f"{record['connection_errors']} left without a response "
+        f"({record['persisted_without_answer']} of them persisted without an answer)",
+        highlight=False)
 
 
 def report(run_dir: Path, console: Console, fallback_status: int) -> int:

@@ -64,6 +64,10 @@ def request_line(rec: dict[str, Any]) -> bytes:
         out["burst"] = rec["burst"]
     if rec.get("worker") is not None:
         out["worker"] = rec["worker"]
+    if rec.get("client_order_id") is not None:
+        out["client_order_id"] = rec["client_order_id"]
+    if rec.get("attempts", 1) > 1:
+        out["attempts"] = rec["attempts"]
     return orjson.dumps(out) + b"\n"
 
 

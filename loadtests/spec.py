@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import Any
 
 MODES = ("off", "skip", "skip_reserve")
+# Faults a phase may carry; applied at the phase start by the process that owns the service
+# (`execbench demo`); `execbench run` only records them (it cannot restart a remote service).
+FAULTS = ("kill_service",)
+# The demo sets these itself: a spec's [service.env] may not override them.
+DEMO_OWNED_ENV = ("EXECBENCH_DATABASE_URL", "EXECBENCH_ADMIN_TOKEN", "EXECBENCH_TIMING_LOG",
+                  "EXECBENCH_PROFILE", "EXECBENCH_MODE")
 SCENARIOS = ("trader_mix", "same_user_burst", "margin_edge")
 FLOWS = ("provider", "local")
 STAGE_METRICS = (
@@ -77,6 +83,8 @@ LOAD_DEFAULTS: dict[str, Any] = {
     "timeout_s": 10.0,
     "drain_s": 2.0,
     "provider_share": 0.5,
+    "client_order_ids": False,
+    "retry_s": 0.0,
 }
 SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
     "trader_mix": {"volume_min": 0.01, "volume_max": 0.05, "symbols": list(SYMBOLS)},
@@ -105,6 +113,7 @@ class Phase:
     group: str
     provider: dict[str, Any] | None
     start_s: float = 0.0  # offset from the run's t0, computed
+    fault: str | None = None
 
     @property
     def end_s(self) -> float:
@@ -138,7 +147,7 @@ class Experiment:
         return [
             {"name": p.name, "group": p.group, "start_s": p.start_s, "duration_s": p.duration_s,
              "mode": p.mode, "rate": self.phase_rate(p), "analyse": p.analyse,
-             "provider": p.provider}
+             "provider": p.provider, "fault": p.fault}
             for p in self.phases
         ]
 
@@ -237,7 +246,8 @@ def _show(value) -> str:
 def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -> Experiment:
     v = _V(source)
     doc = copy.deepcopy(doc)
-    v.keys(doc, "", {"name", "description", "profile", "load", "phases", "checks", "analysis"})
+    v.keys(doc, "", {"name", "description", "profile", "load", "phases", "checks", "analysis",
+                     "service"})
     if "analysis" in doc:  # the analysis' own settings (docs/analysis.md), passed through as is
         v.table(doc["analysis"], "analysis")
     name = v.string(doc.get("name"), "name", pattern=r"[a-z0-9][a-z0-9_-]*")
@@ -247,6 +257,8 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
 
     load = _validate_load(v, doc.get("load", {}))
     doc["load"] = load
+    if "service" in doc:
+        doc["service"] = _validate_service(v, doc["service"])
 
     raw_phases = doc.get("phases")
     if not isinstance(raw_phases, list) or not raw_phases:
@@ -256,10 +268,10 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
     start = 0.0
     if not (duration_scale > 0 and math.isfinite(duration_scale)):
         v.fail("(duration scale)", f"must be a positive number, got {duration_scale}")
-    for i, raw in enumerate(raw_phases):
-        where = f"phases[{i}]"
-        raw = v.table(raw, where)
-        v.keys(raw, where, {"name", "duration_s", "mode", "analyse", "rate", "group", "provider"})
+    raw_phases = _expand_repeats(v, raw_phases)
+    for where, raw in raw_phases:
+        v.keys(raw, where, {"name", "duration_s", "mode", "analyse", "rate", "group", "provider",
+                            "fault"})
         pname = v.string(raw.get("name"), f"{where}.name", pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*")
         if pname in seen:
             v.fail(f"{where}.name", f"duplicate phase name {pname!r}")
@@ -283,9 +295,12 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
         if "provider" in raw:
             provider = _validate_provider(v, raw["provider"], f"{where}.provider")
             raw["provider"] = provider
-        phases.append(Phase(pname, duration, mode, analyse, rate, group, provider, start))
+        fault = None
+        if "fault" in raw:
+            fault = v.string(raw["fault"], f"{where}.fault", choices=FAULTS)
+        phases.append(Phase(pname, duration, mode, analyse, rate, group, provider, start, fault))
         start = round(start + duration, 6)
-    doc["phases"] = raw_phases
+    doc["phases"] = [raw for _, raw in raw_phases]  # expanded: experiment.toml lists every phase
 
     names = {p.name for p in phases} | {p.group for p in phases}
     raw_checks = doc.get("checks", [])
@@ -295,6 +310,56 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
         _validate_check(v, v.table(raw, f"checks[{i}]"), f"checks[{i}]", names)
     doc["checks"] = raw_checks
     return Experiment(name=name, source=source, data=doc, phases=phases)
+
+
+def _expand_repeats(v: _V, raw_phases: list) -> list[tuple[str, dict]]:
+    """`repeat = N` with `modes = [a, b, ...]` on a phase stands for N cycles of one phase per
+    mode: `<name>-<k>-<mode>` (k from 1), group `<group or name>-<mode>`, so checks can compare
+    the modes across every cycle. Each copy is then validated like a written-out phase."""
+    out: list[tuple[str, dict]] = []
+    for i, raw in enumerate(raw_phases):
+        where = f"phases[{i}]"
+        raw = v.table(raw, where)
+        if "repeat" not in raw and "modes" not in raw:
+            out.append((where, raw))
+            continue
+        repeat = v.integer(raw.get("repeat", 1), f"{where}.repeat", low=1)
+        if "modes" in raw and "mode" in raw:
+            v.fail(f"{where}.modes", "give either mode or modes, not both")
+        modes = raw.get("modes", [raw.get("mode")] if "mode" in raw else None)
+        if not isinstance(modes, list) or not modes:
+            v.fail(f"{where}.modes", f"must be a non-empty array of modes ({', '.join(MODES)})")
+        for j, m in enumerate(modes):
+            v.string(m, f"{where}.modes[{j}]", choices=MODES)
+        if "fault" in raw:
+            v.fail(f"{where}.fault", "not allowed on a repeated phase (write that phase out)")
+        name = v.string(raw.get("name"), f"{where}.name", pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+        group = v.string(raw.get("group", name), f"{where}.group")
+        template = {k: val for k, val in raw.items() if k not in ("repeat", "modes", "mode")}
+        for k in range(1, repeat + 1):
+            for m in modes:
+                copy_ = copy.deepcopy(template)
+                copy_.update(name=f"{name}-{k}-{m}", group=f"{group}-{m}", mode=m)
+                out.append((f"{where} (cycle {k}, mode {m})", copy_))
+    return out
+
+
+def _validate_service(v: _V, raw) -> dict[str, Any]:
+    """[service]: how `execbench demo` starts the service for this experiment (`run` only
+    records it). `env`: extra EXECBENCH_* settings, e.g. a short worker lease."""
+    raw = v.table(raw, "service")
+    v.keys(raw, "service", {"env"})
+    env = v.table(raw.get("env", {}), "service.env")
+    for key, value in env.items():
+        where = f"service.env.{key}"
+        if not re.fullmatch(r"EXECBENCH_[A-Z0-9_]+", key):
+            v.fail(where, "must be an EXECBENCH_* setting name")
+        if key in DEMO_OWNED_ENV:
+            v.fail(where, f"set by execbench demo itself ({', '.join(DEMO_OWNED_ENV)})")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            v.fail(where, f"must be a string or a number, got {_show(value)}")
+    raw["env"] = env
+    return raw
 
 
 def _validate_load(v: _V, raw) -> dict[str, Any]:
@@ -314,6 +379,11 @@ def _validate_load(v: _V, raw) -> dict[str, Any]:
     v.number(load["timeout_s"], "load.timeout_s", low=0, low_open=True)
     v.number(load["drain_s"], "load.drain_s", low=0)
     v.number(load["provider_share"], "load.provider_share", low=0, high=1)
+    v.boolean(load["client_order_ids"], "load.client_order_ids")
+    v.number(load["retry_s"], "load.retry_s", low=0)
+    if load["retry_s"] > 0 and not load["client_order_ids"]:
+        v.fail("load.retry_s", "needs load.client_order_ids = true (a retry without an id "
+                               "could create a second order)")
     if "seed" in raw:
         v.integer(raw["seed"], "load.seed")
 
@@ -447,6 +517,8 @@ def dumps(exp: Experiment, header: str = "") -> str:
             out.append(f"{key} = {_toml_value(doc[key])}")
     out.append("")
     _toml_table(out, "load", doc["load"])
+    if doc.get("service"):
+        _toml_table(out, "service", doc["service"])
     if doc.get("analysis"):
         _toml_table(out, "analysis", doc["analysis"])
     for phase in doc["phases"]:
