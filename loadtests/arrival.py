@@ -189,6 +189,9 @@ class ArrivalRateUser(FastHttpUser):
                     body = None
                 if isinstance(body, dict):
                     served = body.get("mode")
+                # A retry answered from the stored order: the first attempt had been persisted.
+                replayed = attempts > 1 and status == 200 and \
+                    (resp.headers.get("idempotent-replay") or "").lower() == "true"
                 outcome, reason = classify(status, body, expect)
                 retry = status == 0 and time.time() - sent < retry_s
                 if outcome == "failure":
@@ -204,7 +207,7 @@ class ArrivalRateUser(FastHttpUser):
             "outcome": outcome, "flow": flow, "name": name, "phase": arrival.phase,
             "late": late, "served_mode": served, "reason": reason, "burst": burst,
             "worker": STATE.worker_id, "client_order_id": client_order_id,
-            "attempts": attempts,
+            "attempts": attempts, "replayed": replayed,
         })
         return status, body
 

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from loadtests.admin import AdminClient, AdminError
-from loadtests.records import iso, read_jsonl
+from loadtests.records import iso, parse_iso, read_jsonl
 
 
 class ServiceProcess:
@@ -153,8 +153,9 @@ class FaultInjector(threading.Thread):
 # --- recovery.json ---------------------------------------------------------------------------
 
 
-def database_orders(database_url: str) -> list[tuple[str, str]]:
-    """(client_order_id, status) of every order that carries one, straight from the database."""
+def database_orders(database_url: str) -> list[tuple]:
+    """(client_order_id, status, flow, created_at, finalized_at) of every order that carries
+    one, straight from the database."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -163,8 +164,9 @@ def database_orders(database_url: str) -> list[tuple[str, str]]:
         try:
             async with engine.connect() as conn:
                 rows = await conn.execute(text(
-                    "select client_order_id, status from orders where client_order_id is not null"))
-                return [(r[0], r[1]) for r in rows]
+                    "select client_order_id, status, flow, created_at, finalized_at from orders "
+                    "where client_order_id is not null"))
+                return [tuple(r) for r in rows]
         finally:
             await engine.dispose()
 
@@ -178,8 +180,13 @@ def recovery_record(run_dir: Path, database_url: str, events: list[dict[str, Any
     unanswered = {r["client_order_id"] for r in requests if r.get("status") == 0}
     sent = {r["client_order_id"] for r in requests}
     rows = database_orders(database_url)
-    in_db = Counter(cid for cid, _ in rows)
-    status = {cid: st for cid, st in rows}
+    in_db = Counter(row[0] for row in rows)
+    status = {row[0]: row[1] for row in rows}
+    kills = [parse_iso(e["ts"]) for e in events if e.get("event") == "fault_injected"]
+    # Provider orders accepted before a kill and not yet answered at it: the dead process's
+    # queue, which the restarted one had to finish.
+    queued_at_kill = [row for row in rows if row[2] == "provider" and any(
+        row[3] <= k and (row[4] is None or row[4] > k) for k in kills)]
     ledger_path = Path(run_dir) / "ledger.json"
     ledger = orjson.loads(ledger_path.read_bytes()) if ledger_path.exists() else {}
     return {
@@ -197,6 +204,9 @@ def recovery_record(run_dir: Path, database_url: str, events: list[dict[str, Any
         "retried_accepted": sum(1 for r in requests if r.get("attempts", 1) > 1
                                 and r.get("status") == 200),
         "retry_attempts": sum(r.get("attempts", 1) - 1 for r in requests),
+        # Retries the service answered with the stored order (header idempotent-replay): the
+        # first attempt was persisted before the kill and its answer lost with the process.
+        "retries_answered_with_stored_order": sum(1 for r in requests if r.get("replayed")),
         "connection_errors": sum(1 for r in requests if r.get("status") == 0),
         "database_orders_with_client_order_id": sum(in_db.values()),
         "client_order_ids_created_twice": sum(1 for n in in_db.values() if n > 1),
@@ -204,6 +214,9 @@ def recovery_record(run_dir: Path, database_url: str, events: list[dict[str, Any
         "accepted_nonterminal": sum(1 for cid in accepted if status.get(cid) == "queued"),
         # Persisted, but the answer was lost with the process: the client saw a connection error.
         "persisted_without_answer": sum(1 for cid in unanswered if cid in in_db),
+        "provider_orders_queued_at_kill": len(queued_at_kill),
+        "provider_orders_queued_at_kill_still_queued": sum(1 for row in queued_at_kill
+                                                           if row[1] == "queued"),
         "database_ids_never_sent": sum(1 for cid in in_db if cid not in sent),
         "ledger": {k: ledger.get(k) for k in ("orders_total", "orders_nonterminal",
                                               "reserved_vs_open_residual_usd", "releases_total",

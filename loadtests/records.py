@@ -68,6 +68,8 @@ def request_line(rec: dict[str, Any]) -> bytes:
         out["client_order_id"] = rec["client_order_id"]
     if rec.get("attempts", 1) > 1:
         out["attempts"] = rec["attempts"]
+    if rec.get("replayed"):
+        out["replayed"] = True
     return orjson.dumps(out) + b"\n"
 
 

@@ -42,6 +42,8 @@ def _assert_recovered(tmp_path, *extra) -> None:
     assert recovery["accepted_missing_in_database"] == 0
     assert recovery["accepted_nonterminal"] == 0
     assert recovery["database_ids_never_sent"] == 0
+    assert recovery["provider_orders_queued_at_kill"] > 0  # the crash left work to take over
+    assert recovery["provider_orders_queued_at_kill_still_queued"] == 0
     # Every order in the database that carries an id was sent by this run, and (no retry left
     # unanswered) each was accepted: one order per accepted id, none twice.
     assert recovery["database_orders_with_client_order_id"] == (
