@@ -176,6 +176,10 @@ def run(args) -> int:
     started = time.time()
     console.print(f"execbench run [bold]{experiment.name}[/bold] -> {target}  "
                   f"({experiment.total_s:.0f} s of phases)  run dir: {run_dir}", highlight=False)
+    faulted = [p.name for p in experiment.phases if p.fault]
+    if faulted:  # `demo` applies them (it owns the service); a run against a URL cannot
+        console.print(f"note: faults of phases {', '.join(faulted)} are recorded, not applied: "
+                      "only `execbench demo` restarts the service it started", highlight=False)
     try:
         if args.master:
             deadline = time.time() + args.worker_timeout
