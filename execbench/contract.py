@@ -22,3 +22,5 @@ SKIPPED_STAGES = ("user_lock_ms", "orders_fetch_ms", "total_margin_ms")
 METRICS = ("executor_ms", *STAGES)
 MODES = ("off", "skip", "skip_reserve")
 FLOWS = ("local", "provider")
+# The tradable symbols (their specifications: service/symbols.py).
+SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "USDCHF", "XAUUSD", "BTCUSD")

@@ -11,13 +11,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from execbench.contract import MODES
+
 # Same shape as the service's: no bucket wider than 10 ms between 50 and 300 ms.
 BUCKETS = (
     0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.12, 0.13, 0.14,
     0.15, 0.16, 0.17, 0.18, 0.19, 0.2, 0.21, 0.22, 0.23, 0.24, 0.25, 0.26, 0.27, 0.28, 0.29,
     0.3, 0.35, 0.4, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
 )
-MODES = ("off", "skip", "skip_reserve")
 
 
 class LoadtestMetrics:

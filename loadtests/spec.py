@@ -16,7 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-MODES = ("off", "skip", "skip_reserve")
+from execbench.contract import METRICS as CONTRACT_METRICS
+from execbench.contract import MODES, SYMBOLS
+
 # Faults a phase may carry; applied at the phase start by the process that owns the service
 # (`execbench demo`); `execbench run` only records them (it cannot restart a remote service).
 FAULTS = ("kill_service",)
@@ -25,21 +27,10 @@ DEMO_OWNED_ENV = ("EXECBENCH_DATABASE_URL", "EXECBENCH_ADMIN_TOKEN", "EXECBENCH_
                   "EXECBENCH_PROFILE", "EXECBENCH_MODE")
 SCENARIOS = ("trader_mix", "same_user_burst", "margin_edge")
 FLOWS = ("provider", "local")
-STAGE_METRICS = (
-    "executor_ms",
-    "config_fetch_ms",
-    "single_margin_ms",
-    "free_margin_ms",
-    "user_lock_ms",
-    "orders_fetch_ms",
-    "total_margin_ms",
-    "persist_ms",
-    "provider_send_ms",
-)
+STAGE_METRICS = CONTRACT_METRICS
 # Client-side metrics come from requests.jsonl, the others from the service's timings.jsonl.
 CLIENT_METRICS = ("latency_ms", "latency_from_intended_ms")
 METRICS = STAGE_METRICS + CLIENT_METRICS
-SYMBOLS = ("EURUSD", "GBPUSD", "USDJPY", "USDCHF", "XAUUSD", "BTCUSD")
 
 # Per check kind: required fields, optional fields with defaults.
 CHECK_KINDS: dict[str, tuple[dict[str, str], dict[str, Any]]] = {

@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from service.settings import Mode
 from service.symbols import SYMBOLS
 
-SymbolName = Literal[tuple(SYMBOLS)]  # the schema lists the tradable symbols
+SymbolName = Literal[tuple(SYMBOLS)]  # the schema lists the tradable symbols (execbench.contract)
 
 
 def _no_text_or_bool(value):

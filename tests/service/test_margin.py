@@ -65,3 +65,10 @@ def test_equity_includes_floating_profit_in_usd():
         Position("XAUUSD", "buy", 1.0, 1000.0, "queued"),    # queued: no profit yet
     ]
     assert equity_usd(50_000, orders, PRICES) == pytest.approx(61_000)
+
+
+def test_the_symbol_catalogue_matches_the_shared_contract():
+    from execbench.contract import SYMBOLS as CONTRACT_SYMBOLS
+    from service.symbols import SYMBOLS
+
+    assert tuple(SYMBOLS) == CONTRACT_SYMBOLS
