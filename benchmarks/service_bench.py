@@ -21,16 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from inprocess import seeded_client, set_mode  # benchmarks/inprocess.py
 from prometheus_client import CollectorRegistry
 
-from service.app import create_app
-from service.db import make_engine
+from execbench.contract import STAGES
 from service.executor import _Stopwatch
 from service.metrics import ExecutorMetrics
-from service.profiles import STAGES
-from service.seed import seed_database
-from service.settings import Settings
 from service.timing_log import TimingLog, iso_utc
 
 
@@ -70,41 +66,30 @@ def instrumentation_cost_us(n: int, log_path: Path) -> tuple[float, float]:
 
 async def throughput(seconds: float, concurrency: int) -> list[tuple[str, str, float, float]]:
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        engine = make_engine(url)
-        await seed_database(engine, users=200, orders_per_user=10, price_seed=Settings().price_seed)
-        await engine.dispose()
-        settings = Settings(database_url=url, profile="none", admin_token="bench",
-                            timing_log=Path(tmp) / "timings.jsonl")
-        app = create_app(settings, registry=CollectorRegistry(), run_workers=True)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                for mode in ("off", "skip", "skip_reserve"):
-                    await client.put("/admin/flags/provider_skip", json={"mode": mode, "reason": "bench"},
-                                     headers={"Authorization": "Bearer bench"})
-                    for user_type, flow in (("live", "provider"), ("demo", "local")):
-                        done = 0
-                        deadline = time.perf_counter() + seconds
-                        cpu0 = time.process_time()
-                        wall0 = time.perf_counter()
+    async with seeded_client(users=200, run_workers=True, profile="none", timing_log=True) as client:
+        for mode in ("off", "skip", "skip_reserve"):
+            await set_mode(client, mode)
+            for user_type, flow in (("live", "provider"), ("demo", "local")):
+                done = 0
+                deadline = time.perf_counter() + seconds
+                cpu0 = time.process_time()
+                wall0 = time.perf_counter()
 
-                        async def client_loop(worker: int):
-                            nonlocal done
-                            i = worker
-                            while time.perf_counter() < deadline:
-                                r = await client.post("/api/orders/instant/execute", json={
-                                    "user_id": 1 + i % 200, "user_type": user_type, "symbol": "EURUSD",
-                                    "side": "buy" if i % 2 else "sell", "volume": 0.01})
-                                r.raise_for_status()
-                                done += 1
-                                i += concurrency
+                async def client_loop(worker: int):
+                    nonlocal done
+                    i = worker
+                    while time.perf_counter() < deadline:
+                        r = await client.post("/api/orders/instant/execute", json={
+                            "user_id": 1 + i % 200, "user_type": user_type, "symbol": "EURUSD",
+                            "side": "buy" if i % 2 else "sell", "volume": 0.01})
+                        r.raise_for_status()
+                        done += 1
+                        i += concurrency
 
-                        await asyncio.gather(*(client_loop(w) for w in range(concurrency)))
-                        wall = time.perf_counter() - wall0
-                        cpu = time.process_time() - cpu0
-                        results.append((flow, mode, done / wall, cpu / wall))
+                await asyncio.gather(*(client_loop(w) for w in range(concurrency)))
+                wall = time.perf_counter() - wall0
+                cpu = time.process_time() - cpu0
+                results.append((flow, mode, done / wall, cpu / wall))
     return results
 
 
