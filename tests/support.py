@@ -87,6 +87,19 @@ class ServiceHandle:
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
+    def drained_ledger(self, timeout: float = 30.0) -> dict:
+        """Poll GET /admin/ledger until no order is non-terminal (or the timeout); return it."""
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            ledger = httpx.get(f"{self.url}/admin/ledger", timeout=5).json()
+            if ledger["orders_nonterminal"] == 0 or time.monotonic() > deadline:
+                return ledger
+            time.sleep(0.1)
+
     def stop(self, sig: int | None = None, timeout: float = 20.0) -> int:
         """Stop the process we started, by its PID (SIGTERM: a clean shutdown by default)."""
         import signal

@@ -1,22 +1,12 @@
 """Real `execbench serve` processes: nothing is lost across a kill or a clean shutdown."""
 
 import signal
-import time
 
 import httpx
 import orjson
 import pytest
 
 pytestmark = pytest.mark.slow
-
-
-def wait_drained(url: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        ledger = httpx.get(f"{url}/admin/ledger", timeout=5).json()
-        if ledger["orders_nonterminal"] == 0 or time.monotonic() > deadline:
-            return ledger
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -36,7 +26,7 @@ def test_a_killed_process_finishes_its_queued_orders_after_restart(running_servi
     first.stop(signal.SIGKILL)
 
     second = running_service(database_url=first.database_url, seed_users=None, extra_env=env, name="second")
-    ledger = wait_drained(second.url)
+    ledger = second.drained_ledger()
     assert ledger["orders_nonterminal"] == 0
     assert ledger["reserved_vs_open_residual_usd"] == 0
     assert ledger["double_releases"] == 0

@@ -6,7 +6,6 @@ over-commits; `skip` does, and the ledger counts it.
 """
 
 import threading
-import time
 
 import httpx
 import pytest
@@ -41,15 +40,6 @@ def burst(urls: list[str], user_id: int, volume: float, n: int = 10) -> list[int
     return statuses
 
 
-def drained_ledger(url: str) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
-        ledger = httpx.get(f"{url}/admin/ledger").json()
-        if ledger["orders_nonterminal"] == 0 or time.monotonic() > deadline:
-            return ledger
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("mode", ["off", "skip_reserve", "skip"])
 def test_same_user_burst_across_two_replicas(running_service, postgres_url, mode):
     from service.margin import order_margin_usd
@@ -68,7 +58,7 @@ def test_same_user_burst_across_two_replicas(running_service, postgres_url, mode
         statuses = burst([first.url, second.url], user_id, volume)
         assert set(statuses) <= {200, 409}, statuses
         accepted += statuses.count(200)
-    ledger = drained_ledger(first.url)
+    ledger = first.drained_ledger()
     assert ledger["orders_nonterminal"] == 0
     assert ledger["reserved_vs_open_residual_usd"] == 0
     assert ledger["double_releases"] == 0
