@@ -63,19 +63,21 @@ def remote(request: Request) -> str | None:
 async def _audited_change(request: Request, services: Services, flag: str, raw_body, model):
     """Authenticate, then validate; either refusal is audited before anything changes."""
     requested = raw_body.get("mode") if isinstance(raw_body, dict) else None
+
+    async def audit(actor: str, reason: str, status: int) -> None:
+        await services.store.audit_refusal(
+            flag=flag, now=time.time(), actor=actor, remote=remote(request),
+            requested=str(requested)[:64] if requested else None, reason=reason, http_status=status)
+
     try:
         check_token(request, services)
     except Refused as exc:
-        await services.store.audit_refusal(flag=flag, now=time.time(), actor="unauthenticated",
-                                           remote=remote(request), requested=str(requested)[:64] if requested else None,
-                                           reason=exc.detail, http_status=exc.status)
+        await audit("unauthenticated", exc.detail, exc.status)
         return None, refusal(exc)
     try:
         change = model.model_validate(raw_body)
     except ValidationError as exc:
-        await services.store.audit_refusal(flag=flag, now=time.time(), actor="admin-token",
-                                           remote=remote(request), requested=str(requested)[:64] if requested else None,
-                                           reason="invalid request body", http_status=422)
+        await audit("admin-token", "invalid request body", 422)
         raise RequestValidationError(exc.errors(include_url=False, include_context=False),
                                      body=raw_body) from None
     return change, None
