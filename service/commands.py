@@ -76,9 +76,30 @@ def _serve(args) -> int:
     except ProfileError as exc:
         print(f"execbench serve: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)
-    return 0
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=10)
+    server = _quiet_exit_server_class()(config)
+    server.run()
+    return 0 if server.started else 3  # uvicorn's STARTUP_FAILURE: the port was taken, say
+
+
+def _quiet_exit_server_class():
+    import contextlib
+
+    import uvicorn
+
+    class QuietExitServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT on itself after a graceful shutdown, so a clean stop
+        exits -15 (or prints a KeyboardInterrupt traceback). Compose, systemd and our own runner
+        read that as a crash; forget the captured signals once the shutdown has finished."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return QuietExitServer
 
 
 def _worker(args) -> int:

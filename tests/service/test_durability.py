@@ -41,8 +41,8 @@ def test_a_clean_shutdown_loses_no_timing_record(running_service):
             response = client.post("/api/orders/instant/execute", json={
                 "user_id": 1 + i % 20, "user_type": "demo", "symbol": "EURUSD", "side": "buy", "volume": 0.01})
             ids.append(response.json()["order_id"])
-    # uvicorn finishes its shutdown (lifespan included), then re-raises SIGTERM on itself.
-    assert svc.stop() in (0, -signal.SIGTERM)
+    # A graceful shutdown (lifespan included) is a clean exit, not death by SIGTERM.
+    assert svc.stop() == 0
     assert "Traceback" not in svc.log_path.read_text()
     logged = [orjson.loads(line)["order_id"] for line in svc.timing_log.read_bytes().splitlines()]
     assert logged == ids
