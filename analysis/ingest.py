@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from execbench.contract import METRICS, STAGES  # the shared names (docs/DESIGN.md)
+from execbench.contract import METRICS  # the shared names (docs/DESIGN.md)
 
 BLOCK_BYTES = 8 << 20
 CHUNK_LINES = 32768
@@ -139,7 +139,7 @@ def _parse_one_time(s) -> float:
         # some production logs write epoch numbers: seconds, or milliseconds when that large
         return float(s) / 1000.0 if abs(s) > 1e11 else float(s)
     if not isinstance(s, str):
-        raise ValueError(f"timestamp is not a string: {s!r}")
+        raise ValueError(f"timestamp is not a string: {s!r}")  # noqa: TRY004 -- reported as a bad line
     dt = datetime.fromisoformat(s)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)  # the contract's times are UTC

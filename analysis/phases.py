@@ -120,9 +120,9 @@ def windows_from_timeline(spec: Spec | None, events: list[dict], first_ts: float
     # a flip is the change of mode into a phase; without flip events, its phase start
     prev = None
     for w in windows:
-        if prev is not None and w.mode != prev.mode and w.mode is not None:
-            if w.flip_requested is None:
-                w.flip_requested = w.start
+        if (prev is not None and w.mode != prev.mode and w.mode is not None
+                and w.flip_requested is None):
+            w.flip_requested = w.start
         prev = w
     return windows, notes
 

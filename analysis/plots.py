@@ -135,7 +135,7 @@ def cdfs(a, path: Path) -> Path:
 
 
 def stages(a, path: Path) -> Path:
-    from .ingest import STAGES
+    from execbench.contract import STAGES
 
     plt = _plt()
     rows = []

@@ -59,8 +59,8 @@ def _table(headers, rows, num_cols=()) -> str:
 
 def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = None) -> str:
     s = a.summary
-    out = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
-           f"<style>{CSS}</style></head><body>"]
+    out = [(f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
+            f"<style>{CSS}</style></head><body>")]
     out.append(f"<h1>{_e(title)}</h1>")
     out.append(f"<p class=muted>source {_e(s['source'])} &middot; experiment "
                f"{_e(s.get('experiment') or '-')} &middot; generated {_e(s['generated_at'])}"
@@ -74,8 +74,8 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
                f" &mdash; {len(s['checks']) - len(failed)}/{len(s['checks'])} checks passed</div>")
 
     out.append("<h2>Checks</h2>")
-    rows = [(f"<span class={'pass' if c['passed'] else 'fail'}>&nbsp;"
-             f"{'PASS' if c['passed'] else 'FAIL'}&nbsp;</span>", _e(c["name"]),
+    rows = [((f"<span class={'pass' if c['passed'] else 'fail'}>&nbsp;"
+              f"{'PASS' if c['passed'] else 'FAIL'}&nbsp;</span>"), _e(c["name"]),
              _e(c["observed"]), _e(c["expected"]), _e(c.get("source", "")))
             for c in s["checks"]]
     out.append(_table(["", "check", "observed", "expected", "source"], rows))
@@ -115,8 +115,8 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
                     rows.append((
                         _e(c["name"]), _e(flow), _e(metric),
                         f"{r['ref_p50']:.1f} &rarr; {r['p50']:.1f}",
-                        f"{sh['value']:+.2f} <span class=muted>[{sh['ci_low']:+.2f}, "
-                        f"{sh['ci_high']:+.2f}]</span>",
+                        (f"{sh['value']:+.2f} <span class=muted>[{sh['ci_low']:+.2f}, "
+                         f"{sh['ci_high']:+.2f}]</span>"),
                         f"{r['shift_pct']['value']:+.1f}%" if r["shift_pct"]["value"] is not None
                         else "-",
                         f"{mw.get('p', float('nan')):.3g}",

@@ -62,7 +62,7 @@ def bootstrap_quantile_replicates(
     """B bootstrap replicates of the linear p-quantile of sorted `xs` (see module docstring)."""
     n = len(xs)
     h = (n - 1) * p
-    j = int(math.floor(h))
+    j = math.floor(h)
     g = h - j
     k = j + 1  # 1-based rank of the lower order statistic
     u_lo = rng.beta(k, n + 1 - k, size=b)
@@ -267,7 +267,7 @@ def hl_ranks(n: int, m: int, level: float) -> tuple[int, int]:
     """0-based ranks of the pairwise differences bounding the HL interval (normal approx.)."""
     total = n * m
     z = _norm_ppf(1 - (1 - level) / 2)
-    c = int(math.floor(total / 2 - z * math.sqrt(total * (n + m + 1) / 12.0)))
+    c = math.floor(total / 2 - z * math.sqrt(total * (n + m + 1) / 12.0))
     c = max(c, 0)
     return c, max(total - 1 - c, c)
 
@@ -403,7 +403,7 @@ def recovery_time(
               "series": {"t": (centers - flip_ts).round(6).tolist(),
                          "p50": [None if math.isnan(x) else round(float(x), 4) for x in med]}}
     n = len(centers)
-    hold_steps = max(int(round(hold_s / step_s)), 0)
+    hold_steps = max(round(hold_s / step_s), 0)
     # bad[i]: a known window outside the band; a candidate start must be ok itself and no bad
     # window may follow it within the hold (windows with too few samples neither count nor break)
     bad = known & ~ok

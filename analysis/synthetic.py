@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from .ingest import METRICS, STAGES
+from execbench.contract import METRICS, STAGES
 
 # stage medians (ms) when the stage runs; a skipped stage is 0
 STAGE_MEDIANS = {

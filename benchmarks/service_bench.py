@@ -75,7 +75,7 @@ async def throughput(seconds: float, concurrency: int) -> list[tuple[str, str, f
                 cpu0 = time.process_time()
                 wall0 = time.perf_counter()
 
-                async def client_loop(worker: int):
+                async def client_loop(worker: int, deadline=deadline, user_type=user_type):
                     nonlocal done
                     i = worker
                     while time.perf_counter() < deadline:

@@ -8,6 +8,7 @@ replica started using the current value; requests read `mode` once and carry it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ import orjson
 
 from service.metrics import ExecutorMetrics
 from service.store import Store
+
+log = logging.getLogger("execbench.flags")
 
 FLAG = "provider_skip"
 PROVIDER = "provider"
@@ -81,6 +84,7 @@ class FlagService:
             try:
                 await self.refresh()
             except Exception:  # a database hiccup must not stop propagation for good
+                log.warning("flag refresh failed; keeping %s and retrying", self.state.mode, exc_info=True)
                 await asyncio.sleep(self._ttl_s)
 
     async def set_mode(self, mode: str, *, actor: str, reason: str, remote: str | None) -> tuple[str | None, FlagState]:
