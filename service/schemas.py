@@ -15,7 +15,7 @@ SymbolName = Literal[tuple(SYMBOLS)]  # the schema lists the tradable symbols (e
 def _no_text_or_bool(value):
     """JSON Schema's integer admits 17.0; a string or a boolean is a wrong type, not an id."""
     if isinstance(value, (str, bool)):
-        raise ValueError("must be a JSON integer")
+        raise ValueError("must be a JSON integer")  # noqa: TRY004 -- pydantic reports ValueError as a 422
     return value
 
 
