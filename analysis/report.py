@@ -7,6 +7,8 @@ import base64
 import html
 from pathlib import Path
 
+from . import stats
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;
 color:#222;line-height:1.4}
@@ -160,7 +162,7 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
         for flow, r in f["flows"].items():
             rows.append((_e(f["phase"]), _e(f["mode"] or "deploy"), _e(f["requested_at"]),
                          _num(f["apply_lag_s"], 3), _e(flow), _num(r["target_p50"]),
-                         "never" if r["recovery_s"] is None else _num(r["recovery_s"], 1),
+                         _e(stats.recovery_text(r)),
                          _e(r["excursions_after"] if r["excursions_after"] is not None else "-")))
     out.append(_table(["into phase", "mode", "requested", "apply lag s", "flow", "target p50",
                        "recovery s", "windows outside after"], rows, (3, 5, 6, 7)))
@@ -227,8 +229,7 @@ def _rate(r) -> str:
 
 
 def _recovery_cells(flows: dict) -> list[tuple]:
-    return [(_e(flow), "never" if r["recovery_s"] is None else _num(r["recovery_s"], 1),
-             _num(r["target_p50"])) for flow, r in flows.items()]
+    return [(_e(flow), _e(stats.recovery_text(r)), _num(r["target_p50"])) for flow, r in flows.items()]
 
 
 def p50s(d: dict) -> str:

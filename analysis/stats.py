@@ -389,7 +389,14 @@ def recovery_time(
     tolerance_pct: float, window_s: float, step_s: float, hold_s: float, min_count: int = 10,
 ) -> dict:
     """Seconds from `flip_ts` until the centred rolling p50 enters +-tolerance of `target` and
-    stays there for `hold_s` (or until `end_ts`, if that comes first). None if it never does."""
+    stays there for `hold_s` (or until `end_ts`, if that comes first). None if it never does.
+
+    Windows see only records from `flip_ts` on: a window straddling the flip would mix the two
+    regimes, and its median lands on whichever side has a few more records, so a step change
+    could read as recovered at 0 s by chance. 0 s therefore means the first post-flip window
+    (up to window_s / 2 of records) was already in the band: recovery within one step."""
+    after = t >= flip_ts
+    t, v = t[after], v[after]
     order = np.argsort(t, kind="stable")
     t, v = t[order], v[order]
     centers = np.arange(flip_ts, end_ts + 1e-9, step_s)
@@ -418,3 +425,15 @@ def recovery_time(
             result["excursions_after"] = int(bad_cum[n] - bad_cum[i])
             break
     return result
+
+
+def recovery_text(r: dict) -> str:
+    """A recovery result for people: 'never', '< step' when the first window was in the band
+    (the method cannot tell 0 s from one step), else seconds with one decimal."""
+    rs = r["recovery_s"]
+    if rs is None:
+        return "never"
+    step = r.get("step_s")
+    if step and rs < step:
+        return f"< {step:.1f}"
+    return f"{rs:.1f}"

@@ -6,6 +6,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from . import stats
+
 
 def _ci(q: dict | None) -> str:
     if not q or q.get("value") is None:
@@ -115,8 +117,8 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     for f in summary["flips"]:
         parts = []
         for flow, r in f["flows"].items():
-            rs = r["recovery_s"]
-            parts.append(f"{flow} {'never' if rs is None else f'{rs:.1f} s'}")
+            text = stats.recovery_text(r)
+            parts.append(f"{flow} {text}{'' if text == 'never' else ' s'}")
         lag = f", applied after {f['apply_lag_s']:.2f} s" if f.get("apply_lag_s") is not None else ""
         console.print(f"flip into [bold]{f['phase']}[/] ({f['mode'] or 'deploy'}{lag}): "
                       f"recovery {', '.join(parts) or 'n/a'}")

@@ -173,6 +173,23 @@ def test_recovery_time_found_within_one_sampling_interval(change_after):
     assert abs(r["recovery_s"] - change_after) <= step
 
 
+def test_an_instant_step_reads_as_recovered_within_one_step_whatever_the_rate_before():
+    """Records from before the flip must not vote: here the old regime is three times as dense, so
+    a window straddling the flip would keep its median in the old regime past the flip."""
+    rng = np.random.default_rng(11)
+    flip, end = 1000.0, 1030.0
+    before = np.sort(rng.uniform(flip - 10, flip, 1500))  # 150 records/s at 88 ms
+    after = np.sort(rng.uniform(flip, end, 1500))  # 50 records/s at 253 ms
+    t = np.concatenate([before, after])
+    v = np.concatenate([rng.normal(88, 2, len(before)), rng.normal(253, 5, len(after))])
+    r = stats.recovery_time(t, v, flip_ts=flip, end_ts=end, target=253.0, tolerance_pct=10,
+                            window_s=5.0, step_s=0.5, hold_s=10.0)
+    assert r["recovery_s"] == 0.0
+    assert stats.recovery_text(r) == "< 0.5"
+    assert stats.recovery_text({**r, "recovery_s": 3.5}) == "3.5"
+    assert stats.recovery_text({**r, "recovery_s": None}) == "never"
+
+
 def test_recovery_none_when_it_never_settles():
     rng = np.random.default_rng(12)
     t = np.sort(rng.uniform(0, 60, 3000))
