@@ -40,6 +40,20 @@ class Harness:
     def sample(self, name: str, labels: dict | None = None) -> float:
         return self.registry.get_sample_value(name, labels or {}) or 0.0
 
+    async def settled_sample(self, name: str, labels: dict | None = None, *, expected: float,
+                             timeout: float = 5.0) -> float:
+        """The sample once it equals `expected` (or its value at the timeout).
+
+        A provider worker moves its counters just after its commit, so a drained ledger can be
+        read a moment before the metrics catch up with it.
+        """
+        import anyio
+
+        deadline = time.monotonic() + timeout
+        while (value := self.sample(name, labels)) != expected and time.monotonic() < deadline:
+            await anyio.sleep(0.02)
+        return value
+
     async def order(self, user_id=1, user_type="live", symbol="EURUSD", side="buy", volume=0.1, **extra):
         body = {"user_id": user_id, "user_type": user_type, "symbol": symbol, "side": side,
                 "volume": volume, **extra}

@@ -33,8 +33,9 @@ async def test_reject_and_timeout_release_the_margin_exactly_once(database_url, 
         assert ledger["double_releases"] == 0
         assert ledger["reserved_vs_open_residual_usd"] == 0
         assert (await svc.client.get("/api/accounts/live/1")).json()["reserved_margin"] == held_before == 0
-        assert svc.sample("executor_margin_releases_total") == 10
-        assert svc.sample("executor_provider_outcomes_total", {"outcome": outcome}) == 10
+        assert await svc.settled_sample("executor_margin_releases_total", expected=10) == 10
+        assert await svc.settled_sample("executor_provider_outcomes_total", {"outcome": outcome},
+                                        expected=10) == 10
 
 
 async def test_confirm_moves_the_hold_into_used_margin(database_url):
@@ -47,8 +48,10 @@ async def test_confirm_moves_the_hold_into_used_margin(database_url):
         assert after["open_orders"] == before["open_orders"] + 1
         assert after["reserved_margin"] == 0
         assert after["used_margin"] > before["used_margin"]
-        assert svc.sample("executor_provider_outcomes_total", {"outcome": "confirmed"}) == 1
-        assert svc.sample("executor_margin_estimate_error_usd_count", {"mode": "off"}) == 1
+        assert await svc.settled_sample("executor_provider_outcomes_total", {"outcome": "confirmed"},
+                                        expected=1) == 1
+        assert await svc.settled_sample("executor_margin_estimate_error_usd_count", {"mode": "off"},
+                                        expected=1) == 1
         assert response.json()["status"] == "queued"
 
 
