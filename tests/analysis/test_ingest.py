@@ -149,9 +149,10 @@ def _mangle(line: bytes, how: int, at: int) -> bytes:
     return b"   "  # blank
 
 
+# derandomized: the same examples on every run (see test_stats.py)
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 200)), min_size=1, max_size=80),
        st.integers(1, 3))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 def test_any_mix_of_good_and_bad_lines_is_accounted_for(tmp_path_factory, plan, workers):
     lines = [_mangle(GOOD, how, at) for how, at in plan]
     path = tmp_path_factory.mktemp("fuzz") / "t.jsonl"

@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from analysis import stats
 
 
+# Hypothesis tests are derandomized: the same examples on every run, so CI cannot fail on a
+# draw it never made before.
 @given(st.lists(st.floats(0, 1e4, allow_nan=False), min_size=1, max_size=300),
        st.sampled_from([0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0]))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 def test_quantiles_equal_numpy_linear(values, p):
     xs = np.sort(np.array(values))
     assert stats.quantile_sorted(xs, p) == np.quantile(xs, p)
@@ -67,7 +69,7 @@ def test_bootstrap_intervals_cover_at_about_the_nominal_rate(p):
 
 @given(st.lists(st.integers(0, 30), min_size=1, max_size=60),
        st.lists(st.integers(0, 30), min_size=1, max_size=60), st.data())
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True)
 def test_kth_pairwise_difference_is_exact_with_ties(a, b, data):
     xs, ys = np.sort(np.array(a, float)), np.sort(np.array(b, float))
     diffs = np.sort((ys[:, None] - xs[None, :]).ravel())
