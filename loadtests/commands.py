@@ -43,6 +43,10 @@ def register(subparsers) -> None:
     run.add_argument("--health-timeout", type=float, default=30.0)
     run.add_argument("--settle-timeout", type=float, default=30.0,
                      help="seconds to wait for queued orders to finish before reading the ledger")
+    run.add_argument("--ledger-interval", type=float, default=None, metavar="SECONDS",
+                     help="sample GET /admin/ledger every SECONDS during the run into "
+                          "timeline.jsonl (`ledger` events; 0: off; default: the spec's "
+                          "load.ledger_interval_s, 1 s)")
     run.add_argument("--no-table", action="store_true", help="skip the per-phase table at the end")
     run.add_argument("--run-dir-file", default=None, help=argparse.SUPPRESS)
     run.add_argument("-v", "--verbose", action="store_true", help="Locust's INFO logging")

@@ -28,6 +28,7 @@ from loadtests.conductor import (
     install_worker,
     join_pools,
 )
+from loadtests.ledger_sampler import LedgerSampler
 from loadtests.live import LiveStats, LiveView
 from loadtests.metrics import LoadtestMetrics
 from loadtests.records import RunWriter, copy_timings, utc_stamp
@@ -95,6 +96,12 @@ def run(args) -> int:
     except specs.SpecError as exc:
         print(f"experiment error: {exc}", file=sys.stderr)
         return 2
+    interval = getattr(args, "ledger_interval", None)
+    interval = float(experiment.load["ledger_interval_s"]) if interval is None else interval
+    if interval != 0 and not interval >= specs.LEDGER_INTERVAL_MIN_S:
+        print(f"execbench run: error: --ledger-interval: must be 0 (no sampling) or >= "
+              f"{specs.LEDGER_INTERVAL_MIN_S}, got {interval}", file=sys.stderr)
+        return 2
     target = args.target.rstrip("/")
     token = args.admin_token or os.environ.get("EXECBENCH_ADMIN_TOKEN")
     admin = AdminClient(target, token)
@@ -158,6 +165,7 @@ def run(args) -> int:
     csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(run_dir / "locust"),
                                     full_history=True)
     csv_greenlet = gevent.spawn(csv_writer)
+    sampler: LedgerSampler | None = None
 
     interrupted = False
     stop_requested: list[str] = []
@@ -194,6 +202,14 @@ def run(args) -> int:
                     return 2
                 gevent.sleep(0.2)
         runner.start_shape()
+        if interval > 0:
+            # its own client: a slow ledger answer must not delay a flip on the conductor's;
+            # its first sample waits for the conductor's run_start
+            sampler = LedgerSampler(
+                AdminClient(target, token, timeout=min(10.0, max(2.0, 2 * interval))),
+                writer.timeline, interval_s=interval, phase=conductor.phase_name,
+                mode=lambda: conductor.applied_mode, ready=lambda: conductor.started)
+            sampler.start()
         shape_greenlet = runner.shape_greenlet
         with LiveView(conductor, stats, console=console, interval=args.status_interval) as view:
             while not shape_greenlet.dead and not stop_requested:
@@ -223,11 +239,19 @@ def run(args) -> int:
             conductor.errors.append(f"{missing} worker(s) did not send their final records")
     else:
         join_pools(timeout=timeout)
+    sampled = {}
+    if sampler is not None:
+        sampler.stop()  # before run_end: the timeline ends with it
+        sampler.admin.close()
+        sampled = sampler.counts()
+        if not sampler.stopped:
+            conductor.errors.append("the ledger sampler did not stop")
     ended = time.time()
     conductor.restore_provider()
     writer.timeline("run_end", ts=ended, phase=None, mode=conductor.applied_mode,
                     interrupted=interrupted, requests=collector.count,
-                    late_sends=stats.late, failures=stats.failures, errors=conductor.errors)
+                    late_sends=stats.late, failures=stats.failures, errors=conductor.errors,
+                    **sampled)
     try:
         writer.write_json("ledger.json", settled_ledger(admin, args.settle_timeout))
     except Exception as exc:  # noqa: BLE001

@@ -76,7 +76,11 @@ LOAD_DEFAULTS: dict[str, Any] = {
     "provider_share": 0.5,
     "client_order_ids": False,
     "retry_s": 0.0,
+    # seconds between samples of GET /admin/ledger during the run (`ledger` timeline events);
+    # 0 turns sampling off
+    "ledger_interval_s": 1.0,
 }
+LEDGER_INTERVAL_MIN_S = 0.1  # each sample scans the orders table on the service
 SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
     "trader_mix": {"volume_min": 0.01, "volume_max": 0.05, "symbols": list(SYMBOLS)},
     "same_user_burst": {"burst_size": 4, "fraction": 0.4, "user_type": "live",
@@ -377,6 +381,10 @@ def _validate_load(v: _V, raw) -> dict[str, Any]:
                                "could create a second order)")
     if "seed" in raw:
         v.integer(raw["seed"], "load.seed")
+    interval = v.number(load["ledger_interval_s"], "load.ledger_interval_s", low=0)
+    if 0 < interval < LEDGER_INTERVAL_MIN_S:
+        v.fail("load.ledger_interval_s", f"must be 0 (no sampling) or >= {LEDGER_INTERVAL_MIN_S} "
+                                         f"(each sample scans the service's orders), got {interval}")
 
     population = v.table(load.get("population", {}), "load.population")
     v.keys(population, "load.population", {"users", "first"})
