@@ -51,7 +51,13 @@ def _read_ledger(path: Path, notes: list[str]) -> dict | None:
 def load_run(run_dir: Path):
     """Ingest a run directory into an Analysis (not yet summarised)."""
     from .core import Analysis, Settings
-    from .ingest import read_provider_events, read_requests, read_timeline, read_timings
+    from .ingest import (
+        read_ledger_samples,
+        read_provider_events,
+        read_requests,
+        read_timeline,
+        read_timings,
+    )
     from .phases import attribute, windows_from_timeline
     from .spec import SpecError, load_spec
 
@@ -101,6 +107,7 @@ def load_run(run_dir: Path):
                  requests, _read_ledger(run_dir / "ledger.json", notes))
     if (run_dir / "timeline.jsonl").exists():
         a.provider_events = read_provider_events(run_dir / "timeline.jsonl")
+        a.ledger_samples = read_ledger_samples(run_dir / "timeline.jsonl")
     return a
 
 

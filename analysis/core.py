@@ -39,6 +39,11 @@ class Settings:
     recovery_hold_s: float = 10.0
     recovery_max_s: float = 60.0
     residual_max_usd: float = 0.01
+    # non-terminal recovery after a provider fault (ledger samples): the pre-fault level is the
+    # largest count in this many seconds before the fault; recovered once the count is back at
+    # or below it and stays there this long (or to the last sample)
+    nonterminal_baseline_s: float = 10.0
+    nonterminal_hold_s: float = 10.0
     bootstrap_replicates: int = stats.BOOTSTRAP_REPLICATES
 
     @classmethod
@@ -70,6 +75,8 @@ class Analysis:
     summary: dict = field(default_factory=dict)
     # provider fault settings as the run applied them (timeline `provider_set` events)
     provider_events: list[dict] = field(default_factory=list)
+    # the runner's samples of the ledger during the run (timeline `ledger` events), or None
+    ledger_samples: dict | None = None
 
     # ---- selections
     def phase_names(self, analysed_only: bool = True) -> list[str]:

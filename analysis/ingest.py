@@ -585,3 +585,54 @@ def read_provider_events(path: Path) -> list[dict]:
             out.append({"ts": ts, "phase": e.get("phase"), "provider": e["provider"]})
     out.sort(key=lambda e: e["ts"])
     return out
+
+
+def read_ledger_samples(path: Path) -> dict | None:
+    """The `ledger` events of a timeline (the runner's samples of `GET /admin/ledger` during
+    the run) as time-ordered arrays `ts` and `orders_nonterminal`, with what `run_end` says
+    about them (`samples`, `failures`, `interval_s`: present when the runner wrote them).
+    None when the timeline has no such event (an older runner, sampling off): the analysis
+    then reports the non-terminal count at the end only, as before. Samples whose count is not
+    a non-negative integer are skipped and counted (`skipped`)."""
+    ts: list[float] = []
+    counts: list[int] = []
+    skipped = 0
+    end: dict = {}
+    with open(path, "rb") as fh:
+        for line in fh:
+            is_ledger = b'"ledger"' in line
+            if not is_ledger and b"run_end" not in line:
+                continue
+            try:
+                e = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                skipped += is_ledger
+                continue
+            if not isinstance(e, dict):
+                continue
+            if e.get("event") == "run_end":
+                end = e
+                continue
+            if e.get("event") != "ledger":
+                continue
+            n = e.get("orders_nonterminal")
+            try:
+                t = _parse_one_time(e.get("ts"))
+            except (TypeError, ValueError):
+                t = math.nan
+            if not (_is_num(n) and float(n).is_integer() and n >= 0 and math.isfinite(t)):
+                skipped += 1
+                continue
+            ts.append(t)
+            counts.append(int(n))
+    if not ts:
+        return None
+    order = np.argsort(np.asarray(ts), kind="stable")
+    out = {"ts": np.asarray(ts, dtype=float)[order],
+           "orders_nonterminal": np.asarray(counts, dtype=np.int64)[order],
+           "skipped": skipped}
+    for key, name in (("ledger_samples", "samples"), ("ledger_sample_failures", "failures"),
+                      ("ledger_interval_s", "interval_s")):
+        if _is_num(end.get(key)):
+            out[name] = end[key]
+    return out

@@ -326,6 +326,62 @@ def recovery(a, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def nonterminal(a, path: Path) -> Path | None:
+    """Orders non-terminal over time from the runner's ledger samples: phases shaded by mode,
+    flips marked as in the latency plot, each provider fault hatched in red with its pre-fault
+    level, its peak and the moment the count was back at that level."""
+    from .ingest import _parse_one_time
+    from .safety import part
+
+    samples = a.ledger_samples
+    if samples is None:
+        return None
+    plt = _plt()
+    ts, n = samples["ts"], samples["orders_nonterminal"]
+    windows = a.attribution.windows
+    t0 = windows[0].start if windows else float(ts[0])
+    fig, ax = plt.subplots(figsize=(11, 3.2))
+    _shade(ax, a, t0)
+    ax.step(ts - t0, n, where="post", color="#7d3c98", lw=1.4, zorder=2,
+            label="orders non-terminal (ledger samples)")
+    ax.plot(ts - t0, n, ".", color="#7d3c98", ms=2.5, zorder=2)
+    top = max(float(n.max()), 1.0)
+    x_end = max([float(ts[-1])] + [w.end for w in windows]) - t0
+    for i, ep in enumerate(part(a.summary.get("safety") or {}, "provider_faults") or []):
+        start = _parse_one_time(ep["started_at"]) - t0
+        end = _parse_one_time(ep["ended_at"]) - t0 if ep["ended_at"] else x_end
+        label = f"provider {ep['settings']}" if i == 0 else None
+        ax.axvspan(start, end, facecolor="none", edgecolor="#c0392b", hatch="///", lw=0,
+                   alpha=0.5, zorder=1, label=label)
+        ax.axvline(start, color="#c0392b", lw=1.2, zorder=3)
+        if ep["ended_at"]:
+            ax.axvline(end, color="#c0392b", lw=1.2, ls="-.", zorder=3)
+        nt = ep.get("nonterminal") or {}
+        if nt.get("peak") is not None:
+            px = _parse_one_time(nt["peak_at"]) - t0
+            ax.annotate(f"peak {nt['peak']}", (px, nt["peak"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7, color="#7d3c98")
+        if nt.get("level_before") is not None:
+            stop = end + (nt["recovery_s"] if nt.get("recovery_s") is not None else 0)
+            ax.hlines(nt["level_before"], start - a.settings.nonterminal_baseline_s, stop,
+                      colors="#555", linestyles=":", lw=1, zorder=3,
+                      label="pre-fault level" if i == 0 else None)
+        if nt.get("recovery_s") is not None:
+            rx = end + nt["recovery_s"]
+            ax.plot([rx], [nt["level_before"]], "v", color="#1e8449", ms=7, zorder=4)
+            ax.annotate(f"back at the pre-fault level +{nt['recovery_s']:.1f} s",
+                        (rx, nt["level_before"]), textcoords="offset points", xytext=(6, 8),
+                        fontsize=7, color="#1e8449")
+    ax.set_ylim(0, top * 1.2 + 1)
+    ax.set_ylabel("orders non-terminal")
+    ax.set_xlabel(f"seconds since {windows[0].name if windows else 'the first sample'} "
+                  "(phases shaded by mode; black: flips; red: provider fault start, dash-dot: "
+                  "its end)")
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title("orders not yet terminal (queued for the provider) over the run")
+    return _save(fig, path)
+
+
 def make_plots(a, plots_dir: Path, errors: list[str] | None = None) -> dict[str, Path]:
     """Every plot; one that fails is reported in `errors` (and the report), never fatal: the
     verdict and summary.json do not depend on a picture."""
@@ -333,7 +389,7 @@ def make_plots(a, plots_dir: Path, errors: list[str] | None = None) -> dict[str,
     out: dict[str, Path] = {}
     for name, fn in (("latency_over_time", latency_over_time), ("cdf", cdfs),
                      ("stages", stages), ("recovery", recovery), ("safety", safety),
-                     ("estimate_error", estimate_error)):
+                     ("estimate_error", estimate_error), ("nonterminal", nonterminal)):
         try:
             p = fn(a, plots_dir / f"{name}.svg")
         except Exception as exc:  # noqa: BLE001 - reported, see docstring

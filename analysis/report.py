@@ -236,6 +236,13 @@ def p50s(d: dict) -> str:
     return ", ".join(f"{fl} {d[fl]['p50']:.1f}" for fl in ("provider", "local") if fl in d)
 
 
+def _nonterminal_recovery(nt: dict) -> str:
+    if nt.get("recovery_s") is not None:
+        return _num(nt["recovery_s"]) + (f" <span class=muted>({nt['excursions_after']} above "
+                                         "after)</span>" if nt.get("excursions_after") else "")
+    return f"- <span class=muted>({_e(nt.get('note') or 'not measured')})</span>"
+
+
 def safety_section(s: dict, plots: dict[str, Path]) -> str:
     """"Safety and reliability": over-commits per mode with their rate per 10k, the ledger's
     reconciliation with PASS/FAIL, recovery times after every flip and every provider fault,
@@ -321,6 +328,7 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
     else:
         out.append("<p>No flip and no provider fault in this run.</p>")
     faults = part(saf, "provider_faults") or []
+    sampled = part(saf, "nonterminal_samples") is not None
     if faults:
         out.append("<h3>Provider faults</h3>")
         rows = []
@@ -331,16 +339,43 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
             during = "<br>".join(f"{_e(d['phase'])} ({_e(d['mode'] or '-')}): {p50s(d)}"
                                  for d in ep["p50_during"])
             nt = ep["nonterminal"]
-            rows.append((_e(ep["settings"]), _e(ep["started_at"]),
-                         _e(ep["ended_at"] or "run end"), _num(ep["duration_s"]), flips,
-                         (f"{_e(before['phase'])} ({_e(before['mode'] or '-')}): {p50s(before)}"
-                          if before else "-"), during,
-                         _e("-" if nt["at_end"] is None else nt["at_end"])))
-        out.append(_table(["provider", "from", "to", "s", "flag flips during",
-                           "p50 ms before", "p50 ms during", "non-terminal at the end"], rows,
-                          num_cols=(3, 7)))
-        out.append(f"<p class=caption>Non-terminal orders: {_e(faults[0]['nonterminal']['note'])}."
-                   "</p>")
+            row = [_e(ep["settings"]), _e(ep["started_at"]),
+                   _e(ep["ended_at"] or "run end"), _num(ep["duration_s"]), flips,
+                   (f"{_e(before['phase'])} ({_e(before['mode'] or '-')}): {p50s(before)}"
+                    if before else "-"), during]
+            if sampled:
+                row += [_e("-" if nt["level_before"] is None else nt["level_before"]),
+                        ("-" if nt["peak"] is None else
+                         f"{nt['peak']} <span class=muted>(+{nt['peak_s_into_fault']:.1f} s)"
+                         "</span>"),
+                        _nonterminal_recovery(nt)]
+            row.append(_e("-" if nt["at_end"] is None else nt["at_end"]))
+            rows.append(tuple(row))
+        head = ["provider", "from", "to", "s", "flag flips during", "p50 ms before",
+                "p50 ms during"]
+        if sampled:
+            head += ["non-terminal before", "peak (into the fault)", "non-terminal recovery s"]
+        head.append("non-terminal at the end")
+        out.append(_table(head, rows, num_cols=(3, 7, 8, 9, 10) if sampled else (3, 7)))
+        if sampled:
+            out.append("<p class=caption>Non-terminal orders (queued, waiting for the provider), "
+                       f"{_e(faults[0]['nonterminal']['method'])}.</p>")
+        else:
+            out.append(f"<p class=caption>Non-terminal orders: "
+                       f"{_e(faults[0]['nonterminal']['note'])}.</p>")
+    if "nonterminal" in plots:
+        out.append("<h3>Orders non-terminal over time</h3>")
+        out.append(_img(plots["nonterminal"], "orders non-terminal over time"))
+        ns = part(saf, "nonterminal_samples") or {}
+        failed = ns.get("failed_requests")
+        out.append("<p class=caption>The ledger's <code>orders_nonterminal</code> as the runner "
+                   f"sampled it: {_e(ns.get('count', '-'))} samples, one every "
+                   f"{_num(ns.get('interval_s'), 2)} s"
+                   + (f", {_e(failed)} failed requests" if failed else "")
+                   + f"; the largest {_e(ns.get('max', '-'))} at {_e(ns.get('max_at', '-'))}. "
+                   "Phases shaded by mode, flips as in the latency plot; a provider fault is "
+                   "hatched red (solid line: its start, dash-dot: its end), with its pre-fault "
+                   "level (dotted) and the sample where the count was back at it (green).</p>")
 
     if "estimate_error" in plots:
         out.append("<h3>Margin estimate error by mode</h3>")

@@ -8,7 +8,10 @@ key at the top level as before; beside it this adds
   reconciliation  residual, non-terminal, releases, double releases, each with its verdict;
   recoveries      the recovery after every flip (from `summary["flips"]`, without the series);
   provider_faults each provider fault episode (phases with a `provider` table): the flips made
-                  during it and the latency recovery after it ended.
+                  during it, the latency recovery after it ended and, when the runner sampled
+                  the ledger during the run (timeline `ledger` events), the non-terminal peak
+                  and how long after the end the count took to return to its pre-fault level;
+  nonterminal_samples  (only with such samples) how many, their spacing, the largest count.
 Without a ledger (an older run, a production log) `available` is false and the section says so;
 the recoveries are still there.
 """
@@ -21,7 +24,8 @@ import numpy as np
 
 MODE_ORDER = ("off", "skip", "skip_reserve")
 # the keys this module adds beside the ledger's
-ADDED = ("modes", "reconciliation", "recoveries", "provider_faults", "interval_method", "notes")
+ADDED = ("modes", "reconciliation", "recoveries", "provider_faults", "interval_method", "notes",
+         "nonterminal_samples")
 PER = 10_000
 CONFIDENCE = 0.95
 INTERVAL_METHOD = ("Clopper-Pearson exact binomial interval (scipy.special.betaincinv), 95%, "
@@ -29,6 +33,14 @@ INTERVAL_METHOD = ("Clopper-Pearson exact binomial interval (scipy.special.betai
 NONTERMINAL_NOTE = ("the run directory records the non-terminal count once, at the end "
                     "(ledger.json, read after the runner's settle wait), so the time it took to "
                     "return to 0 is not measured")
+NONTERMINAL_METHOD = (
+    "from the runner's ledger samples (timeline `ledger` events, GET /admin/ledger every "
+    "~{interval} s): the pre-fault level is the largest orders_nonterminal in the {base:g} s "
+    "before the fault started (the last sample before it if none is that recent; 0 if there is "
+    "none); recovery_s is the time from the fault's end to the first sample at or below that "
+    "level after which no sample exceeds it for {hold:g} s (or up to the last sample before the "
+    "next fault or the run's end); resolution: one sample interval. The peak is the largest "
+    "count from the fault's start to the recovery (or to the end of the observation)")
 
 
 def rate_interval(k: int, n: int, confidence: float = CONFIDENCE, per: int = PER) -> dict:
@@ -199,6 +211,84 @@ def _p50_between(a, lo: float, hi: float) -> dict:
     return out
 
 
+def _median_gap(ts: np.ndarray) -> float | None:
+    return float(np.median(np.diff(ts))) if len(ts) > 1 else None
+
+
+def nonterminal_after_fault(samples: dict, start: float, end: float | None, stop: float,
+                            baseline_s: float, hold_s: float) -> dict:
+    """The non-terminal count around one fault episode from the ledger samples (see
+    NONTERMINAL_METHOD). `end` None: the fault lasted to the run's end. `stop`: where this
+    episode's observation ends (the next fault's start, or +inf)."""
+    from .core import iso
+
+    ts, n = samples["ts"], samples["orders_nonterminal"]
+    out = {"level_before": None, "level_source": None, "recovery_s": None, "recovered_at": None,
+           "peak": None, "peak_at": None, "peak_s_into_fault": None, "excursions_after": None,
+           "samples": 0, "interval_s": None, "hold_s": hold_s, "note": None}
+    before = ts < start
+    recent = before & (ts >= start - baseline_s)
+    if recent.any():
+        out["level_before"] = int(n[recent].max())
+        out["level_source"] = f"max of {int(recent.sum())} samples in the {baseline_s:g} s before"
+    elif before.any():
+        k = int(np.flatnonzero(before)[-1])
+        out["level_before"] = int(n[k])
+        out["level_source"] = f"the last sample before the fault ({start - ts[k]:.1f} s before)"
+    else:
+        out["level_before"] = 0
+        out["level_source"] = "no sample before the fault: 0 assumed"
+    level = out["level_before"]
+    obs = (ts >= start) & (ts < stop)
+    out["samples"] = int(obs.sum())
+    out["interval_s"] = _median_gap(ts)
+    if not obs.any():
+        out["note"] = "no ledger sample during or after the fault"
+        return out
+    peak_to = stop
+    if end is None:
+        out["note"] = "the fault lasted to the end of the run: no recovery to measure"
+    else:
+        after = np.flatnonzero((ts >= end) & (ts < stop))
+        if len(after) == 0:
+            out["note"] = "no ledger sample after the fault ended"
+        else:
+            t_a, n_a = ts[after], n[after]
+            above = n_a > level
+            for i in range(len(after)):
+                if above[i]:
+                    continue
+                held = t_a <= t_a[i] + hold_s
+                if not above[i:][held[i:]].any():
+                    out["recovery_s"] = float(t_a[i] - end)
+                    out["recovered_at"] = iso(float(t_a[i]))
+                    out["excursions_after"] = int(above[i:].sum())
+                    peak_to = float(t_a[i]) + 1e-9
+                    break
+            if out["recovery_s"] is None:
+                out["note"] = (f"still above the pre-fault level ({level}) at the last sample, "
+                               f"{float(t_a[-1]) - end:.1f} s after the fault ended "
+                               f"({int(n_a[-1])} non-terminal)")
+    win = np.flatnonzero((ts >= start) & (ts < peak_to))
+    k = int(win[np.argmax(n[win])])  # the first sample at the peak
+    out["peak"] = int(n[k])
+    out["peak_at"] = iso(float(ts[k]))
+    out["peak_s_into_fault"] = float(ts[k] - start)
+    return out
+
+
+def sample_figures(samples: dict) -> dict:
+    ts, n = samples["ts"], samples["orders_nonterminal"]
+    k = int(np.argmax(n))
+    from .core import iso
+
+    return {"count": len(ts), "interval_s": _median_gap(ts),
+            "configured_interval_s": samples.get("interval_s"),
+            "failed_requests": samples.get("failures"), "skipped": samples.get("skipped", 0),
+            "first_at": iso(float(ts[0])), "last_at": iso(float(ts[-1])),
+            "max": int(n[k]), "max_at": iso(float(ts[k]))}
+
+
 def provider_faults(a, summary: dict, ledger: dict | None) -> list[dict]:
     """Each fault episode: from the change into a fault to the change out of it (or the run's
     end), the flips requested meanwhile, and the latency recovery after the fault ended, measured
@@ -228,7 +318,8 @@ def provider_faults(a, summary: dict, ledger: dict | None) -> list[dict]:
         episodes.append(cur)
     out = []
     nt = _int((ledger or {}).get("orders_nonterminal"))
-    for ep in episodes:
+    samples = a.ledger_samples
+    for j, ep in enumerate(episodes):
         start, end = ep["start"], ep["end"]
         stop = end if end is not None and end < run_end else run_end
         # phases the fault covers (a change lands a few ms after its phase starts: not an overlap)
@@ -255,6 +346,15 @@ def provider_faults(a, summary: dict, ledger: dict | None) -> list[dict]:
             "recovery_after_end": None,
             "nonterminal": {"at_end": nt, "recovery_s": None, "note": NONTERMINAL_NOTE},
         }
+        if samples is not None:
+            nxt = episodes[j + 1]["start"] if j + 1 < len(episodes) else math.inf
+            ended = end if entry["ended_at"] is not None else None
+            fig = nonterminal_after_fault(samples, start, ended, nxt,
+                                          a.settings.nonterminal_baseline_s,
+                                          a.settings.nonterminal_hold_s)
+            entry["nonterminal"] = {"at_end": nt, **fig, "method": NONTERMINAL_METHOD.format(
+                interval=f"{fig['interval_s']:.2g}" if fig["interval_s"] else "?",
+                base=a.settings.nonterminal_baseline_s, hold=a.settings.nonterminal_hold_s)}
         for fd, f in zip(entry["flips_during"], flips):
             fd["seconds_into_fault"] = requested[f["phase"]] - start
         before = [w for w in ws if w.analysed and w.end <= start + 1e-6]
@@ -284,6 +384,8 @@ def safety_section(a, summary: dict) -> dict:
         "interval_method": INTERVAL_METHOD,
         "notes": [],
     }
+    if a.ledger_samples is not None:  # only then: an older run's summary stays as it was
+        section["nonterminal_samples"] = sample_figures(a.ledger_samples)
     if not led:
         section["notes"].append("no ledger: over-commits, releases and lost orders not verified"
                                 + (" (a production log has none)" if a.kind == "log" else ""))

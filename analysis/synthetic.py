@@ -79,6 +79,15 @@ class RunSpec:
     # "full": the service's ledger with by_mode (provider orders, over-commit USD, estimate-error
     # quantiles); "old": totals only, as older services wrote it; "none": no ledger.json
     ledger: str = "full"
+    # the runner's ledger samples (timeline `ledger` events) every this many seconds; 0: none,
+    # as an older runner wrote it. The non-terminal count is uniform in 0..nonterminal_noise;
+    # during a provider outage a backlog grows on top by nonterminal_growth a second up to
+    # nonterminal_cap, and after the outage it drains linearly over nonterminal_drain_s
+    ledger_interval_s: float = 0.0
+    nonterminal_noise: int = 3
+    nonterminal_growth: float = 10.0
+    nonterminal_cap: float = 40.0
+    nonterminal_drain_s: float = 3.0
 
 
 def sample_records(rng: np.random.Generator, flows: np.ndarray, modes: np.ndarray) -> dict:
@@ -190,7 +199,13 @@ def write_run(out: Path, spec: RunSpec | None = None) -> Path:
         events.append({"ts": iso(starts[i + 1]), "event": "phase_end", "phase": p.name,
                        "mode": p.mode})
         prev_mode = p.mode
-    events.append({"ts": iso(run_end), "event": "run_end", "phase": None, "mode": None})
+    end_event = {"ts": iso(run_end), "event": "run_end", "phase": None, "mode": None}
+    if spec.ledger_interval_s > 0:
+        samples = ledger_samples(spec, starts)
+        events += samples
+        end_event.update(ledger_samples=len(samples), ledger_sample_failures=0,
+                         ledger_interval_s=spec.ledger_interval_s)
+    events.append(end_event)
     events.sort(key=lambda e: e["ts"])
     (out / "timeline.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
 
@@ -210,6 +225,56 @@ def write_run(out: Path, spec: RunSpec | None = None) -> Path:
         ledger["by_mode"] = _by_mode(rng, spec, flows, modes, status)
     if spec.ledger != "none":
         (out / "ledger.json").write_bytes(orjson.dumps(ledger, option=orjson.OPT_INDENT_2))
+    return out
+
+
+def outages(spec: RunSpec, starts: list[float]) -> list[tuple[float, float | None]]:
+    """(start, end) of each provider outage the phases set (end None: to the run's end)."""
+    out: list[tuple[float, float | None]] = []
+    begun = None
+    for p, t in zip(spec.phases, starts):
+        if p.provider is None:
+            continue
+        if p.provider.get("outage") and begun is None:
+            begun = t
+        elif not p.provider.get("outage") and begun is not None:
+            out.append((begun, t))
+            begun = None
+    if begun is not None:
+        out.append((begun, None))
+    return out
+
+
+def nonterminal_model(spec: RunSpec, starts: list[float], t: np.ndarray) -> np.ndarray:
+    """The backlog the outages add at times t (without the noise)."""
+    extra = np.zeros(len(t))
+    for lo, hi in outages(spec, starts):
+        top = np.minimum(spec.nonterminal_growth * np.clip(t - lo, 0, None), spec.nonterminal_cap)
+        during = (t >= lo) & (t < (hi if hi is not None else np.inf))
+        extra[during] += top[during]
+        if hi is not None:
+            left = min(spec.nonterminal_growth * (hi - lo), spec.nonterminal_cap)
+            after = (t >= hi) & (t < hi + spec.nonterminal_drain_s)
+            extra[after] += left * (1 - (t[after] - hi) / spec.nonterminal_drain_s)
+    return extra
+
+
+def ledger_samples(spec: RunSpec, starts: list[float]) -> list[dict]:
+    """Timeline `ledger` events every ledger_interval_s over the run (its own random stream:
+    the other files are the same with or without them)."""
+    rng = np.random.default_rng([spec.seed, 20261125])
+    t = np.arange(starts[0], starts[-1], spec.ledger_interval_s)
+    t = t + rng.uniform(0, 0.02, len(t))  # the request's round trip
+    n = np.ceil(nonterminal_model(spec, starts, t)).astype(int) \
+        + rng.integers(0, spec.nonterminal_noise + 1, len(t))
+    phase_at = np.searchsorted(np.asarray(starts[1:]), t, side="right")
+    out = []
+    for ti, ni, k in zip(t, n, phase_at):
+        p = spec.phases[min(int(k), len(spec.phases) - 1)]
+        out.append({"ts": iso(float(ti)), "event": "ledger", "phase": p.name, "mode": p.mode,
+                    "request_ms": 5.0, "orders_total": 1000, "orders_nonterminal": int(ni),
+                    "releases_total": 0, "double_releases": 0,
+                    "reserved_vs_open_residual_usd": 0.0})
     return out
 
 

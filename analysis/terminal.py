@@ -106,7 +106,31 @@ def safety_block(summary: dict) -> list:
     line = (f"safety: residual {val('residual_usd', '{:.2f}')} USD, non-terminal "
             f"{val('nonterminal')}, double releases {val('double_releases')}, releases "
             f"{val('releases_total')}")
-    return [t, line]
+    return [t, line, *nonterminal_lines(saf)]
+
+
+def nonterminal_lines(saf: dict) -> list[str]:
+    """One line per provider fault with the non-terminal peak and recovery, when the run has
+    ledger samples (none otherwise: an older run prints what it always printed)."""
+    from .safety import part
+
+    if part(saf, "nonterminal_samples") is None:
+        return []
+    out = []
+    for ep in part(saf, "provider_faults") or []:
+        nt = ep.get("nonterminal") or {}
+        if nt.get("peak") is None:
+            out.append(f"provider {ep['settings']}: non-terminal not measured ({nt.get('note')})")
+            continue
+        text = (f"provider {ep['settings']}: non-terminal peak {nt['peak']} "
+                f"(+{nt['peak_s_into_fault']:.1f} s into the fault), ")
+        if nt.get("recovery_s") is not None:
+            text += (f"back to the pre-fault level ({nt['level_before']}) "
+                     f"{nt['recovery_s']:.1f} s after it ended")
+        else:
+            text += f"[yellow]recovery not measured[/]: {nt.get('note')}"
+        out.append(text)
+    return out
 
 
 def print_summary(summary: dict, console: Console | None = None) -> None:
