@@ -102,6 +102,7 @@ def run(args) -> int:
         print(f"execbench run: error: --ledger-interval: must be 0 (no sampling) or >= "
               f"{specs.LEDGER_INTERVAL_MIN_S}, got {interval}", file=sys.stderr)
         return 2
+    experiment.load["ledger_interval_s"] = interval  # experiment.toml records it as run
     target = args.target.rstrip("/")
     token = args.admin_token or os.environ.get("EXECBENCH_ADMIN_TOKEN")
     admin = AdminClient(target, token)

@@ -1,0 +1,197 @@
+"""The ledger sampled during a run: `ledger` events in timeline.jsonl from a real `execbench run`
+against a real service with a provider outage, the sampler surviving a service that does not
+answer, and the spec / CLI setting with named errors."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+
+from loadtests import spec as specs
+from loadtests.admin import AdminClient
+from loadtests.ledger_sampler import LedgerSampler
+from tests.loadtests.util import cli_env, execbench, timeline, write_spec
+from tests.support import free_port
+
+
+class Events:
+    """Collects what the sampler emits (the RunWriter's `timeline` signature)."""
+
+    def __init__(self):
+        self.items: list[dict] = []
+
+    def __call__(self, event, *, ts, phase, mode, **extra):
+        self.items.append({"event": event, "ts": ts, "phase": phase, "mode": mode, **extra})
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_sampler_writes_the_ledger_fields_of_a_real_service(running_service):
+    svc = running_service(profile="none", seed_users=3, orders_per_user=2)
+    events = Events()
+    sampler = LedgerSampler(AdminClient(svc.url, svc.admin_token, timeout=5), events,
+                            interval_s=0.1, phase=lambda: "p", mode=lambda: "off")
+    sampler.start()
+    try:
+        assert wait_for(lambda: sampler.samples >= 5, timeout=20)
+    finally:
+        sampler.stop(timeout=10)
+        sampler.admin.close()
+    assert sampler.stopped and sampler.failures == 0
+    assert len(events.items) == sampler.samples
+    first = events.items[0]
+    assert (first["event"], first["phase"], first["mode"]) == ("ledger", "p", "off")
+    assert first["orders_total"] == 12 and first["orders_nonterminal"] == 0
+    assert {"releases_total", "double_releases", "reserved_vs_open_residual_usd",
+            "overcommits", "request_ms"} <= set(first)
+    assert "by_mode" not in first
+    gaps = [b["ts"] - a["ts"] for a, b in zip(events.items, events.items[1:])]
+    assert all(g > 0.05 for g in gaps)
+    assert sampler.counts() == {"ledger_samples": sampler.samples, "ledger_sample_failures": 0,
+                                "ledger_interval_s": 0.1}
+
+
+def test_sampler_counts_failed_requests_and_goes_on():
+    # nothing listens on this port: every request fails at once
+    admin = AdminClient(f"http://127.0.0.1:{free_port()}", None, timeout=1)
+    events = Events()
+    ready = []
+    sampler = LedgerSampler(admin, events, interval_s=0.1, ready=lambda: bool(ready))
+    sampler.start()
+    try:
+        time.sleep(0.3)
+        assert sampler.failures == 0  # not ready: no request yet
+        ready.append(True)
+        assert wait_for(lambda: sampler.failures >= 3, timeout=20)
+    finally:
+        started = time.monotonic()
+        sampler.stop(timeout=10)
+        admin.close()
+    assert sampler.stopped and time.monotonic() - started < 5
+    assert events.items == [] and sampler.samples == 0
+    counts = sampler.counts()
+    assert counts["ledger_sample_failures"] == sampler.failures >= 3
+    assert counts["ledger_sample_last_error"]
+
+
+def test_sampler_stops_while_waiting_for_the_run_to_start():
+    sampler = LedgerSampler(AdminClient("http://127.0.0.1:9", None), Events(), interval_s=1,
+                            ready=lambda: False)
+    sampler.start()
+    sampler.stop(timeout=5)
+    sampler.admin.close()
+    assert sampler.stopped and sampler.failures == sampler.samples == 0
+
+
+def _doc(**load):
+    return {"name": "x", "load": {"rate": 5, **load},
+            "phases": [{"name": "a", "duration_s": 1, "mode": "off"}]}
+
+
+def test_spec_interval_default_zero_and_named_errors():
+    assert specs.validate(_doc(), "x.toml").load["ledger_interval_s"] == 1.0
+    assert specs.validate(_doc(ledger_interval_s=0), "x.toml").load["ledger_interval_s"] == 0
+    exp = specs.validate(_doc(ledger_interval_s=0.25), "x.toml")
+    assert "ledger_interval_s = 0.25" in specs.dumps(exp)
+    for value, problem in ((0.05, "must be 0 (no sampling) or >= 0.1"), (-1, "must be >= 0"),
+                           ("1s", "must be a finite number")):
+        with pytest.raises(specs.SpecError) as info:
+            specs.validate(_doc(ledger_interval_s=value), "runs/x.toml")
+        assert str(info.value).startswith("runs/x.toml: load.ledger_interval_s: ")
+        assert problem in str(info.value)
+
+
+def test_cli_refuses_a_too_short_interval(tmp_path):
+    spec = write_spec(tmp_path / "s.toml", phases=[{"name": "a", "duration_s": 1, "mode": "off"}])
+    result = execbench("run", spec, "--target", "http://127.0.0.1:9", "--ledger-interval", "0.01",
+                       timeout=60)
+    assert result.returncode == 2
+    assert "--ledger-interval: must be 0 (no sampling) or >= 0.1, got 0.01" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_real_run_samples_the_ledger_through_a_provider_outage(running_service, tmp_path):
+    """3 s normal, 3 s outage (orders queue until the 2 s provider timeout), 5 s normal again,
+    every order a provider order; the spec asks for a sample every 5 s, the CLI for 0.25 s."""
+    import orjson
+    from rich.console import Console
+
+    from analysis.api import analyze_run
+    from analysis.safety import part
+
+    svc = running_service(profile="none", seed_users=20, orders_per_user=3,
+                          extra_env={"EXECBENCH_PROVIDER_REJECT_RATIO": "0"})
+    spec = tmp_path / "outage.toml"
+    spec.write_text("""name = "ledger-outage"
+profile = "none"
+[load]
+arrival = "fixed"
+rate = 20.0
+provider_share = 1.0
+drain_s = 1
+ledger_interval_s = 5
+[load.population]
+users = 20
+[[phases]]
+name = "before"
+duration_s = 3
+mode = "skip"
+[[phases]]
+name = "outage"
+duration_s = 3
+mode = "skip"
+[phases.provider]
+outage = true
+[[phases]]
+name = "after"
+duration_s = 5
+mode = "skip"
+[phases.provider]
+outage = false
+""")
+    run_dir = tmp_path / "run"
+    result = execbench("run", spec, "--target", svc.url, "--run-dir", run_dir,
+                       "--timing-log", svc.timing_log, "--ledger-interval", "0.25",
+                       env=cli_env(svc.admin_token), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    events = timeline(run_dir)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+    run_start = events[0]["t"]
+    run_end = next(e for e in events if e["event"] == "run_end")
+    samples = [e for e in events if e["event"] == "ledger"]
+    assert run_end["ledger_samples"] == len(samples) and run_end["ledger_sample_failures"] == 0
+    assert run_end["ledger_interval_s"] == 0.25
+    # 11 s of phases (plus the lead and the drain) at 4 a second
+    assert 40 <= len(samples) <= 70
+    assert all(run_start <= s["t"] <= run_end["t"] for s in samples)
+    assert {s["phase"] for s in samples} >= {"before", "outage", "after"}
+    starts = {e["phase"]: e["t"] for e in events if e["event"] == "phase_start"}
+    during = [s["orders_nonterminal"] for s in samples
+              if starts["outage"] + 1.5 <= s["t"] < starts["after"]]
+    late = [s["orders_nonterminal"] for s in samples if s["t"] >= starts["after"] + 4]
+    # during the outage nothing is answered: ~20 orders a second pile up for the 2 s timeout
+    assert during and max(during) >= 20
+    assert late and max(late) < 10
+    assert all(s["orders_total"] >= 60 for s in samples)
+    assert "ledger_interval_s = 0.25" in (run_dir / "experiment.toml").read_text()  # as run
+
+    console = Console(file=io.StringIO(), width=200)
+    assert analyze_run(run_dir, console=console) in (0, 1)
+    saf = orjson.loads((run_dir / "summary.json").read_bytes())["safety"]
+    (ep,) = part(saf, "provider_faults")
+    nt = ep["nonterminal"]
+    assert nt["peak"] >= 20 and nt["recovery_s"] is not None
+    assert 0 < nt["recovery_s"] < 4.5  # the 2 s timeout plus the workers' poll
+    assert (run_dir / "plots" / "nonterminal.svg").exists()
+    assert "provider outage: non-terminal peak" in console.file.getvalue()
