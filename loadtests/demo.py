@@ -10,6 +10,7 @@ its PID on the way out, Ctrl-C included. No Locust import here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -51,7 +52,28 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
         proc.wait(timeout=10)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, CI cancellation, docker stop) takes the same way out as Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def demo(args) -> int:
+    """Run the demo; SIGTERM is handled like Ctrl-C, and the cleanup (stop the runner and the
+    service, remove the temporary database) is shielded from further signals: it is bounded by
+    the stop timeouts, and an interrupted cleanup is what left services and files behind."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _demo(args)
+    except Terminated:  # arrived outside _demo's own handling (during its cleanup, say)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _demo(args) -> int:
     console = Console()
     quick = bool(args.quick)
     scale = args.duration_scale if args.duration_scale is not None else (0.25 if quick else 1.0)
@@ -122,15 +144,16 @@ def demo(args) -> int:
         )
         try:
             run_status = runner.wait()
-        except KeyboardInterrupt:
-            console.print("interrupted: the runner is writing what it has recorded ...")
-            if runner.poll() is None:
-                runner.send_signal(signal.SIGINT)
-            try:
-                runner.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                stop_process(runner, timeout=5)
-            return 130
+        except KeyboardInterrupt as exc:
+            with _signals_ignored():
+                console.print("interrupted: the runner is writing what it has recorded ...")
+                if runner.poll() is None:
+                    runner.send_signal(signal.SIGINT)
+                try:
+                    runner.wait(timeout=40)
+                except subprocess.TimeoutExpired:
+                    stop_process(runner, timeout=5)
+            return _interrupted_status(exc)
         if run_status != 0:
             console.print(f"[yellow]the run exited with status {run_status}[/yellow]")
         if injector is not None:
@@ -145,16 +168,32 @@ def demo(args) -> int:
         console.print(f"demo finished in {time.monotonic() - started:.0f} s; run directory: "
                       f"{run_dir}", highlight=False)
         return status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         console.print("interrupted")
-        return 130
+        return _interrupted_status(exc)
     finally:
-        stop_process(runner, timeout=10)
-        if injector is not None:
-            injector.stopping.set()
-            injector.join(timeout=70)
-        stop_process(service.proc if service else None)
-        shutil.rmtree(tmp, ignore_errors=True)  # the temporary SQLite file (unused with --database-url)
+        with _signals_ignored():
+            stop_process(runner, timeout=10)
+            if injector is not None:
+                injector.stopping.set()
+                injector.join(timeout=70)
+            stop_process(service.proc if service else None)
+            shutil.rmtree(tmp, ignore_errors=True)  # the temporary SQLite file (unused with --database-url)
+
+
+def _interrupted_status(exc: BaseException) -> int:
+    return 143 if isinstance(exc, Terminated) else 130
+
+
+@contextlib.contextmanager
+def _signals_ignored():
+    """Hold SIGINT and SIGTERM off while we stop children and remove files."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def write_recovery(run_dir: Path, database_url: str, events: list, console: Console) -> None:
