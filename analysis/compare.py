@@ -38,8 +38,8 @@ def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
             x, y = a.values(ph, flow), b.values(ph, flow)
             if len(x) == 0 or len(y) == 0:
                 continue
-            da = stats.describe(x, a.source, ph, flow, "executor_ms")
-            db = stats.describe(y, b.source, ph, flow, "executor_ms")
+            da = stats.describe(x, ph, flow, "executor_ms")
+            db = stats.describe(y, ph, flow, "executor_ms")
             c = stats.compare_samples(x, y, margin_pct=margin)
             result["phases"][ph][flow] = {"a": da, "b": db, "comparison": c}
             eq = c.get("equivalence")

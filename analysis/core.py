@@ -205,7 +205,7 @@ def _unit_stats(a: Analysis, name: str) -> dict:
             continue
         per_metric = {}
         for metric in METRICS:
-            d = stats.describe(t.floats[metric][m], a.source, name, flow, metric,
+            d = stats.describe(t.floats[metric][m], name, flow, metric,
                                b=a.settings.bootstrap_replicates)
             if d is not None:
                 per_metric[metric] = d
@@ -232,7 +232,7 @@ def client_statistics(a: Analysis) -> dict:
                 continue
             entry[flow] = {}
             for metric in ("latency_ms", "latency_from_intended_ms"):
-                d = stats.describe(r.floats[metric][fm], a.source, "client", phase, flow, metric,
+                d = stats.describe(r.floats[metric][fm], "client", phase, flow, metric,
                                    b=a.settings.bootstrap_replicates)
                 if d is not None:
                     entry[flow][metric] = d
@@ -363,6 +363,7 @@ def build_summary(a: Analysis) -> dict:
         summary["rollback"] = {"phase": rb, "requested_at": flip["requested_at"],
                                "applied_at": flip["applied_at"], "apply_lag_s": flip["apply_lag_s"],
                                "recovery_s": prov["recovery_s"] if prov else None,
+                               "recovery_step_s": prov["step_s"] if prov else None,
                                "flow": "provider" if "provider" in flip["flows"] else None}
     summary["safety"] = safety_section(a, summary)
     checks, findings = evaluate(a, summary)

@@ -43,7 +43,9 @@ _ENUM_LIMIT = 1 << 21
 
 
 def rng_for(*key: str) -> np.random.Generator:
-    """A generator seeded from SEED and the statistic's name: reproducible and order-independent."""
+    """A generator seeded from SEED and the statistic's name: reproducible and order-independent.
+    The key names the statistic, never the run's path: the same records give the same intervals
+    wherever the run directory lies, and `compare` quotes each run's own figures."""
     return np.random.default_rng([SEED, zlib.crc32("\x1f".join(key).encode())])
 
 

@@ -208,9 +208,12 @@ def test_older_ledger_without_by_mode(tmp_path):
 
 
 def test_no_ledger_says_so(tmp_path):
+    """A run whose ledger is missing cannot claim that nothing was lost: the verdict fails."""
     run = write_run(tmp_path / "r", RunSpec(records=4000, ledger="none"))
     console = quiet()
-    assert analyze_run(run, console=console) == 0
+    assert analyze_run(run, console=console) == 1
+    failed = [c["name"] for c in summary_of(run)["checks"] if not c["passed"]]
+    assert failed == ["the service's safety ledger was recorded"]
     saf = summary_of(run)["safety"]
     assert saf["available"] is False and saf["source"] is None
     assert [r["phase"] for r in part(saf, "recoveries")] == ["optimized", "rollback"]
