@@ -54,8 +54,12 @@ def test_sampler_writes_the_ledger_fields_of_a_real_service(running_service):
     assert {"releases_total", "double_releases", "reserved_vs_open_residual_usd",
             "overcommits", "request_ms"} <= set(first)
     assert "by_mode" not in first
-    gaps = [b["ts"] - a["ts"] for a, b in zip(events.items, events.items[1:])]
-    assert all(g > 0.05 for g in gaps)
+    # Spaced by the interval, not a busy loop. A sample's ts is its request's midpoint, so one slow
+    # answer (~90 ms under load) before a quick one brings two ts within 50 ms of each other; the
+    # schedule is the send times, ts - request_ms / 2.
+    sent = [e["ts"] - e["request_ms"] / 2000 for e in events.items]
+    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    assert all(g > 0.05 for g in gaps), gaps
     assert sampler.counts() == {"ledger_samples": sampler.samples, "ledger_sample_failures": 0,
                                 "ledger_interval_s": 0.1}
 
