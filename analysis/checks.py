@@ -213,11 +213,22 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                                  f"{rate['ci_low']:.1f}-{rate['ci_high']:.1f}")
                 if usd:
                     extra.append(f"max {usd:.2f} USD")
+                note = ("skip estimates the total margin without the lock; "
+                        "concurrent orders can over-commit")
+                exposed = bm.get("accepted_while_queued") if isinstance(bm, dict) else None
+                if isinstance(exposed, int):
+                    sent = bm.get("provider_orders") or 0
+                    extra.append(f"{exposed} of {sent} skip orders accepted while another order "
+                                 "of the account was queued")
+                    if exposed == 0:
+                        note = ("not exercised: no skip order was accepted while another order of "
+                                "its account was queued, the only case skip's estimate misses, so "
+                                "0 here says nothing about skip's safety; the `safety` experiment "
+                                "(same-user bursts) measures it")
                 findings.append({"name": "over-commits under skip (the optimization's cost)",
                                  "observed": str(oc["skip"]) + (f" ({'; '.join(extra)})"
                                                                 if extra else ""),
-                                 "note": "skip estimates the total margin without the lock; "
-                                         "concurrent orders can over-commit"})
+                                 "note": note})
             res = led.get("reserved_vs_open_residual_usd")
             if isinstance(res, (int, float)):
                 checks.append(_chk("ledger reconciles (reserved vs open residual)",

@@ -63,6 +63,8 @@ async def test_skip_over_commits_and_the_tool_shows_it(database_url):
         assert ledger["orders_nonterminal"] == 0
         assert ledger["overcommits"]["skip"] == accepted - 3
         assert ledger["by_mode"]["skip"]["max_overcommit_usd"] > 0
+        # every accepted order but the first found its elders still queued: skip's blind spot
+        assert ledger["by_mode"]["skip"]["accepted_while_queued"] == accepted - 1
         errors = ledger["by_mode"]["skip"]["abs_estimate_error_quantiles_usd"]
         assert errors["count"] == accepted  # every confirmation records how wrong the estimate was
         assert 0 < errors["p50"] <= errors["p99"]  # skip ignores the queued orders' margin
@@ -102,3 +104,5 @@ async def test_the_estimate_error_is_exact_for_off_and_the_queued_margin_for_ski
     # skip's estimate misses the first order's margin, still queued when the second was accepted
     assert skip["mean_estimate_error_usd"] == pytest.approx(first.json()["margin_usd"], rel=0.01)
     assert second.json()["mode"] == "skip"
+    # the exposure count: the second order was accepted while the first was queued, not the first
+    assert skip["accepted_while_queued"] == 1 and off["accepted_while_queued"] == 0
