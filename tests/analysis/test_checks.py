@@ -1,0 +1,28 @@
+"""The skip finding must say when a run never exercised skip's risk (0 over-commits, 0 exposure)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from analysis.api import analyze_run
+from analysis.synthetic import RunSpec, write_run
+from tests.analysis.test_run import quiet, summary_of
+
+
+def _skip_finding(run) -> dict:
+    return next(f for f in summary_of(run)["findings"] if f["name"].startswith("over-commits under skip"))
+
+
+@pytest.mark.parametrize(("exposed", "exercised"), [(0, False), (37, True)])
+def test_the_skip_finding_says_whether_the_risk_was_exercised(tmp_path, exposed, exercised):
+    run = write_run(tmp_path / "r", RunSpec(records=4000))
+    ledger = orjson.loads((run / "ledger.json").read_bytes())
+    ledger["overcommits"]["skip"] = 0
+    ledger["by_mode"]["skip"].update(overcommits=0, accepted_while_queued=exposed)
+    (run / "ledger.json").write_bytes(orjson.dumps(ledger))
+    assert analyze_run(run, console=quiet()) == 0  # a finding gates nothing
+    finding = _skip_finding(run)
+    sent = ledger["by_mode"]["skip"]["provider_orders"]
+    assert f"{exposed} of {sent} skip orders accepted while another order" in finding["observed"]
+    assert ("not exercised" in finding["note"]) is not exercised
