@@ -28,9 +28,9 @@ class Outputs:
 
 def _console(console):
     if console is None:
-        from rich.console import Console
+        from execbench.console import make_console
 
-        console = Console()
+        console = make_console()
     return console
 
 

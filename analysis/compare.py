@@ -58,7 +58,7 @@ def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
               title_justify="left")
     for col in ("phase", "flow", "A p50 [CI]", "B p50 [CI]", "A p99", "B p99",
                 "HL shift B-A [95% CI]", "MWU p"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("phase", "flow"))
     for ph, flows in result["phases"].items():
         for flow, r in flows.items():
             c = r["comparison"]

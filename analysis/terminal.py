@@ -6,6 +6,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from execbench.console import make_console
+
 from . import stats
 
 
@@ -20,7 +22,10 @@ def _ci(q: dict | None) -> str:
 def latency_table(summary: dict, title: str = "executor_ms by phase and flow") -> Table:
     t = Table(title=title, title_justify="left")
     for col in ("phase", "mode", "flow", "n", "mean", "p50 [95% CI]", "p95", "p99"):
-        t.add_column(col, justify="right" if col not in ("phase", "mode", "flow") else "left")
+        if col in ("phase", "mode", "flow"):
+            t.add_column(col, no_wrap=True)  # the row's key: the numbers wrap before it is cut
+        else:
+            t.add_column(col, justify="right")
     for phase, flows in summary["phases"].items():
         mode = summary["phase_info"][phase]["mode"] or "-"
         for flow, metrics in flows.items():
@@ -37,7 +42,7 @@ def comparison_table(summary: dict) -> Table:
               title_justify="left")
     for col in ("comparison", "flow", "p50 ref -> phase", "HL shift [95% CI]", "shift %",
                 "MWU p", "equivalent (margin)"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col == "flow")
     for c in summary["comparisons"]:
         for flow, res in c["flows"].items():
             r = res["executor_ms"]
@@ -46,8 +51,10 @@ def comparison_table(summary: dict) -> Table:
             s = r["shift_ms"]
             eq = r.get("equivalence") or {}
             mw = r.get("mann_whitney") or {}
+            # "baseline -> rollback", not the name "baseline->rollback": a narrow table wraps it
+            # at the arrow instead of cutting off the phase that tells the rows apart
             t.add_row(
-                c["name"], flow, f"{r['ref_p50']:.1f} -> {r['p50']:.1f}",
+                f"{c['ref']} -> {c['phase']}", flow, f"{r['ref_p50']:.1f} -> {r['p50']:.1f}",
                 f"{s['value']:+.1f} [{s['ci_low']:+.1f}, {s['ci_high']:+.1f}]",
                 f"{r['shift_pct']['value']:+.1f}%" if r["shift_pct"]["value"] is not None else "-",
                 f"{mw.get('p', float('nan')):.2g}",
@@ -134,7 +141,7 @@ def nonterminal_lines(saf: dict) -> list[str]:
 
 
 def print_summary(summary: dict, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     console.print(latency_table(summary))
     if summary["comparisons"]:
         console.print(comparison_table(summary))

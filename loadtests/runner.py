@@ -45,9 +45,9 @@ def default_run_dir(runs_dir: str | Path, experiment: str, now: float | None = N
 
 
 def _console():
-    from rich.console import Console
+    from execbench.console import make_console
 
-    return Console()
+    return make_console()
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -68,10 +68,11 @@ def _q(values: np.ndarray, q: float) -> float | None:
 
 
 def print_table(run_dir: Path, console=None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    from execbench.console import make_console
+
+    console = console or make_console()
     table = Table(title=f"Per phase, from the raw records ({run_dir})")
     for col in ("phase", "mode", "flow", "n", "req/s", "fail", "409", "late",
                 "client p50/p99 ms", "executor_ms p50/p99"):

@@ -297,6 +297,38 @@ def test_cli_commands(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 2
 
 
+def test_piped_terminal_output_is_wide_and_tells_the_comparisons_apart(good_run, capsys,
+                                                                        monkeypatch):
+    # `execbench report RUN > log`: not a terminal, so rich alone would print 80 columns and cut
+    # the comparison column to "baseline-..." on every row
+    from analysis.terminal import print_summary
+
+    summary = summary_of(good_run)
+    monkeypatch.delenv("COLUMNS", raising=False)
+    print_summary(summary)
+    out = capsys.readouterr().out
+    assert "\u2026" not in out  # nothing cut short with an ellipsis
+    rows = [ln for ln in out.splitlines() if "baseline -> " in ln]
+    assert any("baseline -> optimized" in ln and "provider" in ln for ln in rows), out
+    assert any("baseline -> rollback" in ln and "provider" in ln for ln in rows), out
+    assert max(len(ln) for ln in out.splitlines()) > 80
+
+    monkeypatch.setenv("COLUMNS", "100")  # an explicit width is honoured
+    print_summary(summary)
+    out = capsys.readouterr().out
+    assert max(len(ln) for ln in out.splitlines()) <= 100
+
+    # at 80 columns the comparison wraps at the arrow: both phase names stay whole
+    narrow = Console(file=io.StringIO(), width=80)
+    print_summary(summary, narrow)
+    text = narrow.file.getvalue()
+    table = text[text.index("shifts vs the reference"):text.index("flip into")]
+    first_cells = [ln.split("\u2502")[1].strip() for ln in table.splitlines()
+                   if ln.startswith("\u2502")]
+    assert "optimized" in first_cells and "rollback" in first_cells, table
+    assert not any("\u2026" in c for c in first_cells)
+
+
 def test_command_module_imports_nothing_heavy():
     code = ("import sys, argparse; import analysis.commands as c; "
             "p = argparse.ArgumentParser(); c.register(p.add_subparsers()); "
