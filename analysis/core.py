@@ -158,13 +158,16 @@ def phase_statistics(a: Analysis) -> tuple[dict, dict]:
     phases: dict = {}
     info: dict = {}
     status_levels = t.levels["status"]
+    # status counts cover the phase's records in its mode, analysed or not: a warmup's are
+    # counted too (`kept`, the records in the statistics, stays 0 for it)
+    own = a.attribution.own_mode if a.attribution.own_mode is not None else a.attribution.kept
     for w in a.attribution.windows:
         c = a.attribution.counts[w.name]
         k = [x.name for x in a.attribution.windows].index(w.name)
         in_phase = a.attribution.phase_index == k
         per_flow_status = {}
         for flow in FLOWS:
-            fm = in_phase & a.attribution.kept & (t.cats["flow"] == t.code("flow", flow))
+            fm = in_phase & own & (t.cats["flow"] == t.code("flow", flow))
             per_flow_status[flow] = {s: int((fm & (t.cats["status"] == i)).sum())
                                      for i, s in enumerate(status_levels)}
         dur = w.duration_s

@@ -49,6 +49,9 @@ class Attribution:
     counts: dict = field(default_factory=dict)  # per phase: total, kept, flip_window, ...
     outside: int = 0
     notes: list[str] = field(default_factory=list)
+    # bool per record: in a phase and run in that phase's mode, analysed or not (`kept` is
+    # this for the analysed phases); what a phase's status counts are counted over
+    own_mode: np.ndarray | None = None
 
 
 def windows_from_timeline(spec: Spec | None, events: list[dict], first_ts: float,
@@ -139,6 +142,7 @@ def attribute(t: Table, windows: list[PhaseWindow]) -> Attribution:
     inside[valid] = ts[valid] < ends[idx[valid]]
     idx = np.where(inside, idx, -1)
     kept = np.zeros(n, bool)
+    own_mode = np.zeros(n, bool)
     counts: dict[str, dict] = {}
     mode_codes = t.cats.get("mode")
     for k, w in enumerate(windows):
@@ -156,9 +160,11 @@ def attribute(t: Table, windows: list[PhaseWindow]) -> Attribution:
             ok &= ~wrong
         counts[w.name] = {"records": total, "flip_window": mismatched, "without_mode": no_mode,
                           "analysed": w.analysed, "kept": int(ok.sum()) if w.analysed else 0}
+        own_mode |= ok
         if w.analysed:
             kept |= ok
-    return Attribution(windows, idx, kept, counts, outside=int((idx < 0).sum()))
+    return Attribution(windows, idx, kept, counts, outside=int((idx < 0).sum()),
+                       own_mode=own_mode)
 
 
 def split_windows(first_ts: float, last_ts: float, split: float) -> list[PhaseWindow]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -66,6 +67,25 @@ def test_summary_has_the_design_shape(good_run):
     assert (good_run / "report.html").stat().st_size > 10_000
     assert {p.name for p in (good_run / "plots").iterdir()} >= {
         "latency_over_time.svg", "cdf.svg", "stages.svg", "safety.svg", "recovery.svg"}
+
+
+def test_warmup_status_counts_are_its_records(good_run):
+    # a warmup is not analysed (kept 0), but its status counts are what it ran, not zeros
+    s = summary_of(good_run)
+    w = s["phase_info"]["warmup"]
+    assert w["analysed"] is False and w["kept"] == 0 and w["records"] > 500
+    counted = sum(sum(v.values()) for v in w["status"].values())
+    assert counted == w["records"] - w["flip_window"]
+    for flow in ("provider", "local"):
+        assert w["status"][flow]["success"] > 200
+    timings = [orjson.loads(ln) for ln in (good_run / "timings.jsonl").read_bytes().splitlines()]
+    start, end = datetime.fromisoformat(w["start"]), datetime.fromisoformat(w["end"])
+    in_warmup = [r for r in timings if start <= datetime.fromisoformat(r["ts"]) < end]
+    ok = sum(1 for r in in_warmup if r["status"] == "success" and r["flow"] == "provider")
+    assert w["status"]["provider"]["success"] == ok
+    # an analysed phase counts exactly the records it kept
+    b = s["phase_info"]["baseline"]
+    assert sum(sum(v.values()) for v in b["status"].values()) == b["kept"]
 
 
 def test_report_is_self_contained(good_run):
