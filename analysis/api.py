@@ -78,8 +78,7 @@ def load_run(run_dir: Path):
         notes.append("no experiment.toml: phases from the timeline only")
     timings = read_timings(timings_path)
     if timings.n == 0:
-        raise UnusableInput(
-            f"{timings_path}: no valid records ({timings.malformed.count} malformed lines)")
+        raise _no_valid_records(timings_path, timings)
     events: list[dict] = []
     if (run_dir / "timeline.jsonl").exists():
         events, tl_bad = read_timeline(run_dir / "timeline.jsonl")
@@ -109,6 +108,25 @@ def load_run(run_dir: Path):
         a.provider_events = read_provider_events(run_dir / "timeline.jsonl")
         a.ledger_samples = read_ledger_samples(run_dir / "timeline.jsonl")
     return a
+
+
+def _no_valid_records(path: Path, timings, shown: int = 5) -> UnusableInput:
+    """Why a file gave no record: its first malformed lines with their reasons."""
+    mal = timings.malformed
+    if mal.count == 0:
+        return UnusableInput(f"{path}: no records (the file is empty or blank)")
+    lines = [f"  line {n}: {reason}" for n, reason in mal.examples[:shown]]
+    if mal.count > len(lines):
+        lines.append(f"  ... and {mal.count - len(lines)} more")
+    return UnusableInput(f"{path}: no valid records ({mal.count} malformed lines):\n"
+                         + "\n".join(lines))
+
+
+def _unusable(console, exc: UnusableInput) -> int:
+    from rich.markup import escape
+
+    console.print(f"[bold red]unusable input:[/] {escape(str(exc))}")
+    return EXIT_UNUSABLE
 
 
 def _isnan(a):
@@ -153,8 +171,7 @@ def analyze_run(run_dir: Path, *, console=None) -> int:
     try:
         a = load_run(Path(run_dir))
     except UnusableInput as exc:
-        console.print(f"[bold red]unusable input:[/] {exc}")
-        return EXIT_UNUSABLE
+        return _unusable(console, exc)
     build_summary(a)
     out = write_outputs(a, Path(run_dir), console, title=f"execbench report: {Path(run_dir).name}")
     print_summary(a.summary, console)
@@ -181,7 +198,7 @@ def load_log(path: Path, split: float):
         raise UnusableInput(f"{path}: no such file")
     timings = read_timings(path)
     if timings.n == 0:
-        raise UnusableInput(f"{path}: no valid records ({timings.malformed.count} malformed lines)")
+        raise _no_valid_records(path, timings)
     ts = timings.times["ts"]
     finite = ts[~_isnan(ts)]
     notes = []
@@ -210,8 +227,7 @@ def analyze_log(path: Path, split_at: str, *, out_dir: Path | None = None, conso
     try:
         a = load_log(path, parse_split(split_at))
     except UnusableInput as exc:
-        console.print(f"[bold red]unusable input:[/] {exc}")
-        return EXIT_UNUSABLE
+        return _unusable(console, exc)
     build_summary(a)
     a.summary["split_at"] = split_at
     out_dir = Path(out_dir) if out_dir else path.parent / f"{path.stem}-analysis"
@@ -232,6 +248,5 @@ def compare_runs(run_a: Path, run_b: Path, *, out_dir: Path | None = None, conso
         a = load_run(Path(run_a))
         b = load_run(Path(run_b))
     except UnusableInput as exc:
-        console.print(f"[bold red]unusable input:[/] {exc}")
-        return EXIT_UNUSABLE
+        return _unusable(console, exc)
     return compare_analyses(a, b, out_dir=out_dir, console=console)

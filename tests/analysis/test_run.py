@@ -234,6 +234,31 @@ def test_unusable_input_exits_2(tmp_path, breakage):
     assert not (run / "summary.json").exists()
 
 
+def test_a_log_without_valid_records_says_why(tmp_path):
+    no_flow = orjson.dumps({"ts": "2026-11-25T12:00:00Z", "status": "success",
+                            "durations_ms": {"executor_ms": 5.0}})
+    log = tmp_path / "garbage.jsonl"
+    log.write_bytes(b"[not json\n" + b"\n".join([no_flow] * 1999) + b"\n")
+    console = quiet()
+    assert analyze_log(log, "2026-11-25T12:00:00Z", console=console) == 2
+    out = console.file.getvalue()
+    assert "no valid records (2000 malformed lines)" in out
+    assert "line 1: invalid JSON" in out
+    for n in (2, 3, 4, 5):
+        assert f"line {n}: missing field 'flow'" in out
+    assert "line 6:" not in out and "1995 more" in out
+    # the same for a run directory's timings.jsonl, and an empty file says it is empty
+    run = write_run(tmp_path / "r", RunSpec(records=200))
+    (run / "timings.jsonl").write_bytes(no_flow + b"\n")
+    console = quiet()
+    assert analyze_run(run, console=console) == 2
+    assert "line 1: missing field 'flow'" in console.file.getvalue()
+    log.write_bytes(b"\n\n")
+    console = quiet()
+    assert analyze_log(log, "2026-11-25T12:00:00Z", console=console) == 2
+    assert "empty or blank" in console.file.getvalue()
+
+
 def test_malformed_lines_are_reported_not_fatal(tmp_path):
     run = write_run(tmp_path / "r", RunSpec(records=3000, malformed_lines=4))
     assert analyze_run(run, console=quiet()) == 0
