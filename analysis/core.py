@@ -179,6 +179,7 @@ def phase_statistics(a: Analysis) -> tuple[dict, dict]:
             "throughput_rps": (c["kept"] / dur) if w.analysed and dur > 0 else None,
         }
         info[w.name]["group"] = w.group
+        info[w.name]["late_sends"] = late_sends(a, [w.name])
         if w.analysed:
             phases[w.name] = _unit_stats(a, w.name)
     for group, members in a.pooled_groups().items():
@@ -195,8 +196,36 @@ def phase_statistics(a: Analysis) -> tuple[dict, dict]:
             "status": {f: {k: sum(x["status"][f].get(k, 0) for x in ph)
                            for k in status_levels} for f in FLOWS},
             "throughput_rps": None, "group": group,
+            "late_sends": late_sends(a, members),
         }
     return phases, info
+
+
+def late_ms_threshold(a: Analysis) -> float | None:
+    load = (a.spec.raw.get("load") if a.spec else None) or {}
+    v = load.get("late_ms") if isinstance(load, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def late_sends(a: Analysis, phases: list[str]) -> dict | None:
+    """The open-model generator's late sends in these phases (requests.jsonl, by the client's
+    phase): `count` (records with `"late": true`; null when no record says), `requests`,
+    `max_lateness_ms` (the largest sent - intended, from latency_from_intended_ms -
+    latency_ms, over every request of the phases) and `late_ms` (the spec's threshold).
+    None without requests.jsonl."""
+    r = a.requests
+    if r is None or r.n == 0:
+        return None
+    pm = np.isin(r.cats["phase"], [r.code("phase", p) for p in phases])
+    late = r.floats["late"][pm]
+    known = ~np.isnan(late)
+    lateness = (r.floats["latency_from_intended_ms"] - r.floats["latency_ms"])[pm]
+    lateness = lateness[~np.isnan(lateness)]
+    return {"count": int(late[known].sum()) if known.any() else None,
+            "requests": int(pm.sum()),
+            "max_lateness_ms": round(max(float(lateness.max()), 0.0), 3) if lateness.size
+            else None,
+            "late_ms": late_ms_threshold(a)}
 
 
 def _unit_stats(a: Analysis, name: str) -> dict:

@@ -102,6 +102,9 @@ class Schema:
     required_cats: tuple[str, ...] = ()
     required_floats: tuple[str, ...] = ()  # top-level or nested
     required_times: tuple[str, ...] = ()
+    # true/false fields, kept as float columns: 1.0, 0.0, NaN when absent or not a boolean
+    # (an odd value there makes the field unknown, never the record malformed)
+    flags: tuple[str, ...] = ()
 
 
 TIMINGS = Schema(
@@ -119,6 +122,7 @@ TIMINGS = Schema(
 REQUESTS = Schema(
     floats=("latency_ms", "latency_from_intended_ms", "status"),
     cats=("outcome", "flow", "phase"),
+    flags=("late",),  # a late send (docs/loadtests.md); absent in older runs
     required_cats=("outcome",),  # a failed request may have no latency (NaN), never no outcome
 )
 TIMELINE = Schema(
@@ -207,10 +211,14 @@ def _is_num(v) -> bool:
     return (t is float or t is int) and math.isfinite(v)
 
 
+def _flag(v) -> float:
+    return 1.0 if v is True else 0.0 if v is False else math.nan
+
+
 def _row_function(s: Schema):
     """A compiled `lambda o: (o.get(...), ..., *nested values)` for the schema: the fastest way
     CPython offers to pull a fixed set of fields out of a dict."""
-    top = [f"o.get({k!r})" for k in (*s.cats, *s.times, *s.floats)]
+    top = [f"o.get({k!r})" for k in (*s.cats, *s.times, *s.floats, *s.flags)]
     src = "lambda o: (" + "".join(x + ", " for x in top)
     if s.nested:
         inner = "".join(f"d.get({k!r}), " for k in s.nested_keys)
@@ -225,7 +233,7 @@ class _Builder:
         self.schema = schema
         self.times: dict[str, list[np.ndarray]] = {k: [] for k in schema.times}
         self.floats: dict[str, list[np.ndarray]] = {
-            k: [] for k in (*schema.floats, *schema.nested_keys)
+            k: [] for k in (*schema.floats, *schema.flags, *schema.nested_keys)
         }
         self.cats: dict[str, list[np.ndarray]] = {k: [] for k in schema.cats}
         self.maps: dict[str, dict] = {k: {} for k in schema.cats}
@@ -276,9 +284,12 @@ class _Builder:
                 cols["t:" + name] = parse_times(vals)
             except (ValueError, TypeError, OverflowError):
                 raise _Irregular from None
-        for name in (*s.floats, *s.nested_keys):
+        for name in (*s.floats, *s.flags, *s.nested_keys):
             vals = columns[pos]
             pos += 1
+            if name in s.flags:
+                cols["f:" + name] = np.fromiter(map(_flag, vals), np.float64, n)
+                continue
             try:
                 # numpy would quietly turn "1.5" into a number: sum() refuses strings (and None)
                 # at C speed, where a per-value type check would cost a third of the parse
@@ -349,6 +360,8 @@ class _Builder:
             elif not _is_num(v):
                 return f"field {name!r} is not a number"
             rec["f:" + name] = float(v)
+        for name in s.flags:
+            rec["f:" + name] = _flag(o.get(name))
         if s.nested:
             d = o.get(s.nested)
             if not isinstance(d, dict):

@@ -173,12 +173,29 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
 
     out.append("<h2>Phases and attribution</h2>")
     rows = []
+    threshold = None
     for ph, info in s["phase_info"].items():
+        late = info.get("late_sends") or {}
+        threshold = threshold if threshold is not None else late.get("late_ms")
+        count = late.get("count")
+        cell = "-" if not late else (f"{'?' if count is None else count} / {late['requests']}")
+        if count and info["analysed"]:
+            cell = f"<span class=warn>&nbsp;{cell}&nbsp;</span>"
         rows.append((_e(ph), _e(info["mode"] or "-"), "yes" if info["analysed"] else "no",
                      _e(info["start"]), _num(info["duration_s"]), info["records"],
-                     info["flip_window"], info["kept"], _num(info["throughput_rps"])))
+                     info["flip_window"], info["kept"], _num(info["throughput_rps"]), cell,
+                     _num(late.get("max_lateness_ms"))))
     out.append(_table(["phase", "mode", "analysed", "start", "duration s", "records",
-                       "other mode (flip window)", "kept", "kept/s"], rows, (4, 5, 6, 7, 8)))
+                       "other mode (flip window)", "kept", "kept/s", "late sends / requests",
+                       "max lateness ms"], rows, (4, 5, 6, 7, 8, 9, 10)))
+    if any(info.get("late_sends") for info in s["phase_info"].values()):
+        out.append("<p class=caption>Late sends (requests.jsonl): arrivals the open-model "
+                   "generator sent more than "
+                   + (f"{threshold:g} ms" if threshold is not None else "<code>late_ms</code>")
+                   + " after their intended time (its pool was full, or the process could not "
+                   "keep up), per phase of the intended time; a late send under-loads the "
+                   "service just when it is slow. <i>Max lateness</i> is the largest sent "
+                   "&minus; intended of any request of the phase.</p>")
     ing = s["ingest"]
     for name in ("timings", "requests"):
         t = ing.get(name)

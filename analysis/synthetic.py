@@ -31,6 +31,8 @@ STAGE_MEDIANS = {
 }
 SKIPPED_IN_SKIP = ("user_lock_ms", "orders_fetch_ms", "total_margin_ms")
 OVERHEAD_MEDIAN = {"off": 40.0, "skip": 12.0, "skip_reserve": 16.0}
+# the client's send delays are exponential with a 2 ms mean: above this they are late sends
+LATE_MS = 10.0
 SIGMA = 0.25
 
 
@@ -177,7 +179,8 @@ def write_run(out: Path, spec: RunSpec | None = None) -> Path:
                 "latency_ms": round(float(lat[i]), 3),
                 "latency_from_intended_ms": round(float(lat[i] + sched[i]), 3),
                 "status": http, "outcome": outcome, "flow": flows[i],
-                "name": "execute " + flows[i], "phase": names[phase_idx[i]]}))
+                "name": "execute " + flows[i], "phase": names[phase_idx[i]],
+                "late": bool(sched[i] > LATE_MS)}))
             if len(lines) >= 65536:
                 fh.write(b"\n".join(lines) + b"\n")
                 lines = []
@@ -214,7 +217,8 @@ def write_run(out: Path, spec: RunSpec | None = None) -> Path:
         f"analyse = {'true' if p.analysed else 'false'}\n" + _provider_toml(p.provider)
         for p in spec.phases)
     (out / "experiment.toml").write_text(
-        f'name = "{spec.experiment_name}"\nprofile = "seed"\n\n[load]\nusers = 40\n' + phase_toml)
+        f'name = "{spec.experiment_name}"\nprofile = "seed"\n\n[load]\nusers = 40\n'
+        f"late_ms = {LATE_MS:g}\n" + phase_toml)
     ledger = {"orders_total": int((status == "success").sum()),
               "orders_nonterminal": spec.orders_nonterminal,
               "overcommits": dict(spec.overcommits),

@@ -37,6 +37,30 @@ def latency_table(summary: dict, title: str = "executor_ms by phase and flow") -
     return t
 
 
+def late_sends_line(summary: dict) -> str | None:
+    """One line: the generator's late sends per phase, with the largest lateness. None when
+    the run has no client records (a production log)."""
+    info = {ph: i for ph, i in summary["phase_info"].items() if not i.get("pooled_from")}
+    entries = {ph: i.get("late_sends") for ph, i in info.items() if i.get("late_sends")}
+    if not entries:
+        return None
+    if all(e["count"] is None for e in entries.values()):
+        return "late sends: not recorded (requests.jsonl has no `late` field)"
+    threshold = next((e["late_ms"] for e in entries.values() if e.get("late_ms") is not None),
+                     None)
+    parts = []
+    for ph, e in entries.items():
+        count = "?" if e["count"] is None else str(e["count"])
+        if e["count"] and info[ph].get("analysed"):
+            count = f"[bold yellow]{count}[/]"
+        worst = ("" if e["max_lateness_ms"] is None
+                 else f" (max {e['max_lateness_ms']:.1f} ms late)")
+        parts.append(f"{ph} {count}/{e['requests']}{worst}")
+    head = "late sends" + (f" (sent > {threshold:g} ms after the intended time)"
+                           if threshold is not None else "")
+    return f"{head}: {', '.join(parts)}"
+
+
 def comparison_table(summary: dict) -> Table:
     t = Table(title="shifts vs the reference (executor_ms; Hodges-Lehmann, Mann-Whitney, TOST)",
               title_justify="left")
@@ -143,6 +167,9 @@ def nonterminal_lines(saf: dict) -> list[str]:
 def print_summary(summary: dict, console: Console | None = None) -> None:
     console = console or make_console()
     console.print(latency_table(summary))
+    late = late_sends_line(summary)
+    if late:
+        console.print(late, highlight=False)
     if summary["comparisons"]:
         console.print(comparison_table(summary))
     for f in summary["flips"]:

@@ -106,6 +106,22 @@ def test_requests_and_timeline(tmp_path):
     assert [e["event"] for e in events].count("flip_applied") == 2
 
 
+def test_late_flag_is_read_and_an_odd_value_is_unknown_not_malformed(tmp_path):
+    base = {"latency_ms": 5.0, "latency_from_intended_ms": 6.0, "status": 200, "outcome": "ok",
+            "flow": "local", "phase": "baseline"}
+    lates = [True, False, None, "yes", 1]
+    regular = tmp_path / "regular.jsonl"  # booleans only: the fast path
+    regular.write_bytes(b"".join(orjson.dumps({**base, "late": v}) + b"\n" for v in lates[:2]))
+    odd = tmp_path / "odd.jsonl"  # absent and odd values: the record by record path
+    odd.write_bytes(b"".join(orjson.dumps({**base, **({} if v is None else {"late": v})}) + b"\n"
+                             for v in lates) + b"not json\n")
+    r = read_requests(regular, workers=1)
+    assert r.floats["late"].tolist() == [1.0, 0.0]
+    r = read_requests(odd, workers=1)
+    assert r.n == 5 and r.malformed.count == 1
+    assert r.floats["late"][:2].tolist() == [1.0, 0.0] and np.isnan(r.floats["late"][2:]).all()
+
+
 def test_time_formats():
     got = parse_times(["2026-11-25T12:00:00.123456Z", "2026-11-25T12:00:00+00:00",
                        "2026-11-25T12:00:00", "2026-11-25T12:00:00.5"])

@@ -88,6 +88,49 @@ def test_warmup_status_counts_are_its_records(good_run):
     assert sum(sum(v.values()) for v in b["status"].values()) == b["kept"]
 
 
+def test_late_sends_per_phase(good_run, tmp_path):
+    s = summary_of(good_run)
+    reqs = [orjson.loads(ln) for ln in (good_run / "requests.jsonl").read_bytes().splitlines()]
+    total = 0
+    for ph in ("warmup", "baseline", "optimized", "rollback"):
+        mine = [r for r in reqs if r["phase"] == ph]
+        late = s["phase_info"][ph]["late_sends"]
+        assert late["count"] == sum(r["late"] for r in mine)
+        assert late["requests"] == len(mine) and late["late_ms"] == 10.0
+        worst = max(r["latency_from_intended_ms"] - r["latency_ms"] for r in mine)
+        assert late["max_lateness_ms"] == pytest.approx(worst, abs=2e-3)
+        assert late["max_lateness_ms"] > 10.0  # a phase with late sends shows how late
+        total += late["count"]
+    assert total > 20
+    html = (good_run / "report.html").read_text()
+    assert "late sends / requests" in html
+    b = s["phase_info"]["baseline"]["late_sends"]
+    assert f"{b['count']} / {b['requests']}" in html
+    console = quiet()
+    from analysis.terminal import print_summary
+
+    print_summary(s, console)
+    out = console.file.getvalue()
+    assert (f"late sends (sent > 10 ms after the intended time): warmup "
+            f"{s['phase_info']['warmup']['late_sends']['count']}/") in out
+    assert f"baseline {b['count']}/{b['requests']} (max {b['max_lateness_ms']:.1f} ms late)" in out
+
+    # an older run (no `late` field) says it was not recorded; a production log has no line
+    old = write_run(tmp_path / "old", RunSpec(records=3000))
+    lines = [orjson.loads(ln) for ln in (old / "requests.jsonl").read_bytes().splitlines()]
+    (old / "requests.jsonl").write_bytes(b"".join(
+        orjson.dumps({k: v for k, v in r.items() if k != "late"}) + b"\n" for r in lines))
+    console = quiet()
+    assert analyze_run(old, console=console) == 0
+    assert summary_of(old)["phase_info"]["baseline"]["late_sends"]["count"] is None
+    assert "late sends: not recorded" in console.file.getvalue()
+    log = write_log(tmp_path / "p.jsonl", records=2000, split=1_795_608_000.0, span_s=600)
+    console = quiet()
+    assert analyze_log(log, iso(1_795_608_000.0), out_dir=tmp_path / "o", console=console) == 0
+    assert summary_of(tmp_path / "o")["phase_info"]["before"]["late_sends"] is None
+    assert "late sends" not in console.file.getvalue()
+
+
 def test_report_is_self_contained(good_run):
     html = (good_run / "report.html").read_text()
     assert "http://" not in html.replace("http://www.w3.org", "")
