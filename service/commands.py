@@ -8,35 +8,66 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    serve = subparsers.add_parser("serve", help="run the executor (uvicorn) with provider workers")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve = subparsers.add_parser(
+        "serve", help="run the executor (uvicorn) with provider workers",
+        description="Run the order executor (FastAPI under uvicorn) with the provider simulator "
+                    "and provider workers in the same process (none with --no-workers: run "
+                    "`execbench worker` instead). Settings come from the EXECBENCH_* environment "
+                    "(docs/DESIGN.md); the options below override them. Stop it with Ctrl-C or "
+                    "SIGTERM (exit 0).")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     serve.add_argument("--no-workers", action="store_true", help="run no provider workers in-process")
     serve.add_argument("--workers", type=int, default=1, help="provider worker tasks (default 1)")
     _storage_overrides(serve)
     serve.set_defaults(handler=_serve)
 
-    worker = subparsers.add_parser("worker", help="run provider workers on their own")
-    worker.add_argument("--workers", type=int, default=2)
-    worker.add_argument("--metrics-port", type=int, default=9101, help="/metrics port (0: none)")
-    worker.add_argument("--metrics-host", default="127.0.0.1")
+    worker = subparsers.add_parser(
+        "worker", help="run provider workers on their own",
+        description="Run provider workers without the HTTP service: they claim the orders queued "
+                    "in the database, take the simulated provider's answer and confirm, reject "
+                    "or time each order out (releasing its margin). Any number of them may run "
+                    "beside `execbench serve` (with or without --no-workers).")
+    worker.add_argument("--workers", type=int, default=2, help="worker tasks (default: %(default)s)")
+    worker.add_argument("--metrics-port", type=int, default=9101,
+                        help="/metrics port (0: none; default: %(default)s)")
+    worker.add_argument("--metrics-host", default="127.0.0.1",
+                        help="/metrics address (default: %(default)s)")
     _storage_overrides(worker)
     worker.set_defaults(handler=_worker)
 
-    seed = subparsers.add_parser("seed", help="fill the database with accounts and open orders")
-    seed.add_argument("--users", type=int, default=200, help="live and demo accounts each (ids 1..N)")
-    seed.add_argument("--orders-per-user", type=int, default=10)
+    seed = subparsers.add_parser(
+        "seed", help="fill the database with accounts and open orders",
+        description="Fill the database ($EXECBENCH_DATABASE_URL or --database-url) with N live "
+                    "and N demo accounts (user ids 1..N for each type), each with K open orders "
+                    "over several symbols. A database that already has accounts is refused "
+                    "(exit 1) unless --replace or --if-empty.")
+    seed.add_argument("--users", type=int, default=200,
+                      help="N: live and demo accounts each, ids 1..N (default: %(default)s)")
+    seed.add_argument("--orders-per-user", type=int, default=10,
+                      help="K: open orders per account (default: %(default)s)")
     seed.add_argument("--replace", action="store_true", help="drop existing data first")
     seed.add_argument("--if-empty", action="store_true",
                       help="succeed without changes when the database already has accounts")
-    seed.add_argument("--database-url")
+    seed.add_argument("--database-url", help="overrides EXECBENCH_DATABASE_URL")
     seed.set_defaults(handler=_seed)
 
-    flag = subparsers.add_parser("flag", help="show or change the provider_skip flag of a running service")
-    flag.add_argument("mode", choices=["off", "skip", "skip_reserve", "status"], nargs="?", default="status")
-    flag.add_argument("--target", default=os.environ.get("EXECBENCH_TARGET", "http://127.0.0.1:8000"))
-    flag.add_argument("--reason", default="changed from the execbench CLI")
-    flag.add_argument("--actor", default=os.environ.get("USER", "cli"))
+    flag = subparsers.add_parser(
+        "flag", help="show or change the provider_skip flag of a running service",
+        description="Show the provider_skip mode of a running service (`status`, the default), or "
+                    "change it to off, skip or skip_reserve at runtime. A change needs "
+                    "$EXECBENCH_ADMIN_TOKEN, is written to the audit trail with --reason and "
+                    "--actor, and prints the old and new mode and when the answering replica "
+                    "applied it (the others follow within the flag TTL).")
+    flag.add_argument("mode", choices=["off", "skip", "skip_reserve", "status"], nargs="?", default="status",
+                      help="the mode to set, or status to show the current one (default: %(default)s)")
+    flag.add_argument("--target", default=os.environ.get("EXECBENCH_TARGET", "http://127.0.0.1:8000"),
+                      help="base URL of the service (default: $EXECBENCH_TARGET or "
+                           "http://127.0.0.1:8000; here %(default)s)")
+    flag.add_argument("--reason", default="changed from the execbench CLI",
+                      help="why, recorded in the audit trail (default: %(default)r)")
+    flag.add_argument("--actor", default=os.environ.get("USER", "cli"),
+                      help="who, recorded in the audit trail (default: $USER or cli; here %(default)s)")
     flag.set_defaults(handler=_flag)
 
 
