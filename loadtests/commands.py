@@ -94,9 +94,28 @@ def _run(args) -> int:
         print("execbench run: error: a --worker takes its experiment from the master",
               file=sys.stderr)
         return 2
-    if not args.worker and (not args.experiment or not args.target):
-        print("execbench run: error: EXPERIMENT and --target URL are required", file=sys.stderr)
-        return 2
+    if not args.worker:
+        if args.experiment:
+            # an unknown name is reported (with the known ones) before a missing --target
+            from loadtests import spec as specs
+
+            try:
+                specs.resolve(args.experiment)
+            except specs.SpecError as exc:
+                if exc.field == "(name)":
+                    print(f"execbench run: error: unknown experiment {args.experiment!r}; "
+                          f"known: {', '.join(specs.available())} (or a path to a TOML spec)",
+                          file=sys.stderr)
+                else:
+                    print(f"execbench run: error: experiment spec {exc.source}: {exc.problem}",
+                          file=sys.stderr)
+                return 2
+        missing = [x for x, given in (("EXPERIMENT", args.experiment), ("--target URL", args.target))
+                   if not given]
+        if missing:
+            print(f"execbench run: error: {' and '.join(missing)} "
+                  f"{'is' if len(missing) == 1 else 'are'} required", file=sys.stderr)
+            return 2
     _quiet_gevent_import()
     from loadtests import runner
 

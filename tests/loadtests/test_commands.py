@@ -22,6 +22,19 @@ def test_run_usage_errors():
     result = execbench("run", timeout=60)
     assert result.returncode == 2
     assert "EXPERIMENT and --target URL are required" in result.stderr
+    # say which one is missing
+    result = execbench("run", "provider-skip-ab", timeout=60)
+    assert result.returncode == 2
+    assert "error: --target URL is required" in result.stderr and "EXPERIMENT" not in result.stderr
+    result = execbench("run", "--target", "http://127.0.0.1:9", timeout=60)
+    assert result.returncode == 2 and "error: EXPERIMENT is required" in result.stderr
+    # an unknown experiment is named with the known ones, before --target is looked at
+    result = execbench("run", "nonexistent", timeout=60)
+    assert result.returncode == 2
+    assert "unknown experiment 'nonexistent'; known: " in result.stderr
+    assert "provider-skip-ab" in result.stderr and "--target" not in result.stderr
+    result = execbench("run", "nope/x.toml", "--target", "http://127.0.0.1:9", timeout=60)
+    assert result.returncode == 2 and "experiment spec nope/x.toml: no such file" in result.stderr
     result = execbench("run", "provider-skip-ab", "--worker", timeout=60)
     assert result.returncode == 2 and "takes its experiment from the master" in result.stderr
 
