@@ -41,9 +41,20 @@ def register(subparsers) -> None:
 
 
 def _grafana_url(parser: argparse.ArgumentParser) -> None:
-    default = os.environ.get(URL_ENV)
-    parser.add_argument("--grafana-url", default=default, required=default is None,
-                        help=f"e.g. http://localhost:3000 (default: ${URL_ENV})")
+    # optional in the usage, as the help says: the default is read when the command runs, and
+    # the handler says what is missing when neither is given
+    parser.add_argument("--grafana-url", default=None, metavar="URL",
+                        help=f"Grafana's base URL, e.g. http://localhost:3000 (default: ${URL_ENV}; "
+                             "one of the two is required)")
+
+
+def _url(args: argparse.Namespace) -> str | None:
+    url = args.grafana_url or os.environ.get(URL_ENV)
+    if not url:
+        command = " ".join(x for x in (args.command, getattr(args, "dashboards_command", None)) if x)
+        print(f"execbench {command}: error: no Grafana URL: pass --grafana-url URL or set "
+              f"${URL_ENV}", file=sys.stderr)
+    return url or None
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -72,14 +83,17 @@ def _token(args: argparse.Namespace) -> str | None:
 
 
 def _push(args: argparse.Namespace) -> int:
+    url = _url(args)
+    if url is None:
+        return 2
     token = _token(args)
     if token is None:
         return 2
     from dashboards.grafana_api import GrafanaError, push_dashboards
 
     try:
-        for uid, url in push_dashboards(args.grafana_url, token, folder_uid=args.folder_uid):
-            print(f"pushed {uid}: {url}")
+        for uid, where in push_dashboards(url, token, folder_uid=args.folder_uid):
+            print(f"pushed {uid}: {where}")
     except GrafanaError as exc:
         print(f"push failed: {exc}", file=sys.stderr)
         return 1
@@ -87,13 +101,16 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _annotate(args: argparse.Namespace) -> int:
+    url = _url(args)
+    if url is None:
+        return 2
     token = _token(args)
     if token is None:
         return 2
     from dashboards.grafana_api import GrafanaError, annotate_run
 
     try:
-        count = annotate_run(args.grafana_url, token, args.run_dir)
+        count = annotate_run(url, token, args.run_dir)
     except (GrafanaError, FileNotFoundError, ValueError) as exc:
         print(f"annotate failed: {exc}", file=sys.stderr)
         return 1
