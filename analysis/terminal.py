@@ -164,6 +164,11 @@ def nonterminal_lines(saf: dict) -> list[str]:
     return out
 
 
+def seconds(s: float) -> str:
+    """A short time as people read it: milliseconds under a second ("5 ms", not "0.01 s")."""
+    return f"{s * 1000:.0f} ms" if abs(s) < 1 else f"{s:.2f} s"
+
+
 def print_summary(summary: dict, console: Console | None = None) -> None:
     console = console or make_console()
     console.print(latency_table(summary))
@@ -177,7 +182,8 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
         for flow, r in f["flows"].items():
             text = stats.recovery_text(r)
             parts.append(f"{flow} {text}{'' if text == 'never' else ' s'}")
-        lag = f", applied after {f['apply_lag_s']:.2f} s" if f.get("apply_lag_s") is not None else ""
+        lag = f", applied after {seconds(f['apply_lag_s'])}" if f.get("apply_lag_s") is not None \
+            else ""
         console.print(f"flip into [bold]{f['phase']}[/] ({f['mode'] or 'deploy'}{lag}): "
                       f"recovery {', '.join(parts) or 'n/a'}")
     for item in safety_block(summary):

@@ -417,6 +417,15 @@ def test_piped_terminal_output_is_wide_and_tells_the_comparisons_apart(good_run,
     assert not any("\u2026" in c for c in first_cells)
 
 
+def test_apply_lag_under_a_second_is_printed_in_ms(good_run):
+    from analysis.terminal import print_summary, seconds
+
+    assert (seconds(0.0056), seconds(0.4), seconds(1.5)) == ("6 ms", "400 ms", "1.50 s")
+    console = quiet()
+    print_summary(summary_of(good_run), console)
+    assert "(skip, applied after 400 ms)" in console.file.getvalue()  # the synthetic lag
+
+
 def test_command_module_imports_nothing_heavy():
     code = ("import sys, argparse; import analysis.commands as c; "
             "p = argparse.ArgumentParser(); c.register(p.add_subparsers()); "
