@@ -15,6 +15,13 @@ from rich.console import Console
 from rich.table import Table
 
 
+def secs(x: float) -> str:
+    """A planned duration: whole seconds as such, a 7.5 s warmup (a scaled experiment) as 7.5,
+    not rounded to 8."""
+    x = round(float(x), 1)  # 0.1 x 30 s is 3.0000000000000004 s: "3"
+    return f"{x:.0f}" if x.is_integer() else f"{x:.1f}"
+
+
 class LiveStats:
     def __init__(self):
         self.latencies: dict[tuple[str, str], collections.deque] = {}
@@ -102,9 +109,9 @@ class LiveView:
         c = self.conductor
         p, name, elapsed, duration = self._phase()
         total = max(0.0, time.time() - c.t0) if c.started else 0.0
-        parts = [f"[{total:6.1f}/{c.experiment.total_s:.0f} s] {name}"]
+        parts = [f"[{total:6.1f}/{secs(c.experiment.total_s)} s] {name}"]
         if p is not None:
-            parts.append(f"mode={p.mode} {elapsed:5.1f}/{duration:.0f} s "
+            parts.append(f"mode={p.mode} {elapsed:5.1f}/{secs(duration)} s "
                          f"target={c.experiment.phase_rate(p):.1f}/s")
         parts.append(f"rate={self.stats.rate():.1f}/s")
         for flow in ("provider", "local"):
@@ -139,8 +146,8 @@ class LiveView:
             return f"{v[0]:.0f}/{v[1]:.0f} ms (n={v[2]})" if v else "-"
 
         table.add_row(
-            name, p.mode if p else "-", f"{elapsed:.0f}/{duration:.0f} s" if p else "-",
-            f"{total:.0f}/{c.experiment.total_s:.0f} s",
+            name, p.mode if p else "-", f"{elapsed:.0f}/{secs(duration)} s" if p else "-",
+            f"{total:.0f}/{secs(c.experiment.total_s)} s",
             f"{c.experiment.phase_rate(p):.1f}/s" if p else "-", f"{self.stats.rate():.1f}/s",
             q("provider"), q("local"), str(self.stats.failures), str(self.stats.late),
             str(self.stats.rejections),
