@@ -32,8 +32,11 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+MIN_BIN_RECORDS = 3  # a time bin with fewer records has no p50/p95: the line breaks there
+
+
 def _binned(ts, v, edges):
-    """p50 and p95 of v in each time bin (NaN for bins with < 3 values)."""
+    """p50 and p95 of v in each time bin (NaN for bins with < MIN_BIN_RECORDS values)."""
     idx = np.searchsorted(edges, ts, side="right") - 1
     order = np.lexsort((v, idx))
     idx_s, v_s = idx[order], v[order]
@@ -43,7 +46,7 @@ def _binned(ts, v, edges):
     p95 = np.full(nb, np.nan)
     for b in range(nb):
         lo, hi = bounds[b], bounds[b + 1]
-        if hi - lo >= 3:
+        if hi - lo >= MIN_BIN_RECORDS:
             seg = v_s[lo:hi]  # sorted within the bin
             p50[b] = np.quantile(seg, 0.5)
             p95[b] = np.quantile(seg, 0.95)
@@ -103,7 +106,8 @@ def latency_over_time(a, path: Path) -> Path:
                     fontsize=8 if frac > 0.12 else 6, rotation=0 if frac > 0.08 else 90)
         ax.legend(loc="upper right", fontsize=7)
     axes[-1, 0].set_xlabel(f"seconds since {windows[0].name if windows else 'start'} "
-                           f"(bins of {span / nbins:.2f} s; solid line: flip requested, "
+                           f"(bins of {span / nbins:.2f} s, no line where a bin has < "
+                           f"{MIN_BIN_RECORDS} records; solid line: flip requested, "
                            "dashed: applied)")
     fig.suptitle("executor_ms over time by flow (phases shaded by mode)")
     return _save(fig, path)
@@ -226,14 +230,19 @@ def safety(a, path: Path) -> Path | None:
     ax.set_ylim(0, max(vals + [1.0]) * 1.25)
     ax.set_title("over-commits by mode")
     ax = axes[0, 1]
-    keys = ["orders_total", "orders_nonterminal", "releases_total", "double_releases"]
+    # orders_total (every order in the database, the seeded open orders included) would dwarf
+    # the counts that matter here: it is named under the axis instead
+    keys = ["orders_nonterminal", "releases_total", "double_releases"]
     kv = [(k, float(led[k])) for k in keys if isinstance(led.get(k), (int, float))]
     if kv:
         bars = ax.barh([k for k, _ in kv], [v for _, v in kv], color="#9ab")
         for b, (_, v) in zip(bars, kv):
             ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:g}", va="center")
     res = led.get("reserved_vs_open_residual_usd")
+    total = led.get("orders_total")
     ax.set_title("ledger" + (f" (residual {res:.2f} USD)" if isinstance(res, (int, float)) else ""))
+    if isinstance(total, (int, float)) and not isinstance(total, bool):
+        ax.set_xlabel(f"orders_total {total:,.0f} incl. seeded (not drawn)", fontsize=7)
     if third:
         ax = axes[0, 2]
         if samples:

@@ -88,7 +88,15 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
 
     out.append("<h2>Latency over time</h2>")
     if "latency_over_time" in plots:
+        from .plots import MIN_BIN_RECORDS
+
         out.append(_img(plots["latency_over_time"], "executor_ms over time by flow"))
+        out.append("<p class=caption>Dots: successful records (at most 4,000 per flow drawn); "
+                   "lines: p50 (solid) and p95 (dotted) of each time bin (the bin width is under "
+                   f"the axis). A bin with fewer than {MIN_BIN_RECORDS} successful records of the "
+                   "flow has no p50 or p95, so the line breaks there: a gap means too few "
+                   "records in that bin (low rate, or a pause), not missing data. Phases "
+                   "shaded by mode; solid vertical line: flip requested, dashed: applied.</p>")
 
     out.append("<h2>executor_ms per phase and flow</h2>")
     rows = []
@@ -321,7 +329,8 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
         out.append("<h3>Ledger reconciliation</h3>")
         out.append(_table(["", "value", "expected", ""], rows, num_cols=(1,)))
         if rec.get("orders_total") is not None:
-            out.append(f"<p class=muted>orders in the ledger: {rec['orders_total']}</p>")
+            out.append(f"<p class=muted>orders in the ledger: {rec['orders_total']} (every order "
+                       "in the database, the seeded open orders included)</p>")
 
     out.append("<h3>Recovery times</h3>")
     rows = []
@@ -412,6 +421,11 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
     if saf.get("available"):
         if "safety" in plots:
             out.append(_img(plots["safety"], "safety ledger"))
+            out.append("<p class=caption>The ledger at the end of the run: over-commits by "
+                       "mode, and its counts of orders non-terminal, margin releases and double "
+                       "releases. <code>orders_total</code> counts every order in the database, "
+                       "the seeded open orders included, so it is named under the bars, not "
+                       "drawn beside them.</p>")
         rows = []
         for k, v in saf.items():
             if k in ("source", "available", "by_mode", *ADDED) or k.startswith("analysis_"):

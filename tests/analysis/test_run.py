@@ -138,6 +138,15 @@ def test_report_is_self_contained(good_run):
     assert html.count("data:image/svg+xml;base64,") >= 5
 
 
+def test_report_explains_plot_gaps_and_the_ledger_total(good_run):
+    html = (good_run / "report.html").read_text()
+    assert "fewer than 3 successful records" in html  # why the latency lines break
+    assert "the seeded open orders included" in html  # what orders_total counts
+    svg = (good_run / "plots" / "safety.svg").read_text()  # text as paths, each in a comment
+    assert "<!-- orders_nonterminal -->" in svg and "<!-- orders_total -->" not in svg
+    assert "incl. seeded (not drawn) -->" in svg
+
+
 def test_a_rollback_that_does_not_recover_fails(tmp_path):
     run = write_run(tmp_path / "r", RunSpec(records=12000, seed=22, slowdown={"rollback": 1.3}))
     assert analyze_run(run, console=quiet()) == 1
