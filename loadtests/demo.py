@@ -25,6 +25,7 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
+from execbench.console import make_console
 from loadtests import spec as specs
 from loadtests.admin import AdminError
 from loadtests.faults import FaultInjector, ServiceProcess, recovery_record
@@ -74,7 +75,7 @@ def demo(args) -> int:
 
 
 def _demo(args) -> int:
-    console = Console()
+    console = make_console()
     quick = bool(args.quick)
     scale = args.duration_scale if args.duration_scale is not None else (0.25 if quick else 1.0)
     try:
