@@ -370,16 +370,22 @@ def nonterminal(a, path: Path) -> Path | None:
             px = _parse_one_time(nt["peak_at"]) - t0
             ax.annotate(f"peak {nt['peak']}", (px, nt["peak"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=7, color="#7d3c98")
+        # older summaries have no threshold: the level itself was the threshold then
+        threshold = nt.get("threshold", nt.get("level_before"))
         if nt.get("level_before") is not None:
             stop = end + (nt["recovery_s"] if nt.get("recovery_s") is not None else 0)
             ax.hlines(nt["level_before"], start - a.settings.nonterminal_baseline_s, stop,
                       colors="#555", linestyles=":", lw=1, zorder=3,
                       label="pre-fault level" if i == 0 else None)
+            if threshold != nt["level_before"]:
+                ax.hlines(threshold, start - a.settings.nonterminal_baseline_s, stop,
+                          colors="#1e8449", linestyles=":", lw=1, zorder=3,
+                          label="recovery threshold (level + tolerance)" if i == 0 else None)
         if nt.get("recovery_s") is not None:
             rx = end + nt["recovery_s"]
-            ax.plot([rx], [nt["level_before"]], "v", color="#1e8449", ms=7, zorder=4)
-            ax.annotate(f"back at the pre-fault level +{nt['recovery_s']:.1f} s",
-                        (rx, nt["level_before"]), textcoords="offset points", xytext=(6, 8),
+            ax.plot([rx], [threshold], "v", color="#1e8449", ms=7, zorder=4)
+            ax.annotate(f"recovered +{nt['recovery_s']:.1f} s",
+                        (rx, threshold), textcoords="offset points", xytext=(6, 8),
                         fontsize=7, color="#1e8449")
     ax.set_ylim(0, top * 1.2 + 1)
     ax.set_ylabel("orders non-terminal")

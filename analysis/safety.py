@@ -37,8 +37,11 @@ NONTERMINAL_METHOD = (
     "from the runner's ledger samples (timeline `ledger` events, GET /admin/ledger every "
     "~{interval} s): the pre-fault level is the largest orders_nonterminal in the {base:g} s "
     "before the fault started (the last sample before it if none is that recent; 0 if there is "
-    "none); recovery_s is the time from the fault's end to the first sample at or below that "
-    "level after which no sample exceeds it for {hold:g} s (or up to the last sample before the "
+    "none); the recovery threshold is that level plus a tolerance of max(2, 25% of the level), "
+    "because the in-flight count of a steady load fluctuates and its post-fault values would "
+    "otherwise reset the clock by chance; recovery_s is the time from the fault's end to the "
+    "first sample at or below the threshold after which no sample exceeds it for {hold:g} s "
+    "(or up to the last sample before the "
     "next fault or the run's end); resolution: one sample interval. The peak is the largest "
     "count from the fault's start to the recovery (or to the end of the observation)")
 
@@ -223,7 +226,8 @@ def nonterminal_after_fault(samples: dict, start: float, end: float | None, stop
     from .core import iso
 
     ts, n = samples["ts"], samples["orders_nonterminal"]
-    out = {"level_before": None, "level_source": None, "recovery_s": None, "recovered_at": None,
+    out = {"level_before": None, "level_source": None, "threshold": None,
+           "recovery_s": None, "recovered_at": None,
            "peak": None, "peak_at": None, "peak_s_into_fault": None, "excursions_after": None,
            "samples": 0, "interval_s": None, "hold_s": hold_s, "note": None}
     before = ts < start
@@ -238,7 +242,10 @@ def nonterminal_after_fault(samples: dict, start: float, end: float | None, stop
     else:
         out["level_before"] = 0
         out["level_source"] = "no sample before the fault: 0 assumed"
-    level = out["level_before"]
+    # the steady in-flight count fluctuates (Poisson arrivals, a random provider delay): a
+    # post-fault sample a little above the pre-fault maximum is noise, not a backlog
+    level = out["level_before"] + max(2, math.ceil(0.25 * out["level_before"]))
+    out["threshold"] = level
     obs = (ts >= start) & (ts < stop)
     out["samples"] = int(obs.sum())
     out["interval_s"] = _median_gap(ts)
@@ -266,7 +273,8 @@ def nonterminal_after_fault(samples: dict, start: float, end: float | None, stop
                     peak_to = float(t_a[i]) + 1e-9
                     break
             if out["recovery_s"] is None:
-                out["note"] = (f"still above the pre-fault level ({level}) at the last sample, "
+                out["note"] = (f"still above the threshold ({level}: the pre-fault level "
+                               f"{out['level_before']} + tolerance) at the last sample, "
                                f"{float(t_a[-1]) - end:.1f} s after the fault ended "
                                f"({int(n_a[-1])} non-terminal)")
     win = np.flatnonzero((ts >= start) & (ts < peak_to))

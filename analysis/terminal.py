@@ -156,7 +156,8 @@ def nonterminal_lines(saf: dict) -> list[str]:
         text = (f"provider {ep['settings']}: non-terminal peak {nt['peak']} "
                 f"(+{nt['peak_s_into_fault']:.1f} s into the fault), ")
         if nt.get("recovery_s") is not None:
-            text += (f"back to the pre-fault level ({nt['level_before']}) "
+            text += (f"back to the pre-fault level ({nt['level_before']}, recovered at <= "
+                     f"{nt.get('threshold', nt['level_before'])}) "
                      f"{nt['recovery_s']:.1f} s after it ended")
         else:
             text += f"[yellow]recovery not measured[/]: {nt.get('note')}"

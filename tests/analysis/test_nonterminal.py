@@ -77,7 +77,8 @@ def test_recovery_peak_plot_report_and_terminal_line(tmp_path):
     assert svg.startswith("<?xml") and len(svg) > 20_000
     out = console.file.getvalue()
     assert f"provider outage: non-terminal peak {nt['peak']}" in out
-    assert f"back to the pre-fault level (3) {nt['recovery_s']:.1f} s after it ended" in out
+    assert (f"back to the pre-fault level (3, recovered at <= 5) {nt['recovery_s']:.1f} s after it "
+            "ended") in out
 
 
 def test_a_run_without_samples_analyses_exactly_as_before(tmp_path):
@@ -128,7 +129,8 @@ def test_a_backlog_still_draining_at_the_last_sample(tmp_path):
     analyze_run(run, console=console)
     nt = part(summary_of(run)["safety"], "provider_faults")[0]["nonterminal"]
     assert nt["recovery_s"] is None
-    assert nt["note"].startswith("still above the pre-fault level (3) at the last sample, 29.")
+    assert nt["note"].startswith("still above the threshold (5: the pre-fault level 3 + tolerance) "
+                                 "at the last sample, 29.")
     assert "recovery not measured" in console.file.getvalue()
 
 
@@ -138,14 +140,16 @@ def _series(points: list[tuple[float, int]]) -> dict:
 
 
 def test_recovery_is_the_first_sample_after_which_the_count_stays_at_the_level():
-    # level 2 before the fault (t < 10); the fault ends at 20; a dip to 2 at 22 is followed by
-    # 5 at 24 (within the 5 s hold): not recovered; from 26 on it stays <= 2
+    # level 2 before the fault (t < 10), threshold 4 (2 + the minimum tolerance of 2); the fault
+    # ends at 20; a dip to 2 at 22 is followed by 6 and 7 (within the 5 s hold): not recovered;
+    # 3 and 4 later are the steady load's noise, within the tolerance; from 26 on it stays <= 4
     pts = [(t, 2 if t % 2 == 0 else 1) for t in range(10)]
     pts += [(t, 10 + t) for t in range(10, 20)]
-    pts += [(20, 12), (21, 6), (22, 2), (23, 4), (24, 5), (25, 3), (26, 2), (27, 1)]
-    pts += [(t, 2) for t in range(28, 40)] + [(40, 3)]  # 3 at 40: after the hold, counted
+    pts += [(20, 12), (21, 6), (22, 2), (23, 6), (24, 7), (25, 5), (26, 2), (27, 4)]
+    pts += [(t, 3) for t in range(28, 40)] + [(40, 5)]  # 5 at 40: after the hold, counted
     fig = nonterminal_after_fault(_series(pts), 10.0, 20.0, np.inf, baseline_s=5.0, hold_s=5.0)
     assert fig["level_before"] == 2 and fig["level_source"].startswith("max of 5 samples")
+    assert fig["threshold"] == 4
     assert fig["recovery_s"] == 6.0 and fig["excursions_after"] == 1
     assert (fig["peak"], fig["peak_s_into_fault"]) == (29, 9.0)
     assert fig["samples"] == 31 and fig["interval_s"] == 1.0
@@ -159,7 +163,8 @@ def test_the_level_without_recent_samples_and_without_any():
     assert fig["recovery_s"] == 5.0 and fig["peak"] == 30
     fig = nonterminal_after_fault(_series(pts), -1.0, 65.0, np.inf, baseline_s=10.0, hold_s=10.0)
     assert fig["level_before"] == 0 and "0 assumed" in fig["level_source"]
-    assert fig["recovery_s"] is None and "still above the pre-fault level (0)" in fig["note"]
+    assert fig["recovery_s"] is None
+    assert "still above the threshold (2: the pre-fault level 0 + tolerance)" in fig["note"]
     # the next fault's start bounds the observation
     fig = nonterminal_after_fault(_series(pts), 55.0, 65.0, 68.0, baseline_s=10.0, hold_s=10.0)
     assert fig["recovery_s"] is None and fig["note"] == "no ledger sample after the fault ended"
