@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import socket
 from contextlib import asynccontextmanager
 
@@ -59,9 +60,10 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
         await flags.start(settings.mode)
         timing_log = TimingLog(settings.timing_log)
         timing_log.start()
+        provider = ProviderSimulator(settings, flags, random.Random(settings.provider_seed))
         executor = OrderExecutor(store=store, locks=locks, prices=prices, profile=profile, flags=flags,
-                                 metrics=metrics, timing_log=timing_log,
-                                 provider=ProviderSimulator(settings, flags), replica=replica)
+                                 metrics=metrics, timing_log=timing_log, provider=provider,
+                                 replica=replica)
         app.state.services = Services(settings, registry, metrics, store, flags, prices, executor, replica)
         tasks = [asyncio.create_task(flags.run_refresher(), name="flag-refresher")]
         if run_workers:

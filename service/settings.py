@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     price_seed: int = 20261125
     latency_seed: int | None = None
+    # Fixes the provider's draws (delay, reject, timeout) for reproducible tests and runs; unset,
+    # each process draws freshly. With a seed, every process draws the same sequence.
+    provider_seed: int | None = None
     max_body_bytes: int = Field(default=16_384, ge=256)
     db_pool_size: int = Field(default=20, ge=1)
 

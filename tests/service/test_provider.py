@@ -105,3 +105,16 @@ async def test_queue_depth_reports_the_oldest_waiting_order(database_url):
         total, waiting, oldest = await store.queue_depth(time.time() + 60)  # a minute later
         assert (total, waiting) == (3, 0)  # none answered, all overdue
         assert 60 <= oldest < 65
+
+
+async def test_a_provider_seed_fixes_the_providers_answers(sqlite_url, tmp_path):
+    """EXECBENCH_PROVIDER_SEED: the same seed, the same answers (what a reproducible test pins)."""
+    answers = []
+    for run in range(2):
+        url = sqlite_url if run == 0 else f"sqlite+aiosqlite:///{tmp_path / 'second.db'}"
+        async with serving(url, provider_seed=7, provider_reject_ratio=0.4) as svc:
+            provider = svc.services.executor._provider
+            answers.append([provider.plan(1000.0) for _ in range(200)])
+    assert answers[0] == answers[1]
+    outcomes = {outcome for _, outcome in answers[0]}
+    assert outcomes == {"confirm", "reject"}
