@@ -362,6 +362,11 @@ class Store:
             .group_by(orders.c.mode)
         )
         async with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # one snapshot for every statement below: under READ COMMITTED a confirmation
+                # landing between them shows a residual that is not there (SQLite's read
+                # transaction is one snapshot already)
+                await conn.execution_options(isolation_level="REPEATABLE READ")
             total, nonterminal, releases, doubles, held_cents = (await conn.execute(select(
                 func.count(),
                 func.count().filter(orders.c.status == "queued"),
