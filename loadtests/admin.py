@@ -94,8 +94,9 @@ class AdminClient:
         self._check(resp, f"GET /api/accounts/{user_type}/{user_id}")
         return True
 
-    def ledger(self) -> dict[str, Any]:
-        resp = self.http.get("/admin/ledger", headers=self.headers)
+    def ledger(self, *, by_mode: bool = True) -> dict[str, Any]:
+        resp = self.http.get("/admin/ledger", headers=self.headers,
+                             params=None if by_mode else {"by_mode": "false"})
         self._check(resp, "GET /admin/ledger")
         return resp.json()
 

@@ -348,7 +348,10 @@ class Store:
             leverage = await conn.scalar(select(groups.c.leverage).where(groups.c.name == account["group_name"]))
         return {**account, "leverage": leverage}, positions
 
-    async def ledger(self) -> dict:
+    async def ledger(self, *, by_mode_detail: bool = True) -> dict:
+        """The reconciliation. Without `by_mode_detail` only the totals (one aggregate scan in
+        SQL): what a sampler polling every second may cost the service it measures. The detail
+        (every estimate error fetched, the exposure window) costs ~0.16 s at 40,000 orders."""
         by_mode = (
             select(
                 orders.c.mode,
@@ -375,6 +378,14 @@ class Store:
                 func.coalesce(func.sum(case((orders.c.status == "queued", orders.c.reserved_cents), else_=0)), 0),
             ))).one()
             account_cents = await conn.scalar(select(func.coalesce(func.sum(accounts.c.reserved_cents), 0)))
+            if not by_mode_detail:
+                overcommits = dict((await conn.execute(
+                    select(orders.c.mode, func.count()).where(orders.c.overcommit_counted == 1)
+                    .group_by(orders.c.mode))).all())
+                return {"orders_total": int(total), "orders_nonterminal": int(nonterminal),
+                        "overcommits": {m: int(overcommits.get(m, 0)) for m in ("off", "skip", "skip_reserve")},
+                        "reserved_vs_open_residual_usd": round((int(account_cents) - int(held_cents)) / 100, 2),
+                        "releases_total": int(releases), "double_releases": int(doubles)}
             modes = (await conn.execute(by_mode)).all()
             errors = (await conn.execute(select(orders.c.mode, orders.c.estimate_error_usd)
                                          .where(orders.c.estimate_error_usd.is_not(None)))).all()

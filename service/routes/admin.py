@@ -134,5 +134,6 @@ async def put_provider(request: Request, services: Annotated[Services, Depends(g
 
 
 @router.get("/ledger")
-async def get_ledger(services: Annotated[Services, Depends(get_services)]) -> dict:
-    return await services.store.ledger()
+async def get_ledger(services: Annotated[Services, Depends(get_services)], by_mode: bool = True) -> dict:
+    """`?by_mode=false`: the totals only, cheap enough to poll every second during a run."""
+    return await services.store.ledger(by_mode_detail=by_mode)

@@ -65,6 +65,10 @@ async def test_skip_over_commits_and_the_tool_shows_it(database_url):
         assert ledger["by_mode"]["skip"]["max_overcommit_usd"] > 0
         # every accepted order but the first found its elders still queued: skip's blind spot
         assert ledger["by_mode"]["skip"]["accepted_while_queued"] == accepted - 1
+        # the sampler's light ledger: the same totals without the per-mode detail
+        light = await svc.client.get("/admin/ledger", params={"by_mode": "false"})
+        assert light.json() == {k: v for k, v in ledger.items() if k != "by_mode"}
+        assert (await svc.client.get("/admin/ledger", params={"by_mode": "maybe"})).status_code == 422
         errors = ledger["by_mode"]["skip"]["abs_estimate_error_quantiles_usd"]
         assert errors["count"] == accepted  # every confirmation records how wrong the estimate was
         assert 0 < errors["p50"] <= errors["p99"]  # skip ignores the queued orders' margin
