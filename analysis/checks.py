@@ -142,7 +142,7 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
         if summary.get("rollback"):
             rollback = summary["rollback"]
             r = rollback["recovery_s"]
-            text = recovery_text({"recovery_s": r, "step_s": rollback.get("recovery_step_s")})
+            text = recovery_text({"recovery_s": r, "at_most_s": rollback.get("recovery_at_most_s")})
             checks.append(_chk(
                 f"latency recovers after the rollback flip (<= {s.recovery_max_s:g} s)",
                 r is not None and r <= s.recovery_max_s,

@@ -395,7 +395,7 @@ def build_summary(a: Analysis) -> dict:
         summary["rollback"] = {"phase": rb, "requested_at": flip["requested_at"],
                                "applied_at": flip["applied_at"], "apply_lag_s": flip["apply_lag_s"],
                                "recovery_s": prov["recovery_s"] if prov else None,
-                               "recovery_step_s": prov["step_s"] if prov else None,
+                               "recovery_at_most_s": prov["at_most_s"] if prov else None,
                                "flow": "provider" if "provider" in flip["flows"] else None}
     summary["safety"] = safety_section(a, summary)
     checks, findings = evaluate(a, summary)
@@ -432,6 +432,8 @@ def methods(s: Settings) -> dict:
         "recovery": f"centred rolling p50 over {s.recovery_window_s:g} s windows every "
                     f"{s.recovery_step_s:g} s (widened to ~50 records for sparse series); "
                     f"recovered when within +-{s.recovery_tolerance_pct:g}% of the target phase's "
-                    f"steady p50 (its second half) for {s.recovery_hold_s:g} s",
+                    f"steady p50 (its second half) for {s.recovery_hold_s:g} s; windows hold only "
+                    "post-flip records, and a window read in band r s after the flip dates the "
+                    "change at (r + w/2)/2 while r < w/2 (the first window: at most w/4)",
         "records": "phase statistics use status=success records whose own mode is the phase's",
     }

@@ -149,7 +149,7 @@ def reconciliation(a, ledger: dict) -> dict:
 def _compact(flows: dict) -> dict:
     return {flow: {"recovery_s": r.get("recovery_s"), "target_p50": r.get("target_p50"),
                    "excursions_after": r.get("excursions_after"),
-                   "tolerance_pct": r.get("tolerance_pct"), "step_s": r.get("step_s")}
+                   "tolerance_pct": r.get("tolerance_pct"), "at_most_s": r.get("at_most_s")}
             for flow, r in flows.items()}
 
 

@@ -390,13 +390,16 @@ def recovery_time(
     t: np.ndarray, v: np.ndarray, *, flip_ts: float, end_ts: float, target: float,
     tolerance_pct: float, window_s: float, step_s: float, hold_s: float, min_count: int = 10,
 ) -> dict:
-    """Seconds from `flip_ts` until the centred rolling p50 enters +-tolerance of `target` and
-    stays there for `hold_s` (or until `end_ts`, if that comes first). None if it never does.
+    """Seconds from `flip_ts` until the post-flip series settles within +-tolerance of `target`
+    and stays there for `hold_s` (or until `end_ts`, if that comes first). None if it never does.
 
     Windows see only records from `flip_ts` on: a window straddling the flip would mix the two
-    regimes, and its median lands on whichever side has a few more records, so a step change
-    could read as recovered at 0 s by chance. 0 s therefore means the first post-flip window
-    (up to window_s / 2 of records) was already in the band: recovery within one step."""
+    regimes, and its median lands on whichever side has a few more records. Cut at the flip, a
+    centred window at r seconds after it holds [flip, r + w/2] while r < w/2, and its median is
+    in the band once more than half of that span is past the change: for a step at lag L it
+    first reads in band at r = 2L - w/2. The estimate inverts that: L = (r + w/2) / 2 for r <
+    w/2, L = r beyond (full windows, which read a step at its lag). The first window (r = 0)
+    says only L <= w/4: `recovery_s` is then 0 and `at_most_s` holds w/4."""
     after = t >= flip_ts
     t, v = t[after], v[after]
     order = np.argsort(t, kind="stable")
@@ -407,8 +410,8 @@ def recovery_time(
     ok = np.abs(med - target) <= band
     known = ~np.isnan(med)
     result = {"target_p50": float(target), "tolerance_pct": tolerance_pct, "window_s": window_s,
-              "step_s": step_s, "hold_s": hold_s, "recovery_s": None, "recovered_at": None,
-              "excursions_after": None,
+              "step_s": step_s, "hold_s": hold_s, "recovery_s": None, "at_most_s": None,
+              "recovered_at": None, "excursions_after": None,
               "series": {"t": (centers - flip_ts).round(6).tolist(),
                          "p50": [None if math.isnan(x) else round(float(x), 4) for x in med]}}
     n = len(centers)
@@ -422,20 +425,24 @@ def recovery_time(
             continue
         j = min(n, i + hold_steps + 1)
         if bad_cum[j] - bad_cum[i] == 0:
-            result["recovery_s"] = float(centers[i] - flip_ts)
-            result["recovered_at"] = float(centers[i])
+            r = float(centers[i] - flip_ts)
+            half = window_s / 2
+            if r <= 1e-9:
+                result["recovery_s"], result["at_most_s"] = 0.0, window_s / 4
+            else:
+                result["recovery_s"] = (r + half) / 2 if r < half else r
+            result["recovered_at"] = float(flip_ts + result["recovery_s"])
             result["excursions_after"] = int(bad_cum[n] - bad_cum[i])
             break
     return result
 
 
 def recovery_text(r: dict) -> str:
-    """A recovery result for people: 'never', '< step' when the first window was in the band
-    (the method cannot tell 0 s from one step), else seconds with one decimal."""
+    """A recovery result for people: 'never', '<= w/4' when the first post-flip window was
+    already in the band (the method cannot resolve finer), else seconds with one decimal."""
     rs = r["recovery_s"]
     if rs is None:
         return "never"
-    step = r.get("step_s")
-    if step and rs < step:
-        return f"< {step:.1f}"
+    if r.get("at_most_s"):
+        return f"<= {r['at_most_s']:.2f}".rstrip("0").rstrip(".")
     return f"{rs:.1f}"

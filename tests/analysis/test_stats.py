@@ -186,10 +186,25 @@ def test_an_instant_step_reads_as_recovered_within_one_step_whatever_the_rate_be
     v = np.concatenate([rng.normal(88, 2, len(before)), rng.normal(253, 5, len(after))])
     r = stats.recovery_time(t, v, flip_ts=flip, end_ts=end, target=253.0, tolerance_pct=10,
                             window_s=5.0, step_s=0.5, hold_s=10.0)
-    assert r["recovery_s"] == 0.0
-    assert stats.recovery_text(r) == "< 0.5"
-    assert stats.recovery_text({**r, "recovery_s": 3.5}) == "3.5"
+    assert r["recovery_s"] == 0.0 and r["at_most_s"] == 1.25
+    assert stats.recovery_text(r) == "<= 1.25"  # the first window cannot resolve finer
+    assert stats.recovery_text({**r, "recovery_s": 3.5, "at_most_s": None}) == "3.5"
     assert stats.recovery_text({**r, "recovery_s": None}) == "never"
+
+
+@pytest.mark.parametrize("lag", [0.9, 1.6, 2.0, 2.4, 3.3, 6.1])
+def test_a_step_is_dated_at_its_lag_also_inside_the_first_half_window(lag):
+    """Cut windows read a step at lag L < w/2 early (at 2L - w/2); the estimate undoes that."""
+    rng = np.random.default_rng(int(lag * 10))
+    flip, end = 1000.0, 1040.0
+    t = np.sort(rng.uniform(flip - 5, end, 4500))  # 100 records/s
+    v = np.where(t < flip + lag, rng.normal(250, 5, len(t)), rng.normal(88, 2, len(t)))
+    r = stats.recovery_time(t, v, flip_ts=flip, end_ts=end, target=88.0, tolerance_pct=10,
+                            window_s=5.0, step_s=0.5, hold_s=10.0)
+    if lag <= 1.25:
+        assert r["recovery_s"] == 0.0 and stats.recovery_text(r) == "<= 1.25"
+    else:
+        assert abs(r["recovery_s"] - lag) <= 0.5, r["recovery_s"]  # one step (0.25 below w/2)
 
 
 def test_recovery_none_when_it_never_settles():
