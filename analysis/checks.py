@@ -222,7 +222,7 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                                  "of the account was queued")
                     if exposed == 0:
                         note = ("not exercised: no skip order was accepted while another order of "
-                                "its account was queued, the only case skip's estimate misses, so "
+                                "its account was queued (where skip misses whole orders' margin), so "
                                 "0 here says nothing about skip's safety; the `safety` experiment "
                                 "(same-user bursts) measures it")
                 findings.append({"name": "over-commits under skip (the optimization's cost)",

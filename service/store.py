@@ -426,10 +426,14 @@ class Store:
     @staticmethod
     def _accepted_while_queued():
         """Per mode, provider orders accepted while another order of the same account was
-        queued at the provider: the only situation in which `skip`'s estimate (used margin +
-        this order) misses margin, so the count says how hard a run exercised skip's risk.
-        A sibling counts when it went through the provider queue (seeded positions did not),
-        was created first, and was still unanswered when this order was accepted.
+        queued at the provider: the situation in which `skip`'s estimate (used margin + this
+        order) misses whole orders' margin, so the count says how hard a run exercised skip's
+        over-commit risk. (Its smaller errors, tens of USD, come from prices moving since the
+        account's used margin was last recomputed; those stay within the price allowance.)
+        A sibling counts when it went through the provider queue and was created first and
+        still unanswered when this order was accepted; seeded positions are finalized at their
+        creation, so they never count. Orders created in the same instant (equal float
+        timestamps) are ordered by the database: one of the pair may count the other.
 
         One pass with a window function (the latest answer time among the account's earlier
         provider orders, a queued one counting as never answered), not a self-join: the ledger
