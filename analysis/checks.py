@@ -130,7 +130,11 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
     if rb:
         for flow in FLOWS:
             c = _cmp(summary, base, rb, flow)
-            if c and c.get("usable") and c.get("equivalence"):
+            if not (c and c.get("usable") and c.get("equivalence")):
+                findings.append({"name": f"{flow} rollback equals baseline ({base} vs {rb}): not tested",
+                                 "observed": f"no usable {flow}-flow records in both phases",
+                                 "note": "the rollback's equivalence for this flow is unchecked"})
+            else:
                 eq = c["equivalence"]
                 checks.append(_chk(
                     f"{flow} rollback equals baseline ({base} vs {rb}, +-{eq['margin_pct']:g}%)",
@@ -143,10 +147,12 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
             rollback = summary["rollback"]
             r = rollback["recovery_s"]
             text = recovery_text({"recovery_s": r, "at_most_s": rollback.get("recovery_at_most_s")})
+            flip = next((f for f in summary["flips"] if f["phase"] == rollback["phase"]), None)
+            never = "never recovered" if flip and flip["flows"] else "no records after the flip"
             checks.append(_chk(
                 f"latency recovers after the rollback flip (<= {s.recovery_max_s:g} s)",
                 r is not None and r <= s.recovery_max_s,
-                "never recovered" if r is None else f"{text} s",
+                never if r is None else f"{text} s",
                 f"<= {s.recovery_max_s:g} s", "seed", "recovery"))
 
     if not roles.get("steady_load", True):
