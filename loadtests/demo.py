@@ -10,7 +10,6 @@ its PID on the way out, Ctrl-C included. No Locust import here.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -65,13 +64,15 @@ def demo(args) -> int:
     """Run the demo; SIGTERM is handled like Ctrl-C, and the cleanup (stop the runner and the
     service, remove the temporary database) is shielded from further signals: it is bounded by
     the stop timeouts, and an interrupted cleanup is what left services and files behind."""
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return _demo(args)
-    except Terminated:  # arrived outside _demo's own handling (during its cleanup, say)
-        return 143
+    except KeyboardInterrupt as exc:  # arrived before _demo's own handling took over
+        return _interrupted_status(exc)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _demo(args) -> int:
@@ -146,14 +147,14 @@ def _demo(args) -> int:
         try:
             run_status = runner.wait()
         except KeyboardInterrupt as exc:
-            with _signals_ignored():
-                console.print("interrupted: the runner is writing what it has recorded ...")
-                if runner.poll() is None:
-                    runner.send_signal(signal.SIGINT)
-                try:
-                    runner.wait(timeout=40)
-                except subprocess.TimeoutExpired:
-                    stop_process(runner, timeout=5)
+            _ignore_signals()  # from here to the end of the cleanup; demo() restores them
+            console.print("interrupted: the runner is writing what it has recorded ...")
+            if runner.poll() is None:
+                runner.send_signal(signal.SIGINT)
+            try:
+                runner.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                stop_process(runner, timeout=5)
             return _interrupted_status(exc)
         if run_status != 0:
             console.print(f"[yellow]the run exited with status {run_status}[/yellow]")
@@ -173,28 +174,24 @@ def _demo(args) -> int:
         console.print("interrupted")
         return _interrupted_status(exc)
     finally:
-        with _signals_ignored():
-            stop_process(runner, timeout=10)
-            if injector is not None:
-                injector.stopping.set()
-                injector.join(timeout=70)
-            stop_process(service.proc if service else None)
-            shutil.rmtree(tmp, ignore_errors=True)  # the temporary SQLite file (unused with --database-url)
+        _ignore_signals()  # the cleanup must finish: demo() restores the handlers after it
+        stop_process(runner, timeout=10)
+        if injector is not None:
+            injector.stopping.set()
+            injector.join(timeout=70)
+        stop_process(service.proc if service else None)
+        shutil.rmtree(tmp, ignore_errors=True)  # the temporary SQLite file (unused with --database-url)
 
 
 def _interrupted_status(exc: BaseException) -> int:
     return 143 if isinstance(exc, Terminated) else 130
 
 
-@contextlib.contextmanager
-def _signals_ignored():
-    """Hold SIGINT and SIGTERM off while we stop children and remove files."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def _ignore_signals() -> None:
+    """Hold SIGINT and SIGTERM off while we stop children and remove files. Never restored
+    between the interrupt and the end of the cleanup: a gap there let a second signal skip it."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def write_recovery(run_dir: Path, database_url: str, events: list, console: Console) -> None:
