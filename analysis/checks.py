@@ -334,7 +334,8 @@ def _quantile(a, name: str, flow: str, metric: str, q: float, summary: dict | No
     from .stats import quantile_with_ci, rng_for
 
     qname = _quantile_name(q)
-    m = ((summary or {}).get("phases", {}).get(name) or {}).get(flow, {}).get(metric)
+    table = "client" if metric in ("latency_ms", "latency_from_intended_ms") else "phases"
+    m = ((summary or {}).get(table, {}).get(name) or {}).get(flow, {}).get(metric)
     if qname and m and m.get(qname):
         e = m[qname]
         return {"value": e["value"], "ci_low": e["ci_low"], "ci_high": e["ci_high"], "n": m["count"]}
@@ -398,8 +399,8 @@ def experiment_check(a, summary: dict, raw: dict) -> dict:
             hi = float(raw.get("high", raw.get("max", raw.get("max_ms", math.inf))))
             v = est["value"]
             qlabel = _quantile_name(qv) or f"q{qv:g}"
-            observed = (f"{qlabel} {v:.1f} ms (95% CI {est['ci_low']:.1f}-{est['ci_high']:.1f}, "
-                        f"n={est['n']})")
+            observed = (f"{qlabel} {v:.1f} ms (95% CI {_fmt(est['ci_low'], '')}-"
+                        f"{_fmt(est['ci_high'], '')}, n={est['n']})")
             if math.isinf(lo):
                 exp = f"{qlabel} <= {hi:g} ms"
             elif math.isinf(hi):
