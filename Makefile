@@ -18,4 +18,5 @@ demo: install
 	$(BIN)/execbench demo $(ARGS)
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)

@@ -47,6 +47,7 @@ def _psql(sql: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,  # callers read returncode and stderr and say what failed
     )
 
 

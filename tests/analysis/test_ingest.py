@@ -144,8 +144,8 @@ def test_seed_format_log(tmp_path):
     assert t.levels["mode"] == [] and np.all(t.cats["mode"] == -1)
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 GOOD = orjson.dumps({"ts": "2026-11-25T12:00:00.5Z", "status": "success", "flow": "local",
                      "mode": "skip", "durations_ms": {"executor_ms": 12.5}})

@@ -5,6 +5,7 @@ answer, and the spec / CLI setting with named errors."""
 from __future__ import annotations
 
 import io
+import itertools
 import time
 
 import pytest
@@ -58,7 +59,7 @@ def test_sampler_writes_the_ledger_fields_of_a_real_service(running_service):
     # answer (~90 ms under load) before a quick one brings two ts within 50 ms of each other; the
     # schedule is the send times, ts - request_ms / 2.
     sent = [e["ts"] - e["request_ms"] / 2000 for e in events.items]
-    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert all(g > 0.05 for g in gaps), gaps
     assert sampler.counts() == {"ledger_samples": sampler.samples, "ledger_sample_failures": 0,
                                 "ledger_interval_s": 0.1}
