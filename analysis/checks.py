@@ -467,9 +467,12 @@ def experiment_check(a, summary: dict, raw: dict) -> dict:
                 covers = ("no_errors",)
             err = tot = 0
             for ph in members:
-                for st in summary["phase_info"][ph]["status"].values():
+                info = summary["phase_info"][ph]
+                for st in info["status"].values():
                     err += st.get("error", 0)
                     tot += sum(st.values())
+                err += info.get("flip_window_errors", 0)
+                tot += info.get("flip_window", 0)
             obs = f"server errors {err}/{tot}"
             ok = (err / tot if tot else 0.0) <= lim
             if a.requests is not None and a.requests.n:

@@ -176,6 +176,10 @@ def phase_statistics(a: Analysis) -> tuple[dict, dict]:
             "duration_s": dur, "records": c["records"], "kept": c["kept"],
             "flip_window": c["flip_window"], "without_mode": c["without_mode"],
             "status": per_flow_status,
+            # errors among the records served in the previous mode (the flip window): left out
+            # of the statistics, but an error during a flip is still an error
+            "flip_window_errors": int((in_phase & ~own
+                                       & (t.cats["status"] == t.code("status", "error"))).sum()),
             "throughput_rps": (c["kept"] / dur) if w.analysed and dur > 0 else None,
         }
         info[w.name]["group"] = w.group

@@ -26,3 +26,27 @@ def test_the_skip_finding_says_whether_the_risk_was_exercised(tmp_path, exposed,
     sent = ledger["by_mode"]["skip"]["provider_orders"]
     assert f"{exposed} of {sent} skip orders accepted while another order" in finding["observed"]
     assert ("not exercised" in finding["note"]) is not exercised
+
+
+def test_an_error_served_during_a_flip_fails_no_errors(tmp_path):
+    """Flip-window records are left out of the statistics, not out of the error count."""
+    run = write_run(tmp_path / "r", RunSpec(records=6000))
+    lines = (run / "timings.jsonl").read_bytes().splitlines()
+    # the first record of the optimized phase still served in the previous mode: the flip window
+    start = next(e for e in map(orjson.loads, (run / "timeline.jsonl").read_bytes().splitlines())
+                 if e["event"] == "phase_start" and e["phase"] == "optimized")["ts"]
+    for i, line in enumerate(lines):
+        rec = orjson.loads(line)
+        if rec["ts"] >= start and rec["mode"] == "off":
+            rec["status"] = "error"
+            lines[i] = orjson.dumps(rec)
+            break
+    else:
+        raise AssertionError("the synthetic run has no flip-window record")
+    (run / "timings.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    assert analyze_run(run, console=quiet()) == 1
+    summary = summary_of(run)
+    assert summary["phase_info"]["optimized"]["flip_window_errors"] == 1
+    failed = [c for c in summary["checks"] if not c["passed"]]
+    assert [c["kind"] for c in failed] == ["no_errors"]
+    assert failed[0]["observed"].startswith("server errors 1/")
