@@ -429,7 +429,7 @@ def methods(s: Settings) -> dict:
                        "uniform order statistics (Beta) instead of materialised resamples",
         "shift": "Hodges-Lehmann (median of all pairwise differences, computed exactly by "
                  "selection), distribution-free 95% CI at the Mann-Whitney critical ranks "
-                 "(normal approximation)",
+                 "(exact null distribution of U below 50 per sample, normal approximation above)",
         "test": "Mann-Whitney U, two-sided (scipy.stats.mannwhitneyu)",
         "equivalence": "TOST: two one-sided Mann-Whitney tests at alpha=0.05 against +-margin "
                        "(margin = a percentage of the reference phase's p50); 90% HL CI shown",

@@ -28,6 +28,7 @@ median); equivalent when both reject, i.e. p_TOST = max(p_lower, p_upper) < alph
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from dataclasses import dataclass
@@ -265,9 +266,37 @@ class Shift:
                 "level": self.level}
 
 
+EXACT_HL_BELOW = 50  # both samples smaller: the exact null distribution of U, as R's wilcox.test
+
+
+@functools.lru_cache(maxsize=64)
+def _u_null_cdf(n: int, m: int) -> np.ndarray:
+    """P(U <= u), u = 0..n*m, for the Mann-Whitney U of samples of n and m without ties. The
+    largest of the n + m values is a y with probability m/(n+m), adding n to U, else an x:
+    p(n, m, u) = m/(n+m) p(n, m-1, u-n) + n/(n+m) p(n-1, m, u)."""
+    prev = [np.ones(1)] * (m + 1)  # p(0, j): U = 0
+    for i in range(1, n + 1):
+        cur = [np.ones(1)]  # p(i, 0): U = 0
+        for j in range(1, m + 1):
+            r = np.zeros(i * j + 1)
+            r[: len(prev[j])] += prev[j] * (i / (i + j))
+            r[i: i + len(cur[j - 1])] += cur[j - 1] * (j / (i + j))
+            cur.append(r)
+        prev = cur
+    return np.cumsum(prev[m])
+
+
 def hl_ranks(n: int, m: int, level: float) -> tuple[int, int]:
-    """0-based ranks of the pairwise differences bounding the HL interval (normal approx.)."""
+    """0-based ranks of the pairwise differences bounding the HL interval: from the exact null
+    distribution of U when both samples have fewer than EXACT_HL_BELOW values (ties, rare in
+    latencies, are ignored there, as R's wilcox.test would not), else its normal approximation."""
     total = n * m
+    if 0 < n < EXACT_HL_BELOW and 0 < m < EXACT_HL_BELOW:
+        # R: qu = qwilcox(alpha/2, n, m), the smallest u with P(U <= u) >= alpha/2; the interval
+        # is [D(qu), D(nm - qu + 1)] in 1-based order statistics of the differences
+        cdf = _u_null_cdf(n, m)
+        qu = max(int(np.searchsorted(cdf, (1 - level) / 2 - 1e-12)), 1)
+        return qu - 1, max(total - qu, qu - 1)
     z = _norm_ppf(1 - (1 - level) / 2)
     c = math.floor(total / 2 - z * math.sqrt(total * (n + m + 1) / 12.0))
     c = max(c, 0)
