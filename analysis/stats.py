@@ -336,12 +336,18 @@ def mwu_one_sided(xs: np.ndarray, ys: np.ndarray, alternative: str) -> float:
     """One-sided Mann-Whitney p of y vs x: the same number as scipy.stats.mannwhitneyu(y, x,
     alternative, method="asymptotic") (tie-corrected normal approximation with continuity
     correction), computed from the sorted samples by binary search instead of a full ranking.
-    Small samples (where scipy would use the exact distribution) go to scipy."""
+    Small samples go to scipy: below EXACT_HL_BELOW per sample without ties its exact
+    distribution (the one the HL interval's ranks come from, so TOST and the 90% interval agree),
+    and with ties under 9 values its own choice."""
     n1, n2 = len(ys), len(xs)
-    if min(n1, n2) <= 8:
+    small = max(n1, n2) < EXACT_HL_BELOW
+    if min(n1, n2) <= 8 or small:
         from scipy.stats import mannwhitneyu
 
-        return float(mannwhitneyu(ys, xs, alternative=alternative).pvalue)
+        no_ties = len(np.unique(np.concatenate((xs, ys)))) == n1 + n2
+        method = "exact" if small and no_ties else "auto"
+        if method == "exact" or min(n1, n2) <= 8:
+            return float(mannwhitneyu(ys, xs, alternative=alternative, method=method).pvalue)
     from scipy.special import ndtr
 
     left = np.searchsorted(xs, ys, side="left")

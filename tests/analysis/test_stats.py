@@ -139,6 +139,20 @@ def test_small_sample_hl_ranks_come_from_the_exact_null_distribution():
     assert 0.93 <= covered / sims <= 0.99, covered / sims  # 95 % (0.945 in this draw), +- noise
 
 
+def test_small_sample_tost_agrees_with_its_90_percent_hl_interval():
+    """Below 50 per sample both the TOST p and the interval's ranks come from the exact null
+    distribution: equivalent exactly when the 90% HL interval lies inside +-delta."""
+    rng = np.random.default_rng(3)
+    verdicts = []
+    for _ in range(150):
+        x, y = rng.normal(100, 10, 20), rng.normal(100 + rng.uniform(-8, 8), 10, 25)
+        eq = stats.compare_samples(x, y, margin_pct=12)["equivalence"]
+        inside = -eq["delta"] < eq["ci90_ms"][0] and eq["ci90_ms"][1] < eq["delta"]
+        assert inside == eq["equivalent"], eq
+        verdicts.append(eq["equivalent"])
+    assert 0 < sum(verdicts) < len(verdicts)  # both outcomes were exercised
+
+
 def _mwu_rejections(shift_factor, sims=200, n=200):
     rng = np.random.default_rng(7)
     rej = 0
