@@ -76,8 +76,7 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
                f" &mdash; {len(s['checks']) - len(failed)}/{len(s['checks'])} checks passed</div>")
 
     out.append("<h2>Checks</h2>")
-    rows = [((f"<span class={'pass' if c['passed'] else 'fail'}>&nbsp;"
-              f"{'PASS' if c['passed'] else 'FAIL'}&nbsp;</span>"), _e(c["name"]),
+    rows = [(_status(c["passed"]), _e(c["name"]),
              _e(c["observed"]), _e(c["expected"]), _e(c.get("source", "")))
             for c in s["checks"]]
     out.append(_table(["", "check", "observed", "expected", "source"], rows))
@@ -245,14 +244,6 @@ def _usd(v, d=2) -> str:
     return "-" if v is None else f"{v:,.{d}f}"
 
 
-def _rate(r) -> str:
-    if not r or r.get("value") is None:
-        return "-"
-    if r.get("ci_low") is None:
-        return f"{r['value']:.1f}"
-    return (f"{r['value']:.1f} <span class=muted>[{r['ci_low']:.1f}, {r['ci_high']:.1f}]</span>")
-
-
 def _recovery_cells(flows: dict) -> list[tuple]:
     return [(_e(flow), _e(stats.recovery_text(r)), _num(r["target_p50"])) for flow, r in flows.items()]
 
@@ -292,7 +283,7 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
                 if cls else _e(k if k is not None else "-")
             est = m.get("abs_estimate_error_usd") or {}
             rows.append((_e(mode) + ("" if m["ran"] else " <span class=muted>(not run)</span>"),
-                         _e(m["provider_orders"]), cell, _rate(m["per_10k"]),
+                         _e(m["provider_orders"]), cell, _ci(m["per_10k"]),
                          _e("-" if m.get("overcommits_within_allowance") is None
                             else m["overcommits_within_allowance"]),
                          _usd(m["max_overcommit_usd"]), _usd(est.get("p50")),
