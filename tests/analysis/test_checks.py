@@ -7,7 +7,7 @@ import pytest
 
 from analysis.api import analyze_run
 from analysis.synthetic import RunSpec, write_run
-from tests.analysis.test_run import quiet, summary_of
+from tests.analysis.util import quiet, summary_of
 
 
 def _skip_finding(run) -> dict:

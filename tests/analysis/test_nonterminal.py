@@ -5,17 +5,16 @@ without samples analyse exactly as before. Synthetic timelines, fixed seeds."""
 from __future__ import annotations
 
 import html
-import io
 
 import numpy as np
 import orjson
 import pytest
-from rich.console import Console
 
 from analysis.api import analyze_run
 from analysis.ingest import read_ledger_samples
 from analysis.safety import NONTERMINAL_NOTE, nonterminal_after_fault, part
 from analysis.synthetic import PhaseSpec, RunSpec, write_run
+from tests.analysis.util import quiet, section_html, summary_of
 
 FAULT_PHASES = (
     PhaseSpec("warmup", 10, "skip", False),
@@ -25,20 +24,6 @@ FAULT_PHASES = (
     PhaseSpec("recovered", 30, "off", provider={"outage": False}),
 )
 FAULT_START, FAULT_END = 40.0, 100.0  # seconds from the run's start
-
-
-def quiet() -> Console:
-    return Console(file=io.StringIO(), width=220)
-
-
-def summary_of(run) -> dict:
-    return orjson.loads((run / "summary.json").read_bytes())
-
-
-def section_html(run) -> str:
-    html = (run / "report.html").read_text()
-    return html[html.index("<h2>Safety and reliability</h2>"):
-                html.index("<h2>Phases and attribution</h2>")]
 
 
 def fault_run(tmp_path, name="r", **kw):

@@ -16,16 +16,9 @@ from rich.console import Console
 from analysis.api import analyze_log, analyze_run, compare_runs
 from analysis.synthetic import PhaseSpec, RunSpec, iso, write_log, write_run
 from execbench.cli import main
+from tests.analysis.util import quiet, summary_of
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def quiet() -> Console:
-    return Console(file=io.StringIO(), width=200)
-
-
-def summary_of(run: Path) -> dict:
-    return orjson.loads((run / "summary.json").read_bytes())
 
 
 def check(summary: dict, fragment: str) -> dict:

@@ -4,32 +4,16 @@ ledger is older or absent."""
 
 from __future__ import annotations
 
-import io
 import re
 
 import orjson
 import pytest
-from rich.console import Console
 from scipy.stats import binom, binomtest
 
 from analysis.api import analyze_log, analyze_run
 from analysis.safety import part, rate_interval
 from analysis.synthetic import PhaseSpec, RunSpec, iso, write_log, write_run
-
-
-def quiet() -> Console:
-    return Console(file=io.StringIO(), width=200)
-
-
-def summary_of(run) -> dict:
-    return orjson.loads((run / "summary.json").read_bytes())
-
-
-def section_html(run) -> str:
-    html = (run / "report.html").read_text()
-    start = html.index("<h2>Safety and reliability</h2>")
-    return html[start:html.index("<h2>Phases and attribution</h2>")]
-
+from tests.analysis.util import quiet, section_html, summary_of
 
 # the ledger of a real `execbench demo --experiment safety --duration-scale 0.5` run
 REAL_LEDGER = {
