@@ -41,7 +41,7 @@ class Settings:
     residual_max_usd: float = 0.01
     # non-terminal recovery after a provider fault (ledger samples): the pre-fault level is the
     # largest count in this many seconds before the fault; recovered once the count is back at
-    # or below it and stays there this long (or to the last sample)
+    # or below that level plus a tolerance and stays there this long (or to the last sample)
     nonterminal_baseline_s: float = 10.0
     nonterminal_hold_s: float = 10.0
     bootstrap_replicates: int = stats.BOOTSTRAP_REPLICATES

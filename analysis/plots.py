@@ -338,7 +338,7 @@ def recovery(a, path: Path) -> Path | None:
 def nonterminal(a, path: Path) -> Path | None:
     """Orders non-terminal over time from the runner's ledger samples: phases shaded by mode,
     flips marked as in the latency plot, each provider fault hatched in red with its pre-fault
-    level, its peak and the moment the count was back at that level."""
+    level, its recovery threshold, its peak and the moment the count was back under it."""
     from .ingest import _parse_one_time
     from .safety import part
 

@@ -10,7 +10,7 @@ key at the top level as before; beside it this adds
   provider_faults each provider fault episode (phases with a `provider` table): the flips made
                   during it, the latency recovery after it ended and, when the runner sampled
                   the ledger during the run (timeline `ledger` events), the non-terminal peak
-                  and how long after the end the count took to return to its pre-fault level;
+                  and how long after the end the count took to return under its threshold;
   nonterminal_samples  (only with such samples) how many, their spacing, the largest count.
 Without a ledger (an older run, a production log) `available` is false and the section says so;
 the recoveries are still there.
@@ -41,8 +41,7 @@ NONTERMINAL_METHOD = (
     "because the in-flight count of a steady load fluctuates and its post-fault values would "
     "otherwise reset the clock by chance; recovery_s is the time from the fault's end to the "
     "first sample at or below the threshold after which no sample exceeds it for {hold:g} s "
-    "(or up to the last sample before the "
-    "next fault or the run's end); resolution: one sample interval. The peak is the largest "
+    "(or up to the last sample before the next fault or the run's end); resolution: one sample interval. The peak is the largest "
     "count from the fault's start to the recovery (or to the end of the observation)")
 
 
@@ -244,8 +243,8 @@ def nonterminal_after_fault(samples: dict, start: float, end: float | None, stop
         out["level_source"] = "no sample before the fault: 0 assumed"
     # the steady in-flight count fluctuates (Poisson arrivals, a random provider delay): a
     # post-fault sample a little above the pre-fault maximum is noise, not a backlog
-    level = out["level_before"] + max(2, math.ceil(0.25 * out["level_before"]))
-    out["threshold"] = level
+    threshold = out["level_before"] + max(2, math.ceil(0.25 * out["level_before"]))
+    out["threshold"] = threshold
     obs = (ts >= start) & (ts < stop)
     out["samples"] = int(obs.sum())
     out["interval_s"] = _median_gap(ts)
@@ -261,7 +260,7 @@ def nonterminal_after_fault(samples: dict, start: float, end: float | None, stop
             out["note"] = "no ledger sample after the fault ended"
         else:
             t_a, n_a = ts[after], n[after]
-            above = n_a > level
+            above = n_a > threshold
             for i in range(len(after)):
                 if above[i]:
                     continue
@@ -273,7 +272,7 @@ def nonterminal_after_fault(samples: dict, start: float, end: float | None, stop
                     peak_to = float(t_a[i]) + 1e-9
                     break
             if out["recovery_s"] is None:
-                out["note"] = (f"still above the threshold ({level}: the pre-fault level "
+                out["note"] = (f"still above the threshold ({threshold}: the pre-fault level "
                                f"{out['level_before']} + tolerance) at the last sample, "
                                f"{float(t_a[-1]) - end:.1f} s after the fault ended "
                                f"({int(n_a[-1])} non-terminal)")
