@@ -1,4 +1,4 @@
-"""Talk to an existing Grafana through its HTTP API (grafana-client): dashboards and annotations.
+"""Talk to an existing Grafana through its HTTP API (on httpx): dashboards and annotations.
 
 - push: `POST /api/dashboards/db` with `{"dashboard": {..., "id": null}, "overwrite": true,
   "folderUid": ..., "message": ...}` per dashboard (the uid is pinned, so a push updates in place);
@@ -7,6 +7,10 @@
   (a region) and per flip (a point). They are organization annotations tagged `execbench`, which
   every execbench dashboard shows through its "execbench runs" annotation query.
 Authentication is a service-account token, sent as `Authorization: Bearer <token>`.
+
+These four calls are made directly on httpx (a dependency already): a Grafana client library
+(grafana-client) would pull niquests and urllib3-future, which replace `urllib3` in the
+environment and break every `requests`-based tool installed next to execbench.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Self
+from urllib.parse import quote
+
+import httpx
 
 from dashboards.panels import ANNOTATION_TAG
 
@@ -22,32 +30,54 @@ class GrafanaError(RuntimeError):
     pass
 
 
-def _api(url: str, token: str):
-    from grafana_client import GrafanaApi
+class GrafanaStatusError(GrafanaError):
+    def __init__(self, what: str, status_code: int, message: str):
+        super().__init__(f"{what}: HTTP {status_code}: {message}")
+        self.status_code = status_code
 
-    return GrafanaApi.from_url(url, credential=token, timeout=10.0)
+
+class _Grafana:
+    """The few Grafana HTTP API calls execbench makes; every failure is a GrafanaError."""
+
+    def __init__(self, url: str, token: str, timeout: float = 10.0):
+        # base_url keeps a path prefix (Grafana behind a proxy at /grafana): "api/..." joins it.
+        self._client = httpx.Client(base_url=url.rstrip("/") + "/", timeout=timeout,
+                                    headers={"Authorization": f"Bearer {token}",
+                                             "Accept": "application/json"})
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._client.close()
+
+    def request(self, what: str, method: str, path: str, body: dict | None = None) -> dict:
+        try:
+            response = self._client.request(method, path.lstrip("/"), json=body)
+        except httpx.HTTPError as exc:  # connection refused, DNS, TLS, timeout: say which call
+            raise GrafanaError(f"{what}: {exc}") from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.is_error:
+            message = payload.get("message") if isinstance(payload, dict) else None
+            raise GrafanaStatusError(what, response.status_code,
+                                     message or response.text[:200] or response.reason_phrase)
+        if not isinstance(payload, dict):
+            raise GrafanaError(f"{what}: HTTP {response.status_code} but not a JSON object from "
+                               f"{response.request.url}: is this Grafana's base URL?")
+        return payload
 
 
-def _call(what: str, fn, *args, **kwargs):
-    from grafana_client.client import GrafanaException
-
+def _ensure_folder(api: _Grafana, folder_uid: str) -> None:
     try:
-        return fn(*args, **kwargs)
-    except GrafanaException as exc:
-        raise GrafanaError(f"{what}: HTTP {exc.status_code}: {exc.message}") from exc
-    except Exception as exc:  # connection refused, DNS, TLS: say which call failed
-        raise GrafanaError(f"{what}: {exc}") from exc
-
-
-def _ensure_folder(api, folder_uid: str) -> None:
-    from grafana_client.client import GrafanaClientError
-
-    try:
-        api.folder.get_folder(folder_uid)
-    except GrafanaClientError as exc:
+        api.request(f"GET folder {folder_uid}", "GET", f"/api/folders/{quote(folder_uid, safe='')}")
+    except GrafanaStatusError as exc:
         if exc.status_code != 404:
-            raise GrafanaError(f"GET folder {folder_uid}: HTTP {exc.status_code}") from exc
-        _call(f"create folder {folder_uid}", api.folder.create_folder, "execbench", uid=folder_uid)
+            raise
+        api.request(f"create folder {folder_uid}", "POST", "/api/folders",
+                    {"title": "execbench", "uid": folder_uid})
 
 
 def dashboard_payload(model: dict, folder_uid: str | None) -> dict:
@@ -65,14 +95,14 @@ def push_dashboards(url: str, token: str, *, folder_uid: str | None = None,
     from dashboards.build import builders, render
 
     models = models or {uid: render(uid) for uid in builders()}
-    api = _api(url, token)
-    if folder_uid:
-        _ensure_folder(api, folder_uid)
     pushed = []
-    for uid, model in models.items():
-        result = _call(f"push {uid}", api.dashboard.update_dashboard,
-                       dashboard_payload(model, folder_uid))
-        pushed.append((uid, url.rstrip("/") + str(result.get("url", f"/d/{uid}"))))
+    with _Grafana(url, token) as api:
+        if folder_uid:
+            _ensure_folder(api, folder_uid)
+        for uid, model in models.items():
+            result = api.request(f"push {uid}", "POST", "/api/dashboards/db",
+                                 dashboard_payload(model, folder_uid))
+            pushed.append((uid, url.rstrip("/") + str(result.get("url", f"/d/{uid}"))))
     return pushed
 
 
@@ -129,8 +159,9 @@ def run_annotations(run_dir: str | Path) -> list[dict]:
 
 def annotate_run(url: str, token: str, run_dir: str | Path) -> int:
     annotations = run_annotations(run_dir)
-    api = _api(url, token)
-    for a in annotations:
-        _call("post annotation", api.annotations.add_annotation,
-              time_from=a["time"], time_to=a["timeEnd"], tags=a["tags"], text=a["text"])
+    with _Grafana(url, token) as api:
+        for a in annotations:
+            api.request("post annotation", "POST", "/api/annotations",
+                        {"time": a["time"], "timeEnd": a["timeEnd"], "tags": a["tags"],
+                         "text": a["text"]})
     return len(annotations)

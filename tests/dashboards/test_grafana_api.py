@@ -23,9 +23,13 @@ TOKEN = "glsa_test_token_123"
 
 
 class StandIn:
-    """Records requests; answers like Grafana 10/11 for the endpoints execbench uses."""
+    """Records requests; answers like Grafana 10/11 for the endpoints execbench uses.
 
-    def __init__(self):
+    With `prefix`, it is served below that path, as Grafana behind a reverse proxy
+    (`root_url = .../grafana/`): anything outside it gets the proxy's HTML 404.
+    """
+
+    def __init__(self, prefix: str = ""):
         self.requests: list[dict] = []
         self.folders: set[str] = set()
         outer = self
@@ -46,6 +50,15 @@ class StandIn:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
+                if not self.path.startswith(prefix + "/"):
+                    page = b"<html><body>404 Not Found</body></html>"
+                    self.send_response(404)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
+                self.path = self.path[len(prefix):]
                 outer.requests.append({"method": method, "path": self.path,
                                        "headers": dict(self.headers), "body": body})
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -74,7 +87,7 @@ class StandIn:
                 self._handle("POST")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{prefix}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self):
@@ -178,6 +191,7 @@ def test_annotate_posts_phases_as_regions_and_flips_as_points(grafana, tmp_path)
         assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
     for body in bodies:
         # Grafana's create-annotation payload: epoch milliseconds, tags, text.
+        assert set(body) == {"time", "timeEnd", "tags", "text"}  # no dashboard: an org annotation
         assert isinstance(body["time"], int) and isinstance(body["timeEnd"], int)
         assert body["tags"][0] == "execbench" and run_dir.name in body["tags"]
         assert body["text"]
@@ -210,3 +224,25 @@ def test_annotate_refuses_a_directory_without_a_timeline(grafana, tmp_path):
     assert result.returncode == 1
     assert "timeline.jsonl" in result.stderr
     assert grafana.requests == []
+
+
+def test_push_reaches_a_grafana_below_a_path_prefix():
+    with StandIn(prefix="/grafana") as grafana:
+        result = execbench("dashboards", "push", "--grafana-url", grafana.url + "/")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert [r["path"] for r in grafana.requests] == ["/api/dashboards/db"] * 3
+        assert f"{grafana.url}/d/execbench-executor-latency/x" in result.stdout
+        # The proxy's root is not Grafana: its HTML 404 is reported with the call that got it.
+        result = execbench("dashboards", "push", "--grafana-url", grafana.url.removesuffix("/grafana"))
+        assert result.returncode == 1
+        assert "push failed: push execbench-" in result.stderr and "HTTP 404" in result.stderr
+
+
+def test_push_names_the_call_when_nothing_listens():
+    from tests.support import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    result = execbench("dashboards", "push", "--grafana-url", url, "--folder-uid", "execbench")
+    assert result.returncode == 1
+    assert "push failed: GET folder execbench:" in result.stderr
+    assert "Traceback" not in result.stderr
