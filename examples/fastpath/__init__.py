@@ -1,0 +1,1 @@
+"""fastpath: a small checkout/search service with an OpenFeature flag; it does not import execbench."""
