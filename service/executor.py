@@ -5,7 +5,9 @@ plus the profile's injected round trip) under the `durations_ms` key of DESIGN.m
 The mode of the provider_skip flag is read once per request and used throughout:
 
 * ``off``  — both flows: per-user lock, fetch the user's orders, full
-  ``compute_user_total_margin(strict=True, include_queued=True)``, check, persist.
+  ``compute_user_total_margin(strict=True, include_queued=True)``, check, persist (a provider
+  order's hold through the same conditional UPDATE as ``skip_reserve``, so the two safe modes
+  stay safe in any mix: docs/DESIGN.md).
 * ``skip`` — the seed's Step 1: the provider flow skips lock, fetch and total margin
   and *estimates* ``total_margin_with_queued = current_used_margin_all + margin_usd``.
   ``current_used_margin_all`` holds executed positions only, so orders still queued at
@@ -119,6 +121,12 @@ class OrderExecutor:
         try:
             body = await self._run(order, order_id, mode, watch)
         except MarginRejection as rejection:
+            if order.client_order_id is not None:
+                # A retry racing its own first attempt: the first one's hold is what left too
+                # little margin. The stored order is the answer, whatever the margin is now.
+                replay = await self._replay(order)
+                if replay is not None:
+                    return replay
             rejection.flow, rejection.mode = flow, mode
             self._record(order_id, flow, mode, "rejected", watch.finish(), reason="insufficient_margin")
             raise
@@ -243,8 +251,18 @@ class OrderExecutor:
             else:
                 row["status"] = "queued"
                 row["reserved_cents"] = to_cents(row["margin_usd"])
-                await self._persist(row, lambda: self._store.persist_queued(
-                    row, reserve_limit_usd=None, equity_usd=equity))
+                try:
+                    # The same conditional hold as skip_reserve: a skip_reserve order of this
+                    # account (another replica, or this one just after a flip) takes no user lock,
+                    # so it may have held margin since the orders were fetched above.
+                    await self._persist(row, lambda: self._store.persist_queued(
+                        row, reserve_limit_usd=equity, equity_usd=equity))
+                except ReservationRefused:
+                    watch.lap("persist_ms", t)
+                    raise MarginRejection(
+                        "persist", "margin reservation refused: margin held for queued orders "
+                        "since the check leaves too little free margin", row["margin_usd"],
+                        equity - breakdown.executed_margin) from None
             await profile.delay("persist_ms")
             watch.lap("persist_ms", t)
 

@@ -116,15 +116,18 @@ class Store:
 
     # --- executor writes ------------------------------------------------------------
     async def persist_executed(self, order: dict, used_margin_usd: float, equity_usd: float) -> None:
-        """Local flow: the order is filled; the account's margin snapshot is refreshed."""
+        """Local flow: the order is filled; the account's margin snapshot is refreshed.
+
+        The account row first, then the order: the one lock order of every write path (see
+        `_lock_account`)."""
         try:
             async with self.write_engine.begin() as conn:
-                await conn.execute(insert(orders).values(**order))
                 await conn.execute(
                     update(accounts)
                     .where(*self._account_key(order))
                     .values(used_margin_usd=used_margin_usd, equity_usd=equity_usd, updated_at=order["created_at"])
                 )
+                await conn.execute(insert(orders).values(**order))
         except IntegrityError as exc:
             raise DuplicateClientOrderId from exc
 
@@ -135,8 +138,12 @@ class Store:
 
         With ``reserve_limit_usd`` the hold is one conditional UPDATE — it succeeds only if
         used + reserved + this order stays within the limit — so concurrent orders cannot
-        over-commit without any lock. Without it the hold is unconditional (the check, if
-        any, happened before).
+        over-commit without any lock. Both safe modes hold this way (`off` after its full
+        computation, with the equity it computed; `skip_reserve` instead of it), so any mix of
+        the two, in one process or across replicas within the flag's TTL, keeps
+        used + held <= equity: the check and the hold are one statement on the account row.
+        Without a limit (`skip` only) the hold is unconditional: the seed's Step 1, the risk
+        this tool measures.
         """
         cents = order["reserved_cents"]
         key = self._account_key(order)
@@ -216,6 +223,7 @@ class Store:
         measures the executor's view, not what happened after.
         """
         async with self.write_engine.begin() as conn:
+            await self._lock_account(conn, user_type, user_id)
             order = (await conn.execute(
                 select(orders).where(orders.c.id == order_id, orders.c.status == "queued")
             )).mappings().first()
@@ -262,6 +270,7 @@ class Store:
             )).first()
             if order is None:
                 return None
+            await self._lock_account(conn, order.user_type, order.user_id)
             result = await conn.execute(
                 update(orders)
                 .where(orders.c.id == order_id, orders.c.status == "queued")
@@ -445,6 +454,18 @@ class Store:
                 .where(timeline.c.flow == "provider", timeline.c.provider_due_at.is_not(None),
                        timeline.c.busy_until > timeline.c.created_at)
                 .group_by(timeline.c.mode))
+
+    @staticmethod
+    async def _lock_account(conn: AsyncConnection, user_type: str, user_id: int) -> None:
+        """Take the account row's lock before touching any of its orders.
+
+        Every write path locks in one order: (per-user lock,) account row, then order rows.
+        The executor holds the account row when it inserts an order; a worker that locked an
+        order row first and then waited for the account deadlocked against it on PostgreSQL
+        (an insert with the same client_order_id waits for the locked order's index entry).
+        SQLite's BEGIN IMMEDIATE already serializes writers (FOR UPDATE renders nothing)."""
+        await conn.execute(select(accounts.c.user_id).where(
+            accounts.c.user_type == user_type, accounts.c.user_id == user_id).with_for_update())
 
     @staticmethod
     def _account_key(order: dict):

@@ -96,7 +96,7 @@ class ServiceHandle:
 
         deadline = time.monotonic() + timeout
         while True:
-            ledger = httpx.get(f"{self.url}/admin/ledger", timeout=5).json()
+            ledger = httpx.get(f"{self.url}/admin/ledger", headers=self.admin_headers, timeout=5).json()
             if ledger["orders_nonterminal"] == 0 or time.monotonic() > deadline:
                 return ledger
             time.sleep(0.1)
