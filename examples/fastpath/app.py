@@ -188,7 +188,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(f"/flags/{FLAG}")
     async def get_flag():
         variant, reason = flag.details()
-        return JSONResponse({"variant": variant, "reason": reason}, headers={"X-Variant": variant})
+        body = {"variant": variant, "reason": reason, "provider": flag.provider_status()}
+        return JSONResponse(body, headers={"X-Variant": variant})
 
     @app.put(f"/flags/{FLAG}")
     async def put_flag(request: Request):

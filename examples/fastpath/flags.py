@@ -58,5 +58,10 @@ class FastPathFlag:
         value = result.value if result.value in VARIANTS else DEFAULT
         return value, str(getattr(result.reason, "value", result.reason) or "")
 
+    def provider_status(self) -> str:
+        """READY, or ERROR while the file on disk cannot be parsed (the last good flags still serve)."""
+        assert self.client is not None, "start() first"
+        return str(self.client.get_provider_status().value)
+
     def variant(self) -> str:
         return self.details()[0]

@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -183,6 +184,30 @@ def test_rewriting_the_file_directly_flips_it(service: Fastpath):
     document["flags"]["fast_path"]["defaultVariant"] = "legacy"
     replace_file(service.flags_file, document)
     assert service.wait_for_variant("legacy") == "legacy"
+
+
+def test_a_half_written_file_keeps_the_last_good_flags(service: Fastpath):
+    replace_file(service.flags_file, {"flags": {"fast_path": {
+        "state": "ENABLED", "variants": {"legacy": "legacy", "fast": "fast"},
+        "defaultVariant": "fast",
+    }}})
+    assert service.wait_for_variant("fast") == "fast"
+    service.flags_file.write_text('{"flags": {"fast_path": {"state": "ENAB')  # a torn write
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{service.url}/flags/fast_path", timeout=10).json()["provider"] != "ERROR":
+        assert time.monotonic() < deadline, "the provider never saw the broken file"
+        time.sleep(0.02)
+    assert service.evaluated_variant() == "fast"
+    checkout = httpx.post(f"{service.url}/api/checkout", json=order(), timeout=10)
+    assert checkout.status_code == 201 and checkout.headers["X-Variant"] == "fast"
+    result = flagctl("--file", str(service.flags_file), "set", "fast_path", "legacy")
+    assert result.returncode == 1 and "cannot read" in result.stderr  # flagctl refuses to guess
+    replace_file(service.flags_file, {"flags": {"fast_path": {
+        "state": "ENABLED", "variants": {"legacy": "legacy", "fast": "fast"},
+        "defaultVariant": "legacy",
+    }}})
+    assert service.wait_for_variant("legacy") == "legacy"
+    assert httpx.get(f"{service.url}/flags/fast_path", timeout=10).json()["provider"] == "READY"
 
 
 def test_flagctl_flips_a_running_service(service: Fastpath):
