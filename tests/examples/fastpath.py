@@ -18,8 +18,10 @@ from tests.support import free_port
 REPO = Path(__file__).resolve().parents[2]
 FLAGCTL = REPO / "examples" / "fastpath" / "flagctl.py"
 TOKEN = "fastpath-test-token"
-# Small delays keep the tests quick; the variant still changes which code path runs.
+# Small delays keep the tests quick (the variant still changes which code path runs); the limit
+# is pinned so a developer's own FASTPATH_* environment cannot change what the tests expect.
 QUICK = {
+    "FASTPATH_CHECKOUT_LIMIT": "450",
     "FASTPATH_LEGACY_DELAY_MS": "4",
     "FASTPATH_FAST_DELAY_MS": "1",
     "FASTPATH_LEGACY_CPU_ROUNDS": "200",
