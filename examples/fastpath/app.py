@@ -23,7 +23,8 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from .flagctl import FlagFileError, UnknownVariant, set_default_variant
 from .flags import FLAG, FastPathFlag, ensure_flag_file
@@ -76,10 +77,20 @@ class Settings:
 
 
 class CheckoutRequest(BaseModel):
-    # Lax mode on purpose: like most JSON APIs, "120" is accepted for an amount of 120.
+    # Lax on purpose, as most JSON APIs are: a user id may be a number (17 -> "17") and an
+    # amount a numeric string ("120" -> 120.0); a boolean is neither.
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
     user: str = Field(min_length=1, max_length=200)
     amount: float = Field(gt=0, allow_inf_nan=False)
     ref: uuid.UUID
+
+    @field_validator("user", "amount", mode="before")
+    @classmethod
+    def _no_booleans(cls, value):
+        if isinstance(value, bool):
+            raise PydanticCustomError("no_boolean", "a boolean is not accepted here")
+        return value
 
 
 CATALOGUE = [
