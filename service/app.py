@@ -20,7 +20,7 @@ from service.executor import OrderExecutor
 from service.flags import FlagService
 from service.locks import UserLocks
 from service.metrics import ExecutorMetrics
-from service.middleware import BodySizeLimit, ErrorGuard
+from service.middleware import BodyGuard, ErrorGuard, log_rejection
 from service.prices import PriceFeed
 from service.profiles import load_profile
 from service.provider import ProviderSimulator, ProviderWorker
@@ -35,9 +35,24 @@ def default_replica_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-async def validation_error(_request, exc: RequestValidationError) -> JSON:
+def _echo(value):
+    """The rejected input as the answer quotes it: scalars (strings cut at 100 characters),
+    never a container, whose size and depth the client chose."""
+    if isinstance(value, str):
+        return value[:100]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return f"<{type(value).__name__}>"
+
+
+async def validation_error(request, exc: RequestValidationError) -> JSON:
     """422 with field-level detail; orjson writes NaN/inf inputs as null instead of failing."""
-    errors = [{k: v for k, v in error.items() if k != "ctx"} for error in exc.errors()]
+    errors = [{**{k: v for k, v in error.items() if k not in ("ctx", "input", "url")},
+               **({"input": _echo(error["input"])} if "input" in error else {})}
+              for error in exc.errors()]
+    first = errors[0] if errors else {}
+    log_rejection(request.scope, 422, str(first.get("type", "invalid")),
+                  ".".join(map(str, first.get("loc", ()))))
     return JSON({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
@@ -87,6 +102,6 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
     for module in (orders, accounts, admin, health):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorGuard)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from service.settings import Mode
 from service.symbols import SYMBOLS
@@ -26,7 +26,9 @@ class OrderRequest(BaseModel):
     user_type: Literal["live", "demo"]
     symbol: SymbolName
     side: Literal["buy", "sell"]
-    volume: float = Field(ge=0.01, le=1000, description="lots: finite, from 0.01 (one micro lot) to 1000")
+    # Strict: a JSON number only (`true` was a 1-lot order and "2" two lots)
+    volume: Annotated[float, Strict()] = Field(
+        ge=0.01, le=1000, description="lots: a finite JSON number from 0.01 (one micro lot) to 1000")
     client_order_id: str | None = Field(default=None, min_length=1, max_length=64,
                                         pattern=r"^[A-Za-z0-9._:-]+$")
 
@@ -51,7 +53,7 @@ class Rejection(BaseModel):
 
 
 class FlagChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     mode: Mode
     reason: str = Field(min_length=1, max_length=500)
@@ -67,7 +69,7 @@ class FlagView(BaseModel):
 
 
 class ProviderChange(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)  # no "true" or "0.1" strings
 
     outage: bool = False
     reject_ratio: float | None = Field(default=None, ge=0, le=1)
