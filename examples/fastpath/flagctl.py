@@ -2,10 +2,13 @@
 
     python examples/fastpath/flagctl.py --file FLAGS.json get fast_path
     python examples/fastpath/flagctl.py --file FLAGS.json set fast_path fast
+    python examples/fastpath/flagctl.py --url http://127.0.0.1:9100 get fast_path
 
 `get` prints the file's defaultVariant (what the file says, not what a running service has loaded
-yet); `set` rewrites it atomically and prints the new value. `--file` defaults to
-$FASTPATH_FLAGS_FILE. Exit status 0 on success, 1 on an error (message on stderr), 2 on bad usage.
+yet) or, with `--url`, what the service at that URL evaluates now (its GET /flags/<flag>): the
+one to confirm a flip with. `set` rewrites the file atomically and prints the new value. `--file`
+defaults to $FASTPATH_FLAGS_FILE. Exit status 0 on success, 1 on an error (message on stderr), 2
+on bad usage.
 
 The service imports the same functions, so its `PUT /flags/fast_path` and this tool write the file
 the same way.
@@ -18,6 +21,8 @@ import json
 import os
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 SCHEMA = "https://flagd.dev/schema/v0/flags.json"
@@ -71,6 +76,19 @@ def variants(path: str | os.PathLike, flag: str) -> list[str]:
     return list(_flag(read_flags(path), path, flag)["variants"])
 
 
+def evaluated_variant(base_url: str, flag: str, timeout: float = 5.0) -> str:
+    """What the service at base_url evaluates now, from its GET /flags/<flag>."""
+    url = f"{base_url.rstrip('/')}/flags/{flag}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            variant = json.loads(response.read()).get("variant")
+    except (urllib.error.URLError, OSError, ValueError, AttributeError) as exc:
+        raise FlagFileError(f"GET {url}: {exc}") from None
+    if not isinstance(variant, str):
+        raise FlagFileError(f"GET {url}: no \"variant\" in the answer")
+    return variant
+
+
 def write_flags(path: str | os.PathLike, data: dict) -> None:
     """Replace the file atomically: a reader sees the old document or the new one, never half.
 
@@ -115,13 +133,24 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("FASTPATH_FLAGS_FILE"),
         help="the flagd flag-definition JSON file (default: $FASTPATH_FLAGS_FILE)",
     )
+    parser.add_argument(
+        "--url", help="get: ask the service at this base URL what it evaluates, not the file"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    get = commands.add_parser("get", help="print the flag's defaultVariant")
+    get = commands.add_parser("get", help="print the flag's defaultVariant (or, with --url, "
+                              "the variant the service evaluates)")
     get.add_argument("flag")
     put = commands.add_parser("set", help="set the flag's defaultVariant")
     put.add_argument("flag")
     put.add_argument("variant")
     args = parser.parse_args(argv)
+    if args.command == "get" and args.url:
+        try:
+            print(evaluated_variant(args.url, args.flag))
+        except FlagFileError as exc:
+            print(f"flagctl: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if not args.file:
         parser.error("--file is required (or set FASTPATH_FLAGS_FILE)")
     try:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.examples.fastpath import FLAGCTL, REPO, Fastpath, start_fastpath
+from tests.support import free_port
 
 SERVER_TIMING = re.compile(r"^\s*([!#$%&'*+\-.^_`|~\w]+)\s*((?:;[^,]*)?)$")
 
@@ -217,6 +218,15 @@ def test_flagctl_flips_a_running_service(service: Fastpath):
     result = flagctl("--file", str(service.flags_file), "set", "fast_path", "fast")
     assert result.returncode == 0, result.stderr
     assert service.wait_for_variant("fast") == "fast"
+    # --url asks the service what it evaluates (the command adapter's confirmation)
+    asked = flagctl("--url", service.url, "get", "fast_path")
+    assert (asked.returncode, asked.stdout) == (0, "fast\n"), asked.stderr
+
+
+def test_flagctl_get_url_fails_clearly_without_a_service(tmp_path):
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = flagctl("--url", closed, "get", "fast_path")
+    assert result.returncode == 1 and f"GET {closed}/flags/fast_path" in result.stderr
 
 
 def test_get_reports_what_is_evaluated_not_what_the_file_says(tmp_path):
