@@ -1,8 +1,10 @@
 """The provider_skip flag: authentication, audit trail, propagation across instances."""
 
 import time
+from types import SimpleNamespace
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
@@ -49,7 +51,13 @@ async def test_without_a_configured_token_every_change_is_refused(sqlite_url):
         assert svc.services.flags.mode == "off"
 
 
-async def test_a_flip_reaches_a_second_instance_within_the_ttl(database_url):
+async def test_a_flip_reaches_a_second_instance(database_url):
+    """Propagation end to end, through the database and the second instance's own refresher.
+
+    How soon is not measured here (a wall-clock figure on a shared machine): the bound comes
+    from the refresher's period, which the next test checks without a clock. The wait below is
+    a deadline for a broken propagation, ten TTLs, not a claim about its speed.
+    """
     ttl = 0.4
     async with serving(database_url, flag_ttl_s=ttl) as first:
         settings = Settings(database_url=database_url, profile="none", admin_token=ADMIN_TOKEN,
@@ -60,18 +68,76 @@ async def test_a_flip_reaches_a_second_instance_within_the_ttl(database_url):
             async with httpx.AsyncClient(transport=transport, base_url="http://replica2") as client:
                 assert (await client.get("/admin/flags")).json()["provider_skip"]["mode"] == "off"
                 await first.set_mode("skip")
-                # From the change's commit (the admin call has returned), not from before the call:
-                # the write's own latency (~70 ms on SQLite, more on a loaded machine) is not
-                # propagation, and counting it left a refresh that just missed the commit ~70 ms
-                # from the bound.
-                flipped = time.monotonic()
-                seen = None
-                while time.monotonic() - flipped < ttl * 3:
-                    if (await client.get("/admin/flags")).json()["provider_skip"]["mode"] == "skip":
-                        seen = time.monotonic() - flipped
-                        break
+                deadline = time.monotonic() + 10 * ttl
+                while (mode := (await client.get("/admin/flags")).json()["provider_skip"]["mode"]) \
+                        != "skip" and time.monotonic() < deadline:
                     await anyio.sleep(0.02)
-                assert seen is not None and seen <= ttl + 0.1, seen
+                assert mode == "skip"
                 order = await client.post("/api/orders/instant/execute", json={
                     "user_id": 1, "user_type": "live", "symbol": "EURUSD", "side": "buy", "volume": 0.1})
                 assert order.json()["mode"] == "skip"
+
+
+class _Stop(BaseException):
+    """Ends the refresher loop (an Exception would be caught as a failed refresh)."""
+
+
+async def test_the_refresher_rereads_the_flag_every_half_ttl_and_retries_a_failure(monkeypatch):
+    """A change committed anywhere is in force here at the next refresh, at most TTL/2 later.
+
+    The refresher's sleeps are recorded instead of slept, so its schedule is checked as a
+    sequence: sleep TTL/2, refresh, and so on; a failed refresh keeps the mode in force and
+    waits one TTL more before it retries.
+    """
+    import service.flags
+    from service.flags import FlagService
+    from service.metrics import ExecutorMetrics
+
+    class Store:
+        def __init__(self):
+            self.rows = {"provider_skip": {"value": "off", "version": 1, "changed_at": 1.0,
+                                           "changed_by": "startup"},
+                         "provider": {"value": "{}", "version": 1}}
+            self.fail = False
+
+        async def get_flag(self, name):
+            if self.fail:
+                raise OSError("database went away")
+            return self.rows[name]
+
+    store = Store()
+    flags = FlagService(store, ExecutorMetrics(CollectorRegistry(), runtime_collectors=False),
+                        ttl_s=0.4, clock=lambda: 100.0)
+    await flags.refresh()
+    assert flags.mode == "off"
+    # What each sleep sees when it is called, then what happens while it "sleeps".
+    seen: list[tuple[float, str]] = []
+    script = [
+        lambda: None,
+        lambda: store.rows.update(provider_skip={"value": "skip", "version": 2, "changed_at": 2.0,
+                                                 "changed_by": "other-replica"}),
+        lambda: setattr(store, "fail", True),
+        lambda: setattr(store, "fail", False),
+        lambda: None,
+    ]
+
+    async def sleep(seconds):
+        seen.append((seconds, flags.mode))
+        if not script:
+            raise _Stop
+        script.pop(0)()
+        await anyio.lowlevel.checkpoint()
+
+    monkeypatch.setattr(service.flags, "asyncio", SimpleNamespace(sleep=sleep))
+    monkeypatch.setattr(service.flags.log, "disabled", True)  # the expected failure's warning
+    with pytest.raises(_Stop):
+        await flags.run_refresher()
+    assert seen == [
+        (0.2, "off"),   # first period
+        (0.2, "off"),   # the change is committed during this sleep...
+        (0.2, "skip"),  # ...and in force after the refresh that ends it; then the database fails
+        (0.4, "skip"),  # the failed refresh keeps the mode and waits a TTL more
+        (0.2, "skip"),  # back to the period
+        (0.2, "skip"),
+    ]
+    assert flags.state.version == 2 and flags.state.changed_by == "other-replica"

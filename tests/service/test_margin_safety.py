@@ -51,10 +51,13 @@ async def test_safe_modes_accept_at_most_what_the_margin_allows(database_url, mo
 
 
 async def test_skip_over_commits_and_the_tool_shows_it(database_url):
-    # The provider answers after ~300 ms, not 20: every order of the burst is still queued at the
+    # The provider answers after ~1.5 s, not 20 ms: every order of the burst is still queued at the
     # provider while the others are checked, which is the window `skip` cannot see. With a quick
-    # provider, confirmations landing mid-burst (a slow machine) could refuse the fourth order.
-    async with serving(database_url, mode="skip", run_workers=True, provider_delay_ms=300.0) as svc:
+    # provider, confirmations landing mid-burst (a slow or busy machine: 300 ms was once too
+    # short) could refuse the fourth order. The provider timeout is far past the delay's spread,
+    # so every order is confirmed (a timed-out one would release its margin instead).
+    async with serving(database_url, mode="skip", run_workers=True, provider_delay_ms=1500.0,
+                       provider_timeout_s=30.0) as svc:
         await add_account(database_url, "live", 500, BALANCE)
         statuses = await burst(svc, volume_for_a_third(svc.services.settings.price_seed))
         accepted = statuses.count(200)
