@@ -10,15 +10,16 @@ WORKDIR /app
 
 # Dependencies first, so editing the code does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir -p execbench service loadtests analysis dashboards \
+RUN mkdir -p execbench service loadtests reference analysis dashboards \
     && touch execbench/__init__.py service/__init__.py loadtests/__init__.py \
-             analysis/__init__.py dashboards/__init__.py \
+             reference/__init__.py analysis/__init__.py dashboards/__init__.py \
     && pip install . \
     && pip uninstall -y execbench
 
 COPY execbench ./execbench
 COPY service ./service
 COPY loadtests ./loadtests
+COPY reference ./reference
 COPY analysis ./analysis
 COPY dashboards ./dashboards
 RUN pip install --no-deps . \

@@ -14,7 +14,7 @@ import sys
 # Each module exposes `register(subparsers)`; the order is the order of `--help`.
 COMMAND_MODULES = (
     "service.commands",
-    "loadtests.commands",
+    "execbench.commands",
     "analysis.commands",
     "dashboards.commands",
 )

@@ -1,4 +1,4 @@
-"""CLI commands of the load-test package: `execbench run` and `execbench demo`.
+"""CLI commands of the application: `execbench run` and `execbench demo`.
 
 This module is imported by the console script for every command, `serve` included, so it
 must not import Locust (gevent monkey-patches the process on import): the handlers import
@@ -24,7 +24,9 @@ def register(subparsers) -> None:
     )
     run.add_argument("experiment", metavar="EXPERIMENT", nargs="?",
                      help="bundled experiment name or path to a spec (not with --worker)")
-    run.add_argument("--target", metavar="URL", help="base URL of the executor service")
+    run.add_argument("--target", metavar="URL",
+                     help="base URL of the service under test (default: the spec's "
+                          "target.base_url)")
     run.add_argument("--admin-token", default=None,
                      help="admin bearer token for flag flips (default: $EXECBENCH_ADMIN_TOKEN)")
     run.add_argument("--run-dir", default=None, help="write here instead of RUNS_DIR/<stamp>-<name>")
@@ -91,7 +93,7 @@ def register(subparsers) -> None:
 
 def _run(args) -> int:
     if args.worker and args.experiment:
-        print("execbench run: error: a --worker takes its experiment from the master",
+        print("execbench: error: a --worker takes its experiment from the master",
               file=sys.stderr)
         return 2
     if not args.worker:
@@ -103,27 +105,30 @@ def _run(args) -> int:
                 specs.resolve(args.experiment)
             except specs.SpecError as exc:
                 if exc.field == "(name)":
-                    print(f"execbench run: error: unknown experiment {args.experiment!r}; "
+                    print(f"execbench: error: unknown experiment {args.experiment!r}; "
                           f"known: {', '.join(specs.available())} (or a path to a TOML spec)",
                           file=sys.stderr)
                 else:
-                    print(f"execbench run: error: experiment spec {exc.source}: {exc.problem}",
+                    print(f"execbench: error: experiment spec {exc.source}: {exc.problem}",
                           file=sys.stderr)
                 return 2
-        missing = [x for x, given in (("EXPERIMENT", args.experiment), ("--target URL", args.target))
-                   if not given]
-        if missing:
-            print(f"execbench run: error: {' and '.join(missing)} "
+        else:
+            # the spec may name its target (target.base_url): only then is --target optional
+            missing = ["EXPERIMENT"] + ([] if args.target else ["--target URL"])
+            print(f"execbench: error: {' and '.join(missing)} "
                   f"{'is' if len(missing) == 1 else 'are'} required", file=sys.stderr)
             return 2
     _quiet_gevent_import()
+    from execbench import packs
     from loadtests import runner
 
-    return runner.run_worker(args) if args.worker else runner.run(args)
+    if args.worker:
+        return runner.run_worker(args, packs.worker_user_classes())
+    return runner.run(args, packs.bind)
 
 
 def _demo(args) -> int:
-    from loadtests.demo import demo
+    from execbench.demo import demo
 
     return demo(args)
 

@@ -26,9 +26,9 @@ from rich.console import Console
 
 from execbench.console import make_console
 from loadtests import spec as specs
-from loadtests.admin import AdminError
-from loadtests.faults import FaultInjector, ServiceProcess, recovery_record
 from loadtests.records import utc_stamp
+from reference.admin import AdminError
+from reference.faults import FaultInjector, ServiceProcess, recovery_record
 
 
 def free_port() -> int:

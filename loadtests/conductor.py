@@ -1,7 +1,8 @@
 """The conductor: the one place (master or local runner) that owns the experiment's clock.
 
 It fixes `t0`, ships the schedule to every worker, and at each phase boundary flips the flag
-and sets the provider simulator through the admin API, writing `timeline.jsonl` as it goes.
+(the binding's `FlagControl`) and applies the phase's faults (its `FaultControl`), writing
+`timeline.jsonl` as it goes.
 The boundaries are kept by a greenlet that sleeps until each one, not by the shape's 1 s tick,
 so a flip is requested within milliseconds of its boundary.
 
@@ -16,17 +17,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gevent
 from gevent.lock import Semaphore
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.admin import AdminClient, AdminError
 from loadtests.metrics import LoadtestMetrics
 from loadtests.records import RunWriter
+from loadtests.seam import FaultControl, FlagControl
 from loadtests.spec import Experiment
-from loadtests.state import STATE
+from loadtests.state import ProcessState, state_of
 
 log = logging.getLogger("execbench.conductor")
 
@@ -43,7 +45,8 @@ class Conductor:
         environment,
         experiment: Experiment,
         *,
-        admin: AdminClient | None,
+        flag: FlagControl | None,
+        faults: FaultControl | None = None,
         writer: RunWriter | None,
         metrics: LoadtestMetrics | None = None,
         generators: int = 1,
@@ -53,7 +56,9 @@ class Conductor:
     ):
         self.environment = environment
         self.experiment = experiment
-        self.admin = admin
+        self.flag = flag
+        self.faults = faults
+        self.state: ProcessState = state_of(environment)
         self.writer = writer
         self.metrics = metrics
         self.generators = generators
@@ -66,7 +71,10 @@ class Conductor:
         self.flips: list[dict[str, Any]] = []
         self.greenlet = None
         self.applied_mode: str | None = None
-        self.provider_touched = False
+        self.flip_failures: list[str] = []
+        # without credentials the flag can only be read: the runner checked that the target
+        # is already in the first phase's mode
+        self.can_set = True
 
     @property
     def started(self) -> bool:
@@ -95,7 +103,7 @@ class Conductor:
             self._provider(first.provider, first.name)
         self.t0 = time.time() + self.lead_s
         message = self.schedule_message()
-        STATE.configure(message)
+        self.state.configure(message)
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
             runner.send_message(MSG_SCHEDULE, message)
@@ -110,6 +118,8 @@ class Conductor:
             "t0": self.t0,
             "schedule": self.experiment.schedule(),
             "load": self.experiment.load,
+            "target": self.experiment.data.get("target"),
+            "spec_dir": str(Path(self.experiment.source).resolve().parent),
             "generators": self.generators,
             "workers": self.workers,
         }
@@ -128,7 +138,7 @@ class Conductor:
                           group=phase.group, rate=rate, analyse=phase.analyse,
                           duration_s=phase.duration_s)
             if self.metrics is not None:
-                self.metrics.enter_phase(i, STATE.schedule[i])
+                self.metrics.enter_phase(i, self.state.schedule[i])
             if i > 0 and phase.mode != self.applied_mode:
                 gevent.spawn(self._flip, phase.mode, phase.name)
             if i > 0 and phase.provider is not None:
@@ -141,44 +151,45 @@ class Conductor:
             self.metrics.enter_phase(len(phases), None)
 
     def _flip(self, mode: str, phase: str, initial: bool = False) -> None:
-        if self.admin is None:
+        if self.flag is None:
             return
         reason = f"execbench {self.experiment.name} {self.run_id}: phase {phase}"
-        if initial and not self.admin.token:
-            # Allowed only when the service is already in the first phase's mode (checked
+        if initial and self.flag.needs_credentials and not self.can_set:
+            # Allowed only when the target is already in the first phase's mode (checked
             # before the run); record that state as applied, there is nothing to request.
             try:
-                state = self.admin.flags()
-                self.applied_mode = state.get("mode")
+                self.applied_mode = self.flag.get()
                 self.timeline("flip_applied", ts=time.time(), phase=phase, mode=self.applied_mode,
                               initial=True, already=True)
-            except AdminError as exc:
+            except Exception as exc:  # noqa: BLE001 - reported, the run goes on
                 self.errors.append(f"flag state unknown: {exc}")
             return
         requested = time.time()
         self.timeline("flip_requested", ts=requested, phase=phase, mode=mode, initial=initial)
         try:
-            requested, applied, state = self.admin.set_mode(mode, reason)
-        except Exception as exc:  # noqa: BLE001 - the run goes on; the timeline says so
+            flip = self.flag.set(mode, reason)
+        except Exception as exc:  # noqa: BLE001 - the timeline says so; the runner decides
             message = f"flip to {mode} at phase {phase} failed: {exc}"
             self.errors.append(message)
+            self.flip_failures.append(message)
             log.error(message)
             self.timeline("flip_failed", ts=time.time(), phase=phase, mode=mode, error=str(exc))
             return
         self.applied_mode = mode
         if self.metrics is not None:
             self.metrics.flips.inc()
-        self.flips.append({"phase": phase, "mode": mode, "requested": requested, "applied": applied})
-        self.timeline("flip_applied", ts=applied, phase=phase, mode=mode, initial=initial,
-                      requested_ts_epoch=round(requested, 6),
-                      flip_ms=round((applied - requested) * 1000, 3))
+        self.flips.append({"phase": phase, "mode": mode, "requested": flip.requested,
+                           "applied": flip.applied})
+        extra = {"resolution_ms": round(flip.resolution_s * 1000, 3)} if flip.resolution_s else {}
+        self.timeline("flip_applied", ts=flip.applied, phase=phase, mode=mode, initial=initial,
+                      requested_ts_epoch=round(flip.requested, 6),
+                      flip_ms=round((flip.applied - flip.requested) * 1000, 3), **extra)
 
     def _provider(self, settings: dict[str, Any], phase: str) -> None:
-        if self.admin is None:
+        if self.faults is None:
             return
         try:
-            self.admin.set_provider(settings, f"execbench {self.experiment.name}: phase {phase}")
-            self.provider_touched = True
+            self.faults.apply(settings, f"execbench {self.experiment.name}: phase {phase}")
             self.timeline("provider_set", ts=time.time(), phase=phase, mode=None, provider=settings)
         except Exception as exc:  # noqa: BLE001 - the run goes on; the error is reported
             message = f"provider settings at phase {phase} failed: {exc}"
@@ -186,8 +197,11 @@ class Conductor:
             log.error(message)
 
     def restore_provider(self) -> None:
-        if self.provider_touched and self.admin is not None:
-            self._provider({"outage": False}, "run_end")  # back to the service's defaults
+        if self.faults is not None:
+            try:
+                self.faults.restore()
+            except Exception as exc:  # noqa: BLE001
+                self.errors.append(f"provider settings at run_end failed: {exc}")
 
     def phase_name(self) -> str | None:
         if 0 <= self.current < len(self.experiment.phases):
@@ -214,7 +228,7 @@ class RecordCollector:
 
 def install_master_or_local(environment, collector: RecordCollector) -> None:
     runner = environment.runner
-    STATE.sink = collector
+    state_of(environment).sink = collector
     if isinstance(runner, MasterRunner):
         def on_records(environment, msg, **kw):
             data = msg.data or {}
@@ -228,40 +242,41 @@ def install_master_or_local(environment, collector: RecordCollector) -> None:
 def install_worker(environment) -> None:
     runner = environment.runner
     assert isinstance(runner, WorkerRunner)
-    STATE.sink = None
-    STATE.worker_id = runner.client_id
+    state = state_of(environment)
+    state.sink = None
+    state.worker_id = runner.client_id
 
     def on_schedule(environment, msg, **kw):
-        STATE.configure(msg.data)
-        STATE.worker_index = max(0, runner.worker_index)
+        state.configure(msg.data)
+        state.worker_index = max(0, runner.worker_index)
 
     def on_flush(environment, msg, **kw):
-        gevent.spawn(_flush_and_ship, runner)
+        gevent.spawn(_flush_and_ship, runner, state)
 
     runner.register_message(MSG_SCHEDULE, on_schedule)
     runner.register_message(MSG_FLUSH, on_flush)
-    gevent.spawn(_ship_loop, runner)
+    gevent.spawn(_ship_loop, runner, state)
 
 
-def _ship_loop(runner) -> None:
+def _ship_loop(runner, state: ProcessState) -> None:
     while True:
         gevent.sleep(SHIP_INTERVAL_S)
         with _ship_lock:
-            records = STATE.take_outbox()
+            records = state.take_outbox()
             if records:
                 runner.send_message(MSG_RECORDS, {"worker": runner.client_id,
                                                   "records": records, "final": False})
 
 
-def _flush_and_ship(runner) -> None:
-    join_pools(timeout=float(STATE.load.get("timeout_s", 10.0)) + 1)
+def _flush_and_ship(runner, state: ProcessState) -> None:
+    join_pools(state, timeout=float(state.load.get("timeout_s", 10.0)) + 1)
     with _ship_lock:
-        records = STATE.take_outbox()
+        records = state.take_outbox()
         runner.send_message(MSG_RECORDS, {"worker": runner.client_id, "records": records,
                                           "final": True})
 
 
-def join_pools(timeout: float) -> None:
+def join_pools(state: ProcessState, timeout: float) -> None:
     deadline = time.time() + timeout
-    for pool in list(STATE.pools):
+    for pool in list(state.pools):
         pool.join(timeout=max(0.0, deadline - time.time()))

@@ -70,6 +70,8 @@ def request_line(rec: dict[str, Any]) -> bytes:
         out["attempts"] = rec["attempts"]
     if rec.get("replayed"):
         out["replayed"] = True
+    if rec.get("server_metrics"):
+        out["server_metrics"] = {k: round(v, 3) for k, v in rec["server_metrics"].items()}
     return orjson.dumps(out) + b"\n"
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import gevent
@@ -19,7 +21,6 @@ from locust.env import Environment
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
 
 from loadtests import spec as specs
-from loadtests.admin import AdminClient, AdminError
 from loadtests.conductor import (
     MSG_FLUSH,
     Conductor,
@@ -28,13 +29,12 @@ from loadtests.conductor import (
     install_worker,
     join_pools,
 )
-from loadtests.ledger_sampler import LedgerSampler
 from loadtests.live import LiveStats, LiveView
 from loadtests.metrics import LoadtestMetrics
 from loadtests.records import RunWriter, copy_timings, utc_stamp
-from loadtests.scenarios import BY_NAME
+from loadtests.seam import Binding, FlagError, TargetError
 from loadtests.shape import ExperimentShape
-from loadtests.state import STATE
+from loadtests.state import state_of
 from loadtests.summary import print_table
 
 log = logging.getLogger("execbench.run")
@@ -58,21 +58,17 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
-def settled_ledger(admin: AdminClient, timeout: float) -> dict:
-    """The ledger once the provider has answered every order sent (or after `timeout`):
-    orders sent in the last moments are still queued, which is not an order lost."""
-    deadline = time.time() + timeout
-    ledger = admin.ledger()
-    while ledger.get("orders_nonterminal") and time.time() < deadline:
-        gevent.sleep(0.5)
-        ledger = admin.ledger()
-    return ledger
+def error(message: str) -> int:
+    """The one error style of the command line: `execbench: error: ...`, exit status 2."""
+    print(f"execbench: error: {message}", file=sys.stderr)
+    return 2
 
 
-def run_worker(args) -> int:
+def run_worker(args, user_classes: list[type]) -> int:
+    """A Locust worker: its user classes are every pack's (the master's schedule says which
+    run), since a worker learns the experiment only from the master."""
     _setup_logging(args.verbose)
-    STATE.reset()
-    env = Environment(user_classes=list(BY_NAME.values()), host=args.target)
+    env = Environment(user_classes=user_classes, host=args.target)
     runner = env.create_worker_runner(args.master_host, args.master_port)
     install_worker(env)
     stopped: list[bool] = []
@@ -87,50 +83,53 @@ def run_worker(args) -> int:
     return 130 if stopped else 0
 
 
-def run(args) -> int:
-    """Run one experiment (local or as the master). Returns the exit status."""
+def run(args, bind: Callable[[specs.Experiment, str, str | None], Binding]) -> int:
+    """Run one experiment (local or as the master) against the target `bind` gives for it
+    (the application layer chooses the pack). Returns the exit status."""
     _setup_logging(args.verbose)
     console = _console()
     try:
         experiment = specs.load(args.experiment, duration_scale=args.duration_scale)
     except specs.SpecError as exc:
-        print(f"experiment error: {exc}", file=sys.stderr)
-        return 2
+        return error(f"experiment spec {exc}")
     interval = getattr(args, "ledger_interval", None)
     interval = float(experiment.load["ledger_interval_s"]) if interval is None else interval
     if interval != 0 and not interval >= specs.LEDGER_INTERVAL_MIN_S:
-        print(f"execbench run: error: --ledger-interval: must be 0 (no sampling) or >= "
-              f"{specs.LEDGER_INTERVAL_MIN_S}, got {interval}", file=sys.stderr)
-        return 2
+        return error(f"--ledger-interval: must be 0 (no sampling) or >= "
+                     f"{specs.LEDGER_INTERVAL_MIN_S}, got {interval}")
     experiment.load["ledger_interval_s"] = interval  # experiment.toml records it as run
-    target = args.target.rstrip("/")
+    target_url = args.target or experiment.data["target"].get("base_url")
+    if not target_url:
+        return error("--target URL is required (or target.base_url in the experiment)")
+    if not re.match(r"^https?://[^/\s]+", target_url):
+        return error(f"--target {target_url!r}: give an http:// or https:// URL, "
+                     "e.g. http://127.0.0.1:8000")
+    target_url = target_url.rstrip("/")
     token = args.admin_token or os.environ.get("EXECBENCH_ADMIN_TOKEN")
-    admin = AdminClient(target, token)
+    binding = bind(experiment, target_url, token)
+    target, flag = binding.target, binding.flag
+    can_set = True
     try:
-        admin.wait_healthy(timeout=args.health_timeout)
-        needs_admin = len({p.mode for p in experiment.phases}) > 1 or any(
-            p.provider for p in experiment.phases)
-        if token:
-            admin.check_token()
-        else:
-            current = admin.flags().get("mode")
-            if needs_admin or current != experiment.phases[0].mode:
-                console.print("[red]error:[/red] the experiment changes the flag or the provider; "
-                              "give the admin token (--admin-token or EXECBENCH_ADMIN_TOKEN)")
-                return 2
-        pop = experiment.load["population"]
-        last = int(pop["first"]) + int(pop["users"]) - 1
-        for user_type in ("live", "demo"):
-            if not admin.account_exists(user_type, last):
-                console.print(
-                    f"[red]error:[/red] {experiment.source}: load.population covers user ids "
-                    f"{pop['first']}..{last}, but the service has no {user_type} account {last}: "
-                    f"seed it with `execbench seed --users {last}` or lower load.population.users",
-                    highlight=False)
-                return 2
-    except AdminError as exc:
-        console.print(f"[red]target error:[/red] {exc}", highlight=False)
-        return 2
+        target.health(args.health_timeout)
+        if flag is not None:
+            if getattr(flag, "has_credentials", True):
+                flag.check()
+            else:
+                # Without credentials the run may only read the flag: allowed when it needs
+                # no flip and no fault, and the target is already in the first phase's mode.
+                can_set = False
+                needs = len({p.mode for p in experiment.phases}) > 1 or any(
+                    p.provider for p in experiment.phases)
+                current = flag.get()
+                if needs or current != experiment.phases[0].mode:
+                    return error("the experiment changes the flag or the provider; give the "
+                                 "admin token (--admin-token or EXECBENCH_ADMIN_TOKEN)")
+        notes = target.prepare()
+    except (TargetError, FlagError) as exc:
+        target.close()
+        return error(str(exc))
+    for note in notes:
+        console.print(f"note: {note}", highlight=False)
 
     run_id = uuid.uuid4().hex[:8]
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.runs_dir, experiment.name)
@@ -147,8 +146,8 @@ def run(args) -> int:
     stats = LiveStats()
     collector = RecordCollector([writer.add_requests, metrics.observe, stats.observe])
 
-    STATE.reset()
-    env = Environment(user_classes=list(BY_NAME.values()), host=target)
+    user_classes = target.user_classes()
+    env = Environment(user_classes=list(user_classes.values()), host=target_url)
     workers = 1
     if args.master:
         runner = env.create_master_runner(args.master_bind_host, args.master_bind_port)
@@ -157,16 +156,17 @@ def run(args) -> int:
         runner = env.create_local_runner()
     install_master_or_local(env, collector)
     generators = int(experiment.load["generators"]) * workers
-    conductor = Conductor(env, experiment, admin=admin, writer=writer, metrics=metrics,
-                          generators=generators, workers=workers, run_id=run_id)
-    shape = ExperimentShape(conductor)
+    conductor = Conductor(env, experiment, flag=flag, faults=binding.faults, writer=writer,
+                          metrics=metrics, generators=generators, workers=workers, run_id=run_id)
+    conductor.can_set = can_set
+    shape = ExperimentShape(conductor, user_classes=user_classes)
     env.shape_class = shape
     shape.runner = runner
 
     csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(run_dir / "locust"),
                                     full_history=True)
     csv_greenlet = gevent.spawn(csv_writer)
-    sampler: LedgerSampler | None = None
+    sampler = None
 
     interrupted = False
     stop_requested: list[str] = []
@@ -183,7 +183,7 @@ def run(args) -> int:
     gevent.signal_handler(signal.SIGINT, on_signal, "interrupted")
     gevent.signal_handler(signal.SIGTERM, on_signal, "terminated")
     started = time.time()
-    console.print(f"execbench run [bold]{experiment.name}[/bold] -> {target}  "
+    console.print(f"execbench run [bold]{experiment.name}[/bold] -> {target_url}  "
                   f"({experiment.total_s:.0f} s of phases)  run dir: {run_dir}", highlight=False)
     faulted = [p.name for p in experiment.phases if p.fault]
     if faulted:  # `demo` applies them (it owns the service); a run against a URL cannot
@@ -203,18 +203,22 @@ def run(args) -> int:
                     return 2
                 gevent.sleep(0.2)
         runner.start_shape()
-        if interval > 0:
-            # its own client: a slow ledger answer must not delay a flip on the conductor's;
-            # its first sample waits for the conductor's run_start
-            sampler = LedgerSampler(
-                AdminClient(target, token, timeout=min(10.0, max(2.0, 2 * interval))),
-                writer.timeline, interval_s=interval, phase=conductor.phase_name,
-                mode=lambda: conductor.applied_mode, ready=lambda: conductor.started)
+        # its first sample waits for the conductor's run_start
+        sampler = target.sampler(writer.timeline, phase=conductor.phase_name,
+                                 mode=lambda: conductor.applied_mode,
+                                 ready=lambda: conductor.started)
+        if sampler is not None:
             sampler.start()
         shape_greenlet = runner.shape_greenlet
         with LiveView(conductor, stats, console=console, interval=args.status_interval) as view:
             while not shape_greenlet.dead and not stop_requested:
                 shape_greenlet.join(timeout=1.0)
+                if conductor.flip_failures:
+                    # the phases would no longer run the modes they are named for
+                    console.print("[red]stopping:[/red] a flip failed; the load stops and the "
+                                  "run directory is closed", highlight=False)
+                    shape_greenlet.kill(block=False)
+                    break
                 metrics.users.set(runner.user_count)
                 view.update()
     except KeyboardInterrupt:
@@ -239,11 +243,11 @@ def run(args) -> int:
         if missing > 0:
             conductor.errors.append(f"{missing} worker(s) did not send their final records")
     else:
-        join_pools(timeout=timeout)
+        join_pools(state_of(env), timeout=timeout)
     sampled = {}
     if sampler is not None:
         sampler.stop()  # before run_end: the timeline ends with it
-        sampler.admin.close()
+        sampler.close()
         sampled = sampler.counts()
         if not sampler.stopped:
             conductor.errors.append("the ledger sampler did not stop")
@@ -254,9 +258,10 @@ def run(args) -> int:
                     late_sends=stats.late, failures=stats.failures, errors=conductor.errors,
                     **sampled)
     try:
-        writer.write_json("ledger.json", settled_ledger(admin, args.settle_timeout))
-    except Exception as exc:  # noqa: BLE001
-        conductor.errors.append(f"ledger not saved: {exc}")
+        for name, data in target.settle(args.settle_timeout).items():
+            writer.write_json(name, data)
+    except Exception as exc:  # noqa: BLE001 - what the target keeps is lost, the run is not
+        conductor.errors.append(f"the target's settle files not saved: {exc}")
     dest = run_dir / "timings.jsonl"
     sources = [Path(p) for p in (args.timing_log or []) if Path(p).resolve() != dest.resolve()]
     missing = [str(p) for p in sources if not p.exists()]
@@ -264,18 +269,23 @@ def run(args) -> int:
         conductor.errors.append(f"timing log not found: {', '.join(missing)}")
     if sources and not missing:
         copy_timings(sources, dest, started - 1, ended + 1)
+    elif not sources and binding.pack == "reference":
+        console.print("note: no --timing-log given: the run has client records only (the "
+                      "report will have no server-side stage timings)", highlight=False)
     runner.quit()
     gevent.sleep(1.2)  # one more CSV cycle with the final (worker) stats
     csv_greenlet.kill(block=True)
     csv_writer.close_files()
     writer.close()
-    admin.close()
+    target.close()
+    if flag is not None:
+        flag.close()
 
     if not args.no_table:
         print_table(run_dir, console=console)
-    for error in conductor.errors:
-        console.print(f"[red]error:[/red] {error}", highlight=False)
-    console.print(f"run directory: {run_dir}", highlight=False)
+    for problem in conductor.errors:
+        console.print(f"[red]error:[/red] {problem}", highlight=False)
+    console.print(f"run directory: {run_dir.resolve()}", highlight=False)
     if args.run_dir_file:
         Path(args.run_dir_file).write_text(str(run_dir))
     if interrupted:

@@ -9,19 +9,25 @@ ships. The first tick starts the conductor (initial flag mode, t0, schedule, bou
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 from locust import LoadTestShape
 
 from loadtests.conductor import Conductor
-from loadtests.scenarios import BY_NAME
 
 
 class ExperimentShape(LoadTestShape):
     abstract = True
+    # the load's user classes by the names `load.mix` uses (the target's, e.g. the reference
+    # pack's scenarios, or the generic HTTP requests user)
+    user_classes: ClassVar[dict[str, type]] = {}
 
-    def __init__(self, conductor: Conductor | None = None):
+    def __init__(self, conductor: Conductor | None = None,
+                 user_classes: dict[str, type] | None = None):
         super().__init__()
         self.conductor = conductor
+        if user_classes is not None:
+            self.user_classes = user_classes
 
     def make_conductor(self) -> Conductor:  # plain-Locust subclasses build theirs lazily
         raise RuntimeError("ExperimentShape needs a conductor")
@@ -35,7 +41,7 @@ class ExperimentShape(LoadTestShape):
         if time.time() >= conductor.stop_at:
             return None
         mix = conductor.experiment.load["mix"]
-        classes = [BY_NAME[name] for name in mix]
+        classes = [self.user_classes[name] for name in mix]
         load = conductor.experiment.load
         per_class = int(load["users"]) if load.get("model") == "users" else conductor.generators
         users = per_class * len(classes)

@@ -32,6 +32,13 @@ STAGE_METRICS = CONTRACT_METRICS
 CLIENT_METRICS = ("latency_ms", "latency_from_intended_ms")
 METRICS = STAGE_METRICS + CLIENT_METRICS
 
+# Role names a check may use wherever it names a phase (docs/loadtests.md "Roles").
+ROLES = ("baseline", "treatment", "rollback")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+FLAG_ADAPTERS = ("reference", "http", "command", "flagd")
+# The reference pack's own check kinds: its ledger knows orders, over-commits, a capacity knee.
+REFERENCE_CHECK_KINDS = ("overcommits", "no_orders_lost", "capacity_knee", "ledger_max")
+
 # Per check kind: required fields, optional fields with defaults.
 CHECK_KINDS: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     "quantile_between": (
@@ -52,6 +59,7 @@ CHECK_KINDS: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
         {"q": 0.5},
     ),
     "no_errors": ({}, {"phases": None, "max_failure_ratio": 0.0}),
+    "error_rate_below": ({"max_ratio": "ratio"}, {"flow": None, "phase": None}),
     "overcommits": ({"mode": "mode", "max": "count"}, {}),
     "no_orders_lost": ({}, {}),
     "capacity_knee": (
@@ -121,6 +129,20 @@ class Experiment:
     source: str
     data: dict[str, Any]  # the validated, defaults-filled document (what experiment.toml records)
     phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def pack(self) -> str:
+        """`reference` (the reference executor, the default) or `http` (a `[target]` with
+        `requests`: any service)."""
+        return self.data.get("target", {}).get("pack", "reference")
+
+    @property
+    def modes(self) -> list[str]:
+        return self.data["modes"]
+
+    @property
+    def roles(self) -> dict[str, Any]:
+        return self.data["roles"]
 
     @property
     def load(self) -> dict[str, Any]:
@@ -242,7 +264,7 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
     v = _V(source)
     doc = copy.deepcopy(doc)
     v.keys(doc, "", {"name", "description", "profile", "load", "phases", "checks", "analysis",
-                     "service"})
+                     "service", "modes", "roles", "target", "flag"})
     if "analysis" in doc:  # the analysis' own settings (docs/analysis.md), passed through as is
         v.table(doc["analysis"], "analysis")
     name = v.string(doc.get("name"), "name", pattern=r"[a-z0-9][a-z0-9_-]*")
@@ -250,10 +272,16 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
         v.string(doc["description"], "description")
     doc["profile"] = v.string(doc.get("profile", "seed"), "profile")
 
-    load = _validate_load(v, doc.get("load", {}))
+    target = _validate_target(v, doc.get("target", {}))
+    doc["target"] = target
+    pack = target["pack"]
+    load = _validate_load(v, doc.get("load", {}), pack)
     doc["load"] = load
     if "service" in doc:
+        if pack != "reference":
+            v.fail("service", "only for the reference pack (how `execbench demo` starts it)")
         doc["service"] = _validate_service(v, doc["service"])
+    modes = _validate_modes(v, doc, pack)
 
     raw_phases = doc.get("phases")
     if not isinstance(raw_phases, list) or not raw_phases:
@@ -263,7 +291,7 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
     start = 0.0
     if not (duration_scale > 0 and math.isfinite(duration_scale)):
         v.fail("(duration scale)", f"must be a positive number, got {duration_scale}")
-    raw_phases = _expand_repeats(v, raw_phases)
+    raw_phases = _expand_repeats(v, raw_phases, modes)
     for where, raw in raw_phases:
         v.keys(raw, where, {"name", "duration_s", "mode", "analyse", "rate", "group", "provider",
                             "fault"})
@@ -277,8 +305,8 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
         duration = round(duration * duration_scale, 3)
         raw["duration_s"] = duration
         if "mode" not in raw:
-            v.fail(f"{where}.mode", f"missing (one of {', '.join(MODES)})")
-        mode = v.string(raw["mode"], f"{where}.mode", choices=MODES)
+            v.fail(f"{where}.mode", f"missing (one of {', '.join(modes)})")
+        mode = v.string(raw["mode"], f"{where}.mode", choices=modes)
         analyse = v.boolean(raw.setdefault("analyse", True), f"{where}.analyse")
         rate = None
         if "rate" in raw:
@@ -286,6 +314,11 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
         elif load["model"] == "arrival" and "rate" not in load:
             v.fail(f"{where}.rate", "missing, and load.rate gives no default")
         group = v.string(raw.setdefault("group", pname), f"{where}.group")
+        if pack != "reference":
+            for key in ("provider", "fault"):
+                if key in raw:
+                    v.fail(f"{where}.{key}", "only for the reference pack (its provider "
+                                             "simulator and service process)")
         provider = None
         if "provider" in raw:
             provider = _validate_provider(v, raw["provider"], f"{where}.provider")
@@ -296,18 +329,22 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
         phases.append(Phase(pname, duration, mode, analyse, rate, group, provider, start, fault))
         start = round(start + duration, 6)
     doc["phases"] = [raw for _, raw in raw_phases]  # expanded: experiment.toml lists every phase
+    doc["roles"] = _validate_roles(v, doc.get("roles"), pack, modes, phases)
+    doc["flag"] = _validate_flag(v, doc.get("flag"), pack, phases)
 
-    names = {p.name for p in phases} | {p.group for p in phases}
+    names = {p.name for p in phases} | {p.group for p in phases} | set(ROLES)
+    flows, metrics = _flows_and_metrics(target)
     raw_checks = doc.get("checks", [])
     if not isinstance(raw_checks, list):
         v.fail("checks", "must be an array of tables ([[checks]])")
     for i, raw in enumerate(raw_checks):
-        _validate_check(v, v.table(raw, f"checks[{i}]"), f"checks[{i}]", names)
+        _validate_check(v, v.table(raw, f"checks[{i}]"), f"checks[{i}]", names,
+                        flows=flows, metrics=metrics, modes=modes, pack=pack)
     doc["checks"] = raw_checks
     return Experiment(name=name, source=source, data=doc, phases=phases)
 
 
-def _expand_repeats(v: _V, raw_phases: list) -> list[tuple[str, dict]]:
+def _expand_repeats(v: _V, raw_phases: list, all_modes: list[str]) -> list[tuple[str, dict]]:
     """`repeat = N` with `modes = [a, b, ...]` on a phase stands for N cycles of one phase per
     mode: `<name>-<k>-<mode>` (k from 1), group `<group or name>-<mode>`, so checks can compare
     the modes across every cycle. Each copy is then validated like a written-out phase."""
@@ -323,9 +360,9 @@ def _expand_repeats(v: _V, raw_phases: list) -> list[tuple[str, dict]]:
             v.fail(f"{where}.modes", "give either mode or modes, not both")
         modes = raw.get("modes", [raw.get("mode")] if "mode" in raw else None)
         if not isinstance(modes, list) or not modes:
-            v.fail(f"{where}.modes", f"must be a non-empty array of modes ({', '.join(MODES)})")
+            v.fail(f"{where}.modes", f"must be a non-empty array of modes ({', '.join(all_modes)})")
         for j, m in enumerate(modes):
-            v.string(m, f"{where}.modes[{j}]", choices=MODES)
+            v.string(m, f"{where}.modes[{j}]", choices=all_modes)
         if "fault" in raw:
             v.fail(f"{where}.fault", "not allowed on a repeated phase (write that phase out)")
         name = v.string(raw.get("name"), f"{where}.name", pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -337,6 +374,270 @@ def _expand_repeats(v: _V, raw_phases: list) -> list[tuple[str, dict]]:
                 copy_.update(name=f"{name}-{k}-{m}", group=f"{group}-{m}", mode=m)
                 out.append((f"{where} (cycle {k}, mode {m})", copy_))
     return out
+
+# --- target, modes, roles, flag ----------------------------------------------------------
+
+
+def _url(v: _V, value, fname: str) -> str:
+    v.string(value, fname)
+    if not re.match(r"^https?://[^/\s]+", value):
+        v.fail(fname, f"must be an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _server_source(v: _V, value, fname: str) -> None:
+    v.string(value, fname)
+    kind, _, where = value.partition(":")
+    if kind == "header" and re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", where):
+        return
+    if kind == "json" and where.startswith("/") and len(where) > 1:
+        return
+    v.fail(fname, f"must be header:NAME (a Server-Timing metric) or json:/pointer, got {value!r}")
+
+
+def _statuses(v: _V, value, fname: str) -> list[int]:
+    if not isinstance(value, list):
+        v.fail(fname, f"must be an array of HTTP status codes, got {_show(value)}")
+    for j, code in enumerate(value):
+        v.integer(code, f"{fname}[{j}]", low=100)
+        if code > 599:
+            v.fail(f"{fname}[{j}]", f"must be an HTTP status (100..599), got {code}")
+    return value
+
+
+def _validate_target(v: _V, raw) -> dict[str, Any]:
+    """[target]: where the load goes. No table, or `pack = "reference"`: the reference
+    executor (its scenarios, ledger and admin API). With `[[target.requests]]`: any HTTP
+    service (docs/loadtests.md "Testing your own service")."""
+    raw = v.table(raw, "target")
+    v.keys(raw, "target", {"pack", "base_url", "health", "requests"})
+    pack = raw.get("pack", "http" if "requests" in raw else "reference")
+    v.string(pack, "target.pack", choices=("reference", "http"))
+    raw["pack"] = pack
+    if "base_url" in raw:
+        raw["base_url"] = _url(v, raw["base_url"], "target.base_url")
+    if pack == "reference":
+        for key in ("requests", "health"):
+            if key in raw:
+                v.fail(f"target.{key}", "not with pack = \"reference\" (its requests are the "
+                                        "order scenarios of load.mix)")
+        return raw
+    health = v.string(raw.setdefault("health", "/health"), "target.health")
+    if not health.startswith("/"):
+        v.fail("target.health", f"must be a path starting with /, got {health!r}")
+    requests = raw.get("requests")
+    if not isinstance(requests, list) or not requests:
+        v.fail("target.requests", "must be a non-empty array of tables ([[target.requests]])")
+    names: set[str] = set()
+    for i, req in enumerate(requests):
+        where = f"target.requests[{i}]"
+        v.table(req, where)
+        v.keys(req, where, {"name", "flow", "weight", "method", "path", "json", "body",
+                            "headers", "ok_status", "rejected_status", "server_timing",
+                            "served_mode"})
+        name = v.string(req.get("name"), f"{where}.name", pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+        if name in names:
+            v.fail(f"{where}.name", f"duplicate request name {name!r}")
+        names.add(name)
+        v.string(req.setdefault("flow", name), f"{where}.flow",
+                 pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+        v.number(req.setdefault("weight", 1), f"{where}.weight", low=0, low_open=True)
+        req["method"] = v.string(req.get("method", "GET"), f"{where}.method").upper()
+        v.string(req["method"], f"{where}.method", choices=HTTP_METHODS)
+        path = v.string(req.get("path"), f"{where}.path")
+        if not path.startswith("/"):
+            v.fail(f"{where}.path", f"must start with / (it is joined to base_url), got {path!r}")
+        if "json" in req and "body" in req:
+            v.fail(f"{where}.body", "give either json or body, not both")
+        if "body" in req:
+            v.string(req["body"], f"{where}.body")
+        headers = v.table(req.get("headers", {}), f"{where}.headers")
+        for key, value in headers.items():
+            v.string(value, f"{where}.headers.{key}")
+        ok = _statuses(v, req.get("ok_status", []), f"{where}.ok_status")
+        rejected = _statuses(v, req.get("rejected_status", []), f"{where}.rejected_status")
+        both = sorted(set(ok) & set(rejected))
+        if both:
+            v.fail(f"{where}.rejected_status", f"{both} also in ok_status")
+        timing = req.get("server_timing")
+        if timing is not None:
+            for j, src in enumerate([timing] if isinstance(timing, str) else timing
+                                    if isinstance(timing, list) else [timing]):
+                _server_source(v, src, f"{where}.server_timing" +
+                               ("" if isinstance(timing, str) else f"[{j}]"))
+        if "served_mode" in req:
+            _server_source(v, req["served_mode"], f"{where}.served_mode")
+        _check_templates(v, req, where)
+    return raw
+
+
+def _check_templates(v: _V, req: dict, where: str) -> None:
+    from loadtests.adapters.templates import Template, TemplateError, compile_value
+
+    try:
+        Template(req["path"], ("*",))
+        compile_value({k: req[k] for k in ("json", "body", "headers") if k in req}, ("*",))
+    except TemplateError as exc:
+        if "unknown variable" not in str(exc):  # CSV columns are known only at run time
+            v.fail(where, str(exc))
+
+
+def _validate_modes(v: _V, doc: dict, pack: str) -> list[str]:
+    """`modes`: the flag's variant names. The reference pack's are its `provider_skip`
+    modes; a generic target's default to the phases' modes in order of appearance."""
+    if "modes" not in doc:
+        if pack == "reference":
+            doc["modes"] = list(MODES)
+        else:
+            seen: list[str] = []
+            for i, raw in enumerate(doc.get("phases") or []):
+                if isinstance(raw, dict):
+                    for m in raw.get("modes", [raw.get("mode")]):
+                        if isinstance(m, str) and m and m not in seen:
+                            seen.append(m)
+                    if not isinstance(raw.get("mode", raw.get("modes", [""])[0]), str):
+                        v.fail(f"phases[{i}].mode", "must be a string")
+            if not seen:
+                v.fail("modes", "missing: name the flag's variants, e.g. modes = [\"off\", \"on\"]")
+            doc["modes"] = seen
+    modes = doc["modes"]
+    if not isinstance(modes, list) or not modes:
+        v.fail("modes", f"must be a non-empty array of variant names, got {_show(modes)}")
+    for j, m in enumerate(modes):
+        v.string(m, f"modes[{j}]", pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+    if len(set(modes)) != len(modes):
+        v.fail("modes", f"names repeat: {modes}")
+    if pack == "reference" and set(modes) - set(MODES):
+        v.fail("modes", f"the reference service knows {', '.join(MODES)}, not "
+                        f"{', '.join(sorted(set(modes) - set(MODES)))}")
+    return modes
+
+
+def _validate_roles(v: _V, raw, pack: str, modes: list[str], phases: list[Phase]) -> dict:
+    """[roles]: which mode is the baseline and which the treatment(s). Defaults: the reference
+    pack's `off` and [`skip`, `skip_reserve`]; otherwise the first phase's mode, and the others."""
+    if raw is None:
+        if pack == "reference":
+            return {"baseline": "off", "treatment": ["skip", "skip_reserve"]}
+        used = [p.mode for p in phases if p.analyse] or [p.mode for p in phases]
+        base = used[0]
+        return {"baseline": base, "treatment": [m for m in modes if m != base and m in used]}
+    raw = v.table(raw, "roles")
+    v.keys(raw, "roles", {"baseline", "treatment"})
+    base = v.string(raw.get("baseline"), "roles.baseline", choices=modes)
+    treatment = raw.get("treatment", [m for m in modes if m != base])
+    listed = [treatment] if isinstance(treatment, str) else treatment
+    if not isinstance(listed, list) or not listed:
+        v.fail("roles.treatment", "must be a mode or an array of modes")
+    for j, m in enumerate(listed):
+        v.string(m, "roles.treatment" + ("" if isinstance(treatment, str) else f"[{j}]"),
+                 choices=modes)
+    if base in listed:
+        v.fail("roles.treatment", f"{base!r} is the baseline")
+    return {"baseline": base, "treatment": listed}
+
+
+def _flag_call(v: _V, raw, fname: str, *, needs_url: bool = True) -> dict:
+    raw = v.table(raw, fname)
+    v.keys(raw, fname, {"method", "url", "json", "body", "headers", "pointer"})
+    if needs_url:
+        url = v.string(raw.get("url"), f"{fname}.url")
+        if not (url.startswith("/") or re.match(r"^https?://", url)):
+            v.fail(f"{fname}.url", f"must be a path (/...) or an http(s):// URL, got {url!r}")
+    if "method" in raw:
+        raw["method"] = v.string(raw["method"], f"{fname}.method").upper()
+        v.string(raw["method"], f"{fname}.method", choices=HTTP_METHODS)
+    if "pointer" in raw:
+        ptr = v.string(raw["pointer"], f"{fname}.pointer")
+        if not ptr.startswith("/"):
+            v.fail(f"{fname}.pointer", f"must be a JSON pointer (/a/b), got {ptr!r}")
+    for key, value in v.table(raw.get("headers", {}), f"{fname}.headers").items():
+        v.string(value, f"{fname}.headers.{key}")
+    return raw
+
+
+def _flag_command(v: _V, raw, fname: str) -> None:
+    if isinstance(raw, list):
+        if not raw:
+            v.fail(fname, "must not be empty")
+        for j, part in enumerate(raw):
+            v.string(part, f"{fname}[{j}]")
+    else:
+        v.string(raw, fname)
+
+
+def _validate_flag(v: _V, raw, pack: str, phases: list[Phase]) -> dict[str, Any]:
+    flips = len({p.mode for p in phases}) > 1
+    if raw is None:
+        if pack == "reference":
+            return {"adapter": "reference"}
+        if flips:
+            v.fail("flag", "the phases use several modes, so the run flips a flag: give a "
+                           "[flag] table (adapter = http | command | flagd)")
+        return {"adapter": "none"}
+    raw = v.table(raw, "flag")
+    adapter = v.string(raw.get("adapter", "reference" if pack == "reference" else None),
+                       "flag.adapter", choices=FLAG_ADAPTERS)
+    raw["adapter"] = adapter
+    common = {"adapter", "name", "confirm_timeout_s", "poll_interval_s", "timeout_s"}
+    for key in ("confirm_timeout_s", "poll_interval_s", "timeout_s"):
+        if key in raw:
+            v.number(raw[key], f"flag.{key}", low=0, low_open=True)
+    if "name" in raw:
+        v.string(raw["name"], "flag.name")
+    if adapter == "reference":
+        if pack != "reference":
+            v.fail("flag.adapter", "\"reference\" flips the reference service's provider_skip; "
+                                   "this target is another service")
+        v.keys(raw, "flag", common)
+    elif adapter == "http":
+        v.keys(raw, "flag", common | {"set", "get"})
+        if "set" not in raw:
+            v.fail("flag.set", "missing: the request that sets the flag, "
+                               "e.g. { method = \"PUT\", url = \"/flags/x\", json = { variant = \"{mode}\" } }")
+        _flag_call(v, raw["set"], "flag.set")
+        if "get" in raw:
+            _flag_call(v, raw["get"], "flag.get")
+    elif adapter == "command":
+        v.keys(raw, "flag", common | {"set", "get"})
+        if "set" not in raw:
+            v.fail("flag.set", "missing: the command that sets the flag, e.g. "
+                               "\"myflags set fast_path {mode}\"")
+        _flag_command(v, raw["set"], "flag.set")
+        if "get" in raw:
+            _flag_command(v, raw["get"], "flag.get")
+    else:  # flagd
+        v.keys(raw, "flag", common | {"file", "flag", "get"})
+        v.string(raw.get("file"), "flag.file")
+        v.string(raw.get("flag"), "flag.flag")
+        if "get" not in raw:
+            v.fail("flag.get", "missing: how to read the variant the service evaluates (an "
+                               "HTTP { url, pointer } or a command), to confirm each flip")
+        if isinstance(raw["get"], dict):
+            _flag_call(v, raw["get"], "flag.get")
+        else:
+            _flag_command(v, raw["get"], "flag.get")
+    return raw
+
+
+def _flows_and_metrics(target: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The flows and metrics checks may name: the reference pack's, or those the requests
+    of a generic target produce (client latency always; server metrics where named)."""
+    if target["pack"] == "reference":
+        return FLOWS, METRICS
+    from loadtests.adapters.http_target import metric_name
+
+    flows: list[str] = []
+    metrics: list[str] = list(CLIENT_METRICS)
+    for req in target["requests"]:
+        if req["flow"] not in flows:
+            flows.append(req["flow"])
+        timing = req.get("server_timing") or []
+        for src in [timing] if isinstance(timing, str) else timing:
+            if metric_name(src) not in metrics:
+                metrics.append(metric_name(src))
+    return tuple(flows), tuple(metrics)
+
 
 
 def _validate_service(v: _V, raw) -> dict[str, Any]:
@@ -357,9 +658,12 @@ def _validate_service(v: _V, raw) -> dict[str, Any]:
     return raw
 
 
-def _validate_load(v: _V, raw) -> dict[str, Any]:
+def _validate_load(v: _V, raw, pack: str = "reference") -> dict[str, Any]:
     raw = v.table(raw, "load")
     allowed = set(LOAD_DEFAULTS) | {"rate", "seed", "population", "mix", "scenarios"}
+    if pack != "reference":  # the reference pack's order scenarios and their knobs
+        allowed -= {"mix", "scenarios", "provider_share", "client_order_ids", "retry_s",
+                    "ledger_interval_s"}
     v.keys(raw, "load", allowed)
     load = {**LOAD_DEFAULTS, **raw}
     v.string(load["model"], "load.model", choices=("arrival", "users"))
@@ -387,12 +691,19 @@ def _validate_load(v: _V, raw) -> dict[str, Any]:
                                          f"(each sample scans the service's orders), got {interval}")
 
     population = v.table(load.get("population", {}), "load.population")
-    v.keys(population, "load.population", {"users", "first"})
+    v.keys(population, "load.population",
+           {"users", "first"} | ({"csv"} if pack != "reference" else set()))
     population.setdefault("users", 200)
     population.setdefault("first", 1)
     v.integer(population["users"], "load.population.users", low=1)
     v.integer(population["first"], "load.population.first", low=1)
+    if "csv" in population:
+        v.string(population["csv"], "load.population.csv")
     load["population"] = population
+    if pack != "reference":
+        load["mix"] = {"requests": 1.0}  # one user class: the weighted [[target.requests]]
+        load["ledger_interval_s"] = 0.0
+        return load
 
     mix = v.table(load.get("mix", {"trader_mix": 1.0}), "load.mix")
     if not mix:
@@ -453,8 +764,12 @@ def _validate_provider(v: _V, raw, where: str) -> dict[str, Any]:
     return out
 
 
-def _validate_check(v: _V, raw: dict, where: str, phase_names: set[str]) -> None:
+def _validate_check(v: _V, raw: dict, where: str, phase_names: set[str], *,
+                    flows=FLOWS, metrics=METRICS, modes=MODES, pack: str = "reference") -> None:
     kind = v.string(raw.get("kind"), f"{where}.kind", choices=tuple(CHECK_KINDS))
+    if pack != "reference" and kind in REFERENCE_CHECK_KINDS:
+        v.fail(f"{where}.kind", f"{kind!r} reads the reference service's ledger; this target "
+                                "has none")
     required, optional = CHECK_KINDS[kind]
     v.keys(raw, where, {"kind", "name", *required, *optional})
     if "name" in raw:
@@ -470,10 +785,12 @@ def _validate_check(v: _V, raw: dict, where: str, phase_names: set[str]) -> None
                                      "max_failure_ratio": "ratio", "phase": "phase",
                                      "flow": "flow", "baseline_mode": "mode"}.get(key)
         fname = f"{where}.{key}"
+        if typ is None and key in ("kind", "name"):
+            continue
         if typ == "flow":
-            v.string(value, fname, choices=FLOWS)
+            v.string(value, fname, choices=tuple(flows))
         elif typ == "metric":
-            v.string(value, fname, choices=METRICS)
+            v.string(value, fname, choices=tuple(metrics))
         elif typ == "phase":
             _phase_ref(v, value, fname, phase_names)
         elif typ == "quantile":
@@ -485,7 +802,7 @@ def _validate_check(v: _V, raw: dict, where: str, phase_names: set[str]) -> None
         elif typ == "count":
             v.integer(value, fname, low=0)
         elif typ == "mode":
-            v.string(value, fname, choices=MODES)
+            v.string(value, fname, choices=tuple(modes))
         elif typ == "string":
             v.string(value, fname)
         elif typ in ("phase_pair", "phase_list"):
@@ -511,10 +828,13 @@ def dumps(exp: Experiment, header: str = "") -> str:
     """TOML text of the validated spec (defaults filled, durations as run)."""
     doc = exp.data
     out: list[str] = [f"# {line}" if line else "#" for line in header.splitlines()]
-    for key in ("name", "description", "profile"):
+    for key in ("name", "description", "profile", "modes"):
         if key in doc:
             out.append(f"{key} = {_toml_value(doc[key])}")
     out.append("")
+    for key in ("roles", "target", "flag"):
+        if doc.get(key):
+            _toml_table(out, key, doc[key])
     _toml_table(out, "load", doc["load"])
     if doc.get("service"):
         _toml_table(out, "service", doc["service"])

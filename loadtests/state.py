@@ -26,6 +26,8 @@ class ProcessState:
         self.schedule: list[dict[str, Any]] = []
         self._starts: list[float] = []
         self.load: dict[str, Any] = {}
+        self.target: dict[str, Any] = {}  # the spec's [target] (generic HTTP targets)
+        self.spec_dir: str | None = None  # relative paths of the spec (a population CSV)
         self.generators = 1
         self.sink: Callable[[list[dict[str, Any]]], None] | None = None
         self.outbox: list[dict[str, Any]] = []
@@ -36,6 +38,7 @@ class ProcessState:
         self.lock = threading.Lock()
         self.late_sends = 0
         self.sent = 0
+        self.user_instances = 0  # numbers each user for its seeded random stream
 
     # --- configuration ------------------------------------------------------------------
 
@@ -47,6 +50,8 @@ class ProcessState:
         self.schedule = message["schedule"]
         self._starts = [self.t0 + p["start_s"] for p in self.schedule]
         self.load = message["load"]
+        self.target = message.get("target") or {}
+        self.spec_dir = message.get("spec_dir")
         self.generators = int(message["generators"])
         self.workers = int(message.get("workers", 1))
 
@@ -96,4 +101,10 @@ class ProcessState:
         return out
 
 
-STATE = ProcessState()
+def state_of(environment) -> ProcessState:
+    """The run state of one Locust environment (created on first use)."""
+    state = getattr(environment, "execbench_state", None)
+    if state is None:
+        state = ProcessState()
+        environment.execbench_state = state
+    return state

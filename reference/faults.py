@@ -28,8 +28,8 @@ from typing import Any
 
 import orjson
 
-from loadtests.admin import AdminClient, AdminError
 from loadtests.records import iso, parse_iso, read_jsonl
+from reference.admin import AdminClient, AdminError
 
 
 class ServiceProcess:

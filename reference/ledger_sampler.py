@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from loadtests.admin import AdminClient
 from loadtests.spec import LEDGER_INTERVAL_MIN_S as MIN_INTERVAL_S
+from reference.admin import AdminClient
 
 log = logging.getLogger("execbench.ledger_sampler")
 
@@ -64,6 +64,9 @@ class LedgerSampler:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="ledger-sampler", daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        self.admin.close()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop sampling; a request in flight finishes (bounded by the client's timeout)."""

@@ -1,4 +1,4 @@
-"""Plain Locust entry point: `locust -f loadtests/locustfile.py --host URL`.
+"""Plain Locust entry point: `locust -f reference/locustfile.py --host URL`.
 
 The web UI opens with the class picker on: the three scenarios (TraderMix, SameUserBurst,
 MarginEdge) and one shape per bundled experiment (ProviderSkipAbShape, InterleavedShape, ...)
@@ -7,7 +7,7 @@ generator at EXECBENCH_RATE_PER_USER requests/s (default 2), and you flip the fl
 (`execbench flag skip`). With an experiment shape the phases run and the flag is flipped at each
 boundary if EXECBENCH_ADMIN_TOKEN is set.
 
-Headless: `EXECBENCH_EXPERIMENT=provider-skip-ab locust -f loadtests/locustfile.py --headless
+Headless: `EXECBENCH_EXPERIMENT=provider-skip-ab locust -f reference/locustfile.py --headless
 --host URL` runs that experiment's shape; without EXECBENCH_EXPERIMENT, headless runs the
 manual mode with `-u/-r`. EXECBENCH_RUN_DIR=dir also writes timeline.jsonl and requests.jsonl
 there, and EXECBENCH_DURATION_SCALE=0.1 shortens every phase (a shape ignores `-t`). The web UI serves the `loadtest_` metrics at /metrics; distributed (`--master` /
@@ -26,13 +26,13 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests import spec as specs
-from loadtests.admin import AdminClient
 from loadtests.conductor import Conductor, RecordCollector, install_master_or_local, install_worker
 from loadtests.metrics import LoadtestMetrics
 from loadtests.records import RunWriter
-from loadtests.scenarios import MarginEdge, SameUserBurst, TraderMix
 from loadtests.shape import ExperimentShape
-from loadtests.state import STATE
+from loadtests.state import state_of
+from reference.pack import ReferenceFaults, ReferenceFlag
+from reference.scenarios import BY_NAME, MarginEdge, SameUserBurst, TraderMix
 
 __all__ = ["MarginEdge", "SameUserBurst", "TraderMix"]
 
@@ -51,12 +51,13 @@ def _make_conductor(self) -> Conductor:
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
     host = runner.environment.host
     token = os.environ.get("EXECBENCH_ADMIN_TOKEN")
-    admin = AdminClient(host, token) if host and token else None
+    flag = ReferenceFlag(host, token) if host and token else None
+    faults = ReferenceFaults(host, token) if host and token else None
     if _WRITER:  # the analysis needs the spec as run next to the records
         (_WRITER[0].run_dir / "experiment.toml").write_text(specs.dumps(
             experiment, header=f"experiment {experiment.name} as run from the locustfile "
                                f"(duration scale {scale}); schema: docs/loadtests.md"))
-    return Conductor(runner.environment, experiment, admin=admin,
+    return Conductor(runner.environment, experiment, flag=flag, faults=faults,
                      writer=_WRITER[0] if _WRITER else None, metrics=METRICS,
                      generators=int(experiment.load["generators"]) * max(1, workers),
                      workers=max(1, workers), run_id=uuid.uuid4().hex[:8])
@@ -70,6 +71,7 @@ def _reset_time(self) -> None:
 for _name in specs.available():
     _cls = type(_class_name(_name), (ExperimentShape,), {
         "abstract": False, "experiment_name": _name, "make_conductor": _make_conductor,
+        "user_classes": dict(BY_NAME),
         "reset_time": _reset_time, "__module__": __name__,
         "__doc__": f"The `{_name}` experiment (loadtests/experiments/{_name}.toml).",
     })
@@ -107,8 +109,7 @@ def _on_init(environment, **kw):
         environment.web_ui.userclass_picker_is_active = True
         _add_metrics_route(environment.web_ui.app)
 
-    STATE.reset()
-    STATE.configure(manual_schedule())
+    state_of(environment).configure(manual_schedule())
     if isinstance(environment.runner, WorkerRunner):
         install_worker(environment)
         return
@@ -139,9 +140,9 @@ def _on_test_stop(environment, **kw):
     conductor.restore_provider()
     conductor.timeline("run_end", ts=time.time(), phase=None, mode=conductor.applied_mode,
                        interrupted=time.time() < conductor.end, errors=conductor.errors)
-    if _WRITER and conductor.admin is not None:
+    if _WRITER and conductor.flag is not None:
         try:
-            _WRITER[0].write_json("ledger.json", conductor.admin.ledger())
+            _WRITER[0].write_json("ledger.json", conductor.flag.admin.ledger())
         except Exception as exc:  # noqa: BLE001 - a missing ledger must not break Locust's stop
             conductor.errors.append(f"ledger not saved: {exc}")
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import random
 
 from loadtests.spec import SCENARIOS
-from loadtests.state import STATE
+from loadtests.state import ProcessState
 
 
-def account_range(scenario: str) -> range:
+def account_range(state: ProcessState, scenario: str) -> range:
     """The population is split into equal consecutive slices, one per scenario of the mix
     (in the order trader_mix, same_user_burst, margin_edge); trader_mix alone gets it all."""
-    pop = STATE.load.get("population", {"users": 200, "first": 1})
+    pop = state.load.get("population", {"users": 200, "first": 1})
     first, users = int(pop.get("first", 1)), int(pop.get("users", 200))
-    active = [s for s in SCENARIOS if s in STATE.load.get("mix", {"trader_mix": 1.0})] or [scenario]
+    active = [s for s in SCENARIOS if s in state.load.get("mix", {"trader_mix": 1.0})] or [scenario]
     if scenario not in active:
         active.append(scenario)
     size = max(1, users // len(active))
@@ -29,10 +29,11 @@ class AccountPicker:
     Each phase gets its own accounts, so an account drained or over-committed under one mode
     never carries that state into the next phase's measurement."""
 
-    def __init__(self, scenario: str, rng: random.Random):
-        ids = list(account_range(scenario))
-        workers = max(1, STATE.workers)
-        mine = [i for n, i in enumerate(ids) if n % workers == STATE.worker_index % workers]
+    def __init__(self, state: ProcessState, scenario: str, rng: random.Random):
+        self.state = state
+        ids = list(account_range(state, scenario))
+        workers = max(1, state.workers)
+        mine = [i for n, i in enumerate(ids) if n % workers == state.worker_index % workers]
         self.ids = mine or ids
         self.rng = rng
         self.busy: set[int] = set()
@@ -40,7 +41,7 @@ class AccountPicker:
 
     def acquire(self, phase_index: int | None = None) -> int | None:
         ids = self.ids
-        phases = len(STATE.schedule)
+        phases = len(self.state.schedule)
         if phase_index is not None and phases > 1 and len(ids) >= phases:
             ids = ids[phase_index::phases]
         free = [i for i in ids if i not in self.busy and i not in self.exhausted]

@@ -10,23 +10,23 @@ accept. It exercises the margin checks (`single_margin_ms`, `free_margin_ms`) an
 
 from __future__ import annotations
 
-from loadtests.arrival import Arrival, ArrivalRateUser, MarginSizer
-from loadtests.scenarios.accounts import AccountPicker
-from loadtests.state import STATE
+from loadtests.arrival import Arrival
+from reference.orders import MarginSizer, OrderUser
+from reference.scenarios.accounts import AccountPicker
 
 
-class MarginEdge(ArrivalRateUser):
+class MarginEdge(OrderUser):
     scenario = "margin_edge"
 
     def on_start(self) -> None:
         super().on_start()
-        self.picker = AccountPicker(self.scenario, self.rng)
+        self.picker = AccountPicker(self.state, self.scenario, self.rng)
         self.sizer = MarginSizer()
 
     def act(self, arrival: Arrival) -> None:
-        conf = STATE.load["scenarios"]["margin_edge"]
+        conf = self.state.load["scenarios"]["margin_edge"]
         user_type = conf["user_type"]
-        account_id = self.picker.acquire(STATE.phase_index_at(arrival.intended))
+        account_id = self.picker.acquire(self.state.phase_index_at(arrival.intended))
         if account_id is None:
             return
         exhausted = False

@@ -14,26 +14,26 @@ import uuid
 
 import gevent
 
-from loadtests.arrival import Arrival, ArrivalRateUser, MarginSizer
-from loadtests.scenarios.accounts import AccountPicker
-from loadtests.state import STATE
+from loadtests.arrival import Arrival
+from reference.orders import MarginSizer, OrderUser
+from reference.scenarios.accounts import AccountPicker
 
 
-class SameUserBurst(ArrivalRateUser):
+class SameUserBurst(OrderUser):
     scenario = "same_user_burst"
 
     def connections_per_arrival(self) -> int:
-        return int(STATE.load["scenarios"]["same_user_burst"]["burst_size"])
+        return int(self.state.load["scenarios"]["same_user_burst"]["burst_size"])
 
     def on_start(self) -> None:
         super().on_start()
-        self.picker = AccountPicker(self.scenario, self.rng)
+        self.picker = AccountPicker(self.state, self.scenario, self.rng)
         self.sizer = MarginSizer()
 
     def act(self, arrival: Arrival) -> None:
-        conf = STATE.load["scenarios"]["same_user_burst"]
+        conf = self.state.load["scenarios"]["same_user_burst"]
         user_type = conf["user_type"]
-        account_id = self.picker.acquire(STATE.phase_index_at(arrival.intended))
+        account_id = self.picker.acquire(self.state.phase_index_at(arrival.intended))
         if account_id is None:
             return  # every account of the slice is busy or out of margin
         exhausted = False

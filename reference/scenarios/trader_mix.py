@@ -8,18 +8,18 @@ the scenario the headline measures: it moves `executor_duration_seconds{flow="pr
 
 from __future__ import annotations
 
-from loadtests.arrival import Arrival, ArrivalRateUser
-from loadtests.scenarios.accounts import account_range
-from loadtests.state import STATE
+from loadtests.arrival import Arrival
+from reference.orders import OrderUser
+from reference.scenarios.accounts import account_range
 
 
-class TraderMix(ArrivalRateUser):
+class TraderMix(OrderUser):
     scenario = "trader_mix"
 
     def act(self, arrival: Arrival) -> None:
-        load = STATE.load
+        load = self.state.load
         conf = load["scenarios"]["trader_mix"]
-        ids = account_range(self.scenario)
+        ids = account_range(self.state, self.scenario)
         user_type = "live" if self.rng.random() < float(load.get("provider_share", 0.5)) else "demo"
         volume = round(self.rng.uniform(conf["volume_min"], conf["volume_max"]), 2)
         self.order(

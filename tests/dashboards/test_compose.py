@@ -48,7 +48,7 @@ def test_the_stack_has_every_part(resolved):
         assert name in services, name
     assert "--master" in services["locust-master"]["command"]
     assert "--worker" in services["locust-worker"]["command"]
-    assert "loadtests/locustfile.py" in services["locust-worker"]["command"]
+    assert "reference/locustfile.py" in services["locust-worker"]["command"]
     assert "8089" in str(services["locust-master"]["ports"]), "the web UI must be reachable"
     assert "ports" not in services["locust-worker"], "workers must scale: no fixed host port"
     assert "container_name" not in services["locust-worker"]
@@ -147,11 +147,11 @@ def test_the_locust_master_serves_loadtest_metrics_where_prometheus_scrapes(tmp_
 
     command = yaml.safe_load((ROOT / "docker-compose.yml").read_text())[
         "services"]["locust-master"]["command"]
-    assert "loadtests/locustfile.py" in command and "--web-port=8089" in command
+    assert "reference/locustfile.py" in command and "--web-port=8089" in command
     port, master_port = free_port(), free_port()
     # The compose command itself, bound to this test's ports instead of the container's.
     local = {"--web-host=0.0.0.0": "--web-host=127.0.0.1", "--web-port=8089": f"--web-port={port}",
-             "loadtests/locustfile.py": str(ROOT / "loadtests" / "locustfile.py")}
+             "reference/locustfile.py": str(ROOT / "reference" / "locustfile.py")}
     args = [local.get(arg, arg) for arg in command]
     log = tmp_path / "locust.log"
     with open(log, "wb") as out:

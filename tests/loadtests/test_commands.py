@@ -11,7 +11,7 @@ from tests.loadtests.util import ROOT, cli_env, execbench
 def test_cli_does_not_import_locust_or_gevent():
     code = ("import sys; from execbench.cli import build_parser; p = build_parser(); "
             "p.parse_args(['run', 'x', '--target', 'http://h']); p.parse_args(['demo', '--quick']); "
-            "import loadtests.demo, loadtests.spec, loadtests.summary, loadtests.admin; "
+            "import execbench.demo, loadtests.spec, loadtests.summary, reference.admin; "
             "print(sorted(m for m in ('locust', 'gevent') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True, env=cli_env())
@@ -43,5 +43,5 @@ def test_unreachable_target_is_a_clear_error(tmp_path):
     result = execbench("run", "provider-skip-ab", "--target", "http://127.0.0.1:9",
                        "--health-timeout", "1", "--run-dir", tmp_path / "run", timeout=60)
     assert result.returncode == 2
-    assert "target error" in result.stdout and "/healthz not healthy" in result.stdout
+    assert "execbench: error: " in result.stderr and "/healthz not healthy" in result.stderr
     assert not (tmp_path / "run").exists()

@@ -1,4 +1,4 @@
-"""Plain Locust stays first-class: `locust -f loadtests/locustfile.py` with the scenarios and shapes."""
+"""Plain Locust stays first-class: `locust -f reference/locustfile.py` with the scenarios and shapes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def _locust(*args, env, timeout=90):
-    return subprocess.run([sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py",
+    return subprocess.run([sys.executable, "-m", "locust", "-f", "reference/locustfile.py",
                            *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True,
                           check=False,
                           timeout=timeout)

@@ -1,0 +1,1 @@
+"""Generic adapters behind the target seam: any HTTP service, any flag system."""
