@@ -219,12 +219,12 @@ class OrderExecutor:
     async def _full_path(self, order, row, config, prices, flow, watch: _Stopwatch) -> None:
         profile = self._profile
         t = perf_counter_ns()
-        async with self._locks.hold(order.user_type, order.user_id):
+        async with self._locks.hold(order.user_type, order.user_id) as held:
             await profile.delay("user_lock_ms")
             watch.lap("user_lock_ms", t)
 
             t = perf_counter_ns()
-            existing = await self._store.fetch_user_orders(order.user_type, order.user_id)
+            existing = await self._store.fetch_user_orders(order.user_type, order.user_id, held)
             await profile.delay("orders_fetch_ms")
             watch.lap("orders_fetch_ms", t)
 
@@ -247,7 +247,7 @@ class OrderExecutor:
                 row["status"] = "executed"
                 row["response_json"] = None
                 await self._persist(row, lambda: self._store.persist_executed(
-                    row, breakdown.executed_margin, equity))
+                    row, breakdown.executed_margin, equity, conn=held))
             else:
                 row["status"] = "queued"
                 row["reserved_cents"] = to_cents(row["margin_usd"])
@@ -256,7 +256,7 @@ class OrderExecutor:
                     # account (another replica, or this one just after a flip) takes no user lock,
                     # so it may have held margin since the orders were fetched above.
                     await self._persist(row, lambda: self._store.persist_queued(
-                        row, reserve_limit_usd=equity, equity_usd=equity))
+                        row, reserve_limit_usd=equity, equity_usd=equity, conn=held))
                 except ReservationRefused:
                     watch.lap("persist_ms", t)
                     raise MarginRejection(

@@ -138,10 +138,10 @@ class ProviderWorker:
             return compute_user_total_margin(positions, self._prices.snapshot(at), config.leverage,
                                              strict=True, include_queued=True).total_margin_with_queued
 
-        async with self._locks.hold(row.user_type, row.user_id):
+        async with self._locks.hold(row.user_type, row.user_id) as held:
             result = await self._store.confirm(row.id, row.user_type, row.user_id, self.name, now,
                                                prices.__getitem__, compute, truth_at,
-                                               self._settings.overcommit_allowance_pct)
+                                               self._settings.overcommit_allowance_pct, conn=held)
         self._count(result, "confirmed")
         if result is None:
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,24 +116,26 @@ class Store:
             return (await conn.execute(query)).first()
 
     # --- executor writes ------------------------------------------------------------
-    async def persist_executed(self, order: dict, used_margin_usd: float, equity_usd: float) -> None:
+    async def persist_executed(self, order: dict, used_margin_usd: float, equity_usd: float,
+                               conn: AsyncConnection | None = None) -> None:
         """Local flow: the order is filled; the account's margin snapshot is refreshed.
 
         The account row first, then the order: the one lock order of every write path (see
         `_lock_account`)."""
         try:
-            async with self.write_engine.begin() as conn:
-                await conn.execute(
+            async with self._transaction(conn) as tx:
+                await tx.execute(
                     update(accounts)
                     .where(*self._account_key(order))
                     .values(used_margin_usd=used_margin_usd, equity_usd=equity_usd, updated_at=order["created_at"])
                 )
-                await conn.execute(insert(orders).values(**order))
+                await tx.execute(insert(orders).values(**order))
         except IntegrityError as exc:
             raise DuplicateClientOrderId from exc
 
     async def persist_queued(
-        self, order: dict, *, reserve_limit_usd: float | None, equity_usd: float | None = None
+        self, order: dict, *, reserve_limit_usd: float | None, equity_usd: float | None = None,
+        conn: AsyncConnection | None = None,
     ) -> None:
         """Provider flow: the order is queued and its margin held until the provider answers.
 
@@ -151,17 +154,17 @@ class Store:
         if equity_usd is not None:
             values["equity_usd"] = equity_usd
         try:
-            async with self.write_engine.begin() as conn:
+            async with self._transaction(conn) as tx:
                 statement = update(accounts).where(*key).values(**values)
                 if reserve_limit_usd is not None:
                     statement = statement.where(
                         accounts.c.used_margin_usd * 100 + accounts.c.reserved_cents + cents
                         <= reserve_limit_usd * 100
                     )
-                result = await conn.execute(statement)
+                result = await tx.execute(statement)
                 if result.rowcount != 1:
                     raise ReservationRefused
-                await conn.execute(insert(orders).values(**order))
+                await tx.execute(insert(orders).values(**order))
         except IntegrityError as exc:
             raise DuplicateClientOrderId from exc
 
@@ -213,7 +216,8 @@ class Store:
                 for r in (await conn.execute(query)).all()]
 
     async def confirm(self, order_id: str, user_type: str, user_id: int, worker: str, now: float,
-                      price_of, compute, truth_at=None, allowance_pct: float = 0.0) -> dict | None:
+                      price_of, compute, truth_at=None, allowance_pct: float = 0.0,
+                      conn: AsyncConnection | None = None) -> dict | None:
         """Fill a queued order and recompute the account's final margins, in one transaction.
 
         Returns None when the order is no longer queued (a duplicate or late answer).
@@ -222,14 +226,14 @@ class Store:
         the executor's estimate stood for when it accepted the order, so the estimate error
         measures the executor's view, not what happened after.
         """
-        async with self.write_engine.begin() as conn:
-            await self._lock_account(conn, user_type, user_id)
-            order = (await conn.execute(
+        async with self._transaction(conn) as tx:
+            await self._lock_account(tx, user_type, user_id)
+            order = (await tx.execute(
                 select(orders).where(orders.c.id == order_id, orders.c.status == "queued")
             )).mappings().first()
             if order is None:
                 return None
-            result = await conn.execute(
+            result = await tx.execute(
                 update(orders)
                 .where(orders.c.id == order_id, orders.c.status == "queued")
                 .values(status="executed", open_price=price_of(order["symbol"]),
@@ -238,22 +242,22 @@ class Store:
             )
             if result.rowcount != 1:
                 return None
-            positions = await self.fetch_user_orders(user_type, user_id, conn)
+            positions = await self.fetch_user_orders(user_type, user_id, tx)
             executed_margin, total_with_queued, equity = compute(positions)
             if truth_at is not None:
                 accepted_at = order["created_at"]
-                then = await self.positions_at(conn, user_type, user_id, accepted_at)
+                then = await self.positions_at(tx, user_type, user_id, accepted_at)
                 total_with_queued = truth_at(then, accepted_at)
             estimate_error = total_with_queued - (order["estimate_total_usd"] or 0.0)
             overcommit = executed_margin - equity
             overcommit_usd = overcommit if overcommit > 0.005 else 0.0
             counted = overcommit_usd > max(equity, 0.0) * allowance_pct / 100
-            await conn.execute(
+            await tx.execute(
                 update(orders).where(orders.c.id == order_id)
                 .values(estimate_error_usd=estimate_error, overcommit_usd=overcommit_usd,
                         overcommit_counted=int(counted))
             )
-            await conn.execute(
+            await tx.execute(
                 update(accounts).where(accounts.c.user_type == user_type, accounts.c.user_id == user_id)
                 .values(reserved_cents=accounts.c.reserved_cents - order["reserved_cents"],
                         used_margin_usd=executed_margin, equity_usd=equity, updated_at=now)
@@ -454,6 +458,18 @@ class Store:
                 .where(timeline.c.flow == "provider", timeline.c.provider_due_at.is_not(None),
                        timeline.c.busy_until > timeline.c.created_at)
                 .group_by(timeline.c.mode))
+
+    @asynccontextmanager
+    async def _transaction(self, conn: AsyncConnection | None):
+        """The caller's transaction (the one holding the user lock), else a new write one. In
+        the caller's, a failure rolls back to a savepoint: the caller's lock stays held and
+        its transaction usable, as a failed transaction of our own would have left it."""
+        if conn is None:
+            async with self.write_engine.begin() as own:
+                yield own
+            return
+        async with conn.begin_nested():
+            yield conn
 
     @staticmethod
     async def _lock_account(conn: AsyncConnection, user_type: str, user_id: int) -> None:
