@@ -48,10 +48,42 @@ def _read_ledger(path: Path, notes: list[str]) -> dict | None:
     return data
 
 
-def load_run(run_dir: Path):
-    """Ingest a run directory into an Analysis (not yet summarised)."""
-    from .core import Analysis, Settings
+DEFAULT_CHECKS = "default"  # the pack's own checks file (the reference pack: the seed's claims)
+
+
+def checks_file(choice, *, reference: bool):
+    """The checks file to apply besides the experiment's: `choice` None or "default" -> the
+    reference pack's seed claims when `reference`, else none; "none" -> none; a path -> that
+    file (UnusableInput when it cannot be read)."""
+    from .checks import default_checks_path, load_checks_file
+
+    if choice is None or str(choice) == DEFAULT_CHECKS:
+        path = default_checks_path() if reference else None
+        if reference and path is None:
+            raise UnusableInput("the reference pack's checks (reference/checks/seed-claims.toml)"
+                                " are not installed: pass --checks FILE or --checks none")
+    elif str(choice) == "none":
+        path = None
+    else:
+        path = Path(choice)
+        if not path.is_file():
+            raise UnusableInput(f"--checks {choice}: no such file")
+    if path is None:
+        return None
+    try:
+        return load_checks_file(path)
+    except ValueError as exc:
+        raise UnusableInput(f"checks file {exc}") from None
+
+
+def load_run(run_dir: Path, *, checks=None):
+    """Ingest a run directory into an Analysis (not yet summarised). `checks`: see
+    `checks_file`. A run without timings.jsonl is analysed from its client records."""
+    from execbench import rundir as rd
+
+    from .core import CLIENT_ONLY_NOTE, Analysis, Settings
     from .ingest import (
+        as_records,
         read_ledger_samples,
         read_provider_events,
         read_requests,
@@ -61,38 +93,48 @@ def load_run(run_dir: Path):
     from .phases import attribute, windows_from_timeline
     from .spec import SpecError, load_spec
 
-    run_dir = Path(run_dir)
+    run = rd.RunDir(run_dir)
+    run_dir = run.path
     if not run_dir.is_dir():
         raise UnusableInput(f"{run_dir}: not a directory")
-    timings_path = run_dir / "timings.jsonl"
-    if not timings_path.exists():
-        raise UnusableInput(f"{run_dir}: no timings.jsonl")
+    timings_path = run.timings
+    client_only = not timings_path.exists()
+    if client_only and not run.requests.exists():
+        raise UnusableInput(f"{run_dir}: no {rd.TIMINGS} and no {rd.REQUESTS}")
     notes: list[str] = []
     spec = None
-    if (run_dir / "experiment.toml").exists():
+    if run.experiment.exists():
         try:
-            spec = load_spec(run_dir / "experiment.toml")
+            spec = load_spec(run.experiment)
         except SpecError as exc:
-            raise UnusableInput(f"experiment.toml: {exc}") from None
+            raise UnusableInput(f"{rd.EXPERIMENT}: {exc}") from None
     else:
-        notes.append("no experiment.toml: phases from the timeline only")
-    timings = read_timings(timings_path)
-    if timings.n == 0:
-        raise _no_valid_records(timings_path, timings)
-    events: list[dict] = []
-    if (run_dir / "timeline.jsonl").exists():
-        events, tl_bad = read_timeline(run_dir / "timeline.jsonl")
-        if tl_bad.count:
-            notes.append(f"timeline.jsonl: {tl_bad.count} malformed lines skipped")
-    else:
-        notes.append("no timeline.jsonl")
+        notes.append(f"no {rd.EXPERIMENT}: phases from the timeline only")
     requests = None
-    if (run_dir / "requests.jsonl").exists():
-        requests = read_requests(run_dir / "requests.jsonl")
+    if client_only:
+        requests = read_requests(run.requests, timed=True)
+        if requests.n == 0:
+            raise _no_valid_records(run.requests, requests)
+        timings = as_records(requests)
+        notes.append(CLIENT_ONLY_NOTE)
+    else:
+        timings = read_timings(timings_path)
+        if timings.n == 0:
+            raise _no_valid_records(timings_path, timings)
+        if run.requests.exists():
+            requests = read_requests(run.requests)
+    events: list[dict] = []
+    if run.timeline.exists():
+        events, tl_bad = read_timeline(run.timeline)
+        if tl_bad.count:
+            notes.append(f"{rd.TIMELINE}: {tl_bad.count} malformed lines skipped")
+    else:
+        notes.append(f"no {rd.TIMELINE}")
     ts = timings.times["ts"]
     finite = ts[~_isnan(ts)]
     if len(finite) == 0:
-        raise UnusableInput(f"{timings_path}: no record has a timestamp")
+        raise UnusableInput(f"{run.requests if client_only else timings_path}: no record has "
+                            "a timestamp")
     windows, wnotes = windows_from_timeline(spec, events, float(finite.min()),
                                             float(finite.max()))
     notes += wnotes
@@ -103,10 +145,14 @@ def load_run(run_dir: Path):
     if not attribution.kept.any():
         raise UnusableInput(f"{run_dir}: no record falls in an analysed phase")
     a = Analysis("run", str(run_dir), timings, attribution, Settings.from_spec(spec), spec,
-                 requests, _read_ledger(run_dir / "ledger.json", notes))
-    if (run_dir / "timeline.jsonl").exists():
-        a.provider_events = read_provider_events(run_dir / "timeline.jsonl")
-        a.ledger_samples = read_ledger_samples(run_dir / "timeline.jsonl")
+                 requests, _read_ledger(run.ledger, notes))
+    a.client_only = client_only
+    a.primary = rd.R_LATENCY_MS if client_only else "executor_ms"
+    a.reference = spec.reference if spec is not None else True
+    a.checks_file = checks_file(checks, reference=a.reference)
+    if run.timeline.exists():
+        a.provider_events = read_provider_events(run.timeline)
+        a.ledger_samples = read_ledger_samples(run.timeline)
     return a
 
 
@@ -161,15 +207,17 @@ def _json_default(o):
     raise TypeError
 
 
-def analyze_run(run_dir: Path, *, console=None) -> int:
+def analyze_run(run_dir: Path, *, console=None, checks=None) -> int:
     """Analyse a run directory: write summary.json, report.html and plots/ into it, print the
-    terminal table, return the exit status (0 pass, 1 a check failed, 2 unusable input)."""
+    terminal table, return the exit status (0 pass, 1 a check failed, 2 unusable input).
+    `checks`: None (the pack's own: the seed's claims for a reference-pack run), "none", or the
+    path of a checks file."""
     from .core import build_summary
     from .terminal import print_summary
 
     console = _console(console)
     try:
-        a = load_run(Path(run_dir))
+        a = load_run(Path(run_dir), checks=checks)
     except UnusableInput as exc:
         return _unusable(console, exc)
     build_summary(a)
@@ -188,7 +236,7 @@ def parse_split(value: str) -> float:
         raise UnusableInput(f"--split-at {value!r} is not an ISO-8601 time") from None
 
 
-def load_log(path: Path, split: float):
+def load_log(path: Path, split: float, *, checks=None):
     from .core import Analysis, Settings
     from .ingest import read_timings
     from .phases import attribute, split_windows
@@ -215,17 +263,23 @@ def load_log(path: Path, split: float):
     for w in windows:
         if attribution.counts[w.name]["kept"] == 0:
             raise UnusableInput(f"no records {w.name} the split")
-    return Analysis("log", str(path), timings, attribution, Settings(), None, None, None)
+    a = Analysis("log", str(path), timings, attribution, Settings(), None, None, None)
+    # a timing log in the seed's format is the reference executor's: its claims by default
+    a.checks_file = checks_file(checks, reference=True)
+    return a
 
 
-def analyze_log(path: Path, split_at: str, *, out_dir: Path | None = None, console=None) -> int:
+def analyze_log(path: Path, split_at: str, *, out_dir: Path | None = None, console=None,
+                checks=None) -> int:
+    """`checks`: None (the seed's claims, reference/checks/seed-claims.toml), "none", or the
+    path of a checks file applied instead."""
     from .core import build_summary
     from .terminal import print_summary
 
     console = _console(console)
     path = Path(path)
     try:
-        a = load_log(path, parse_split(split_at))
+        a = load_log(path, parse_split(split_at), checks=checks)
     except UnusableInput as exc:
         return _unusable(console, exc)
     build_summary(a)

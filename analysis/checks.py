@@ -1,29 +1,69 @@
-"""Checks and the verdict: the seed's claims, the experiment's own checks, the safety ledger.
+"""Checks and the verdict: a pack's checks file, the experiment's own checks, the run's
+errors and (for the reference pack) the safety ledger.
 
 Every check is `{"name", "passed", "observed", "expected"}` (plus `source` and `kind`); the
 verdict passes when every check passes. Findings are reported facts that gate nothing (the
 over-commits `skip` allows, a p50 faster than the seed claimed, malformed lines).
 
-Experiment checks (`[[checks]]` in experiment.toml) are read by `kind`:
-  quantile_max / quantile_min   phase, flow, metric="executor_ms", quantile="p50", max_ms|min_ms
-  reduction_min                 phase, flow, baseline=<the baseline>, min_pct (HL CI bound)
-  equivalent                    a, b, flow, margin_pct (TOST)
-  no_errors                     (optional phase)
-  error_rate_max                max (fraction of the phase's records), optional phase
-  ledger_max                    field (dotted, e.g. "overcommits.off"), max
-  recovery_max_s                max_s, optional phase (default: the rollback) and flow
-  throughput_min                phase, min_rps
-Any other kind becomes a failing check named "unsupported check", never a crash.
+Checks (`[[checks]]` in experiment.toml or a checks file) are read by `kind` (docs/analysis.md
+has the fields): quantile_below, quantile_between, reduction_at_least, equivalent, no_errors,
+error_rate_below, overcommits, no_orders_lost, ledger_max, recovery_max_s, capacity_knee, and
+the older spellings quantile_max/quantile_min, reduction_min, error_rate_max. A phase field may
+name a phase, a group or a role (`baseline`, `treatment`, `rollback`, `mode:<m>`): see
+`expand_check`. Any other kind becomes a failing check named "unsupported check", never a
+crash. The seed's claims are the reference pack's checks file (reference/checks/
+seed-claims.toml), not code.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
 
 from .safety import part as safety_part
 from .stats import recovery_text
 
-FLOWS = ("provider", "local")
+SEED_CLAIMS = "seed-claims.toml"  # the reference pack's checks: reference/checks/
+
+
+@dataclass
+class ChecksFile:
+    """A TOML file of generic checks (`[[checks]]`, as in an experiment) applied besides the
+    experiment's own; `source` (top-level key, default the file's stem) labels its checks."""
+
+    path: Path
+    source: str
+    checks: list[dict]
+
+
+def default_checks_path() -> Path | None:
+    """The reference pack's seed claims (reference/checks/seed-claims.toml), found without
+    importing the pack's code."""
+    spec = importlib.util.find_spec("reference")
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(loc) / "checks" / SEED_CLAIMS
+        if path.is_file():
+            return path
+    return None
+
+
+def load_checks_file(path: Path) -> ChecksFile:
+    """ValueError (with the file's name) when it is not TOML or its checks are not tables."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    checks = raw.get("checks", [])
+    if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
+        raise ValueError(f"{path}: `checks` must be an array of tables ([[checks]])")
+    source = raw.get("source") if isinstance(raw.get("source"), str) else path.stem
+    return ChecksFile(path, source, checks)
 
 
 def _chk(name, passed, observed, expected, source, kind, covers=None) -> dict:
@@ -50,115 +90,26 @@ def _fmt(v, unit="ms", digits=1):
     return f"{v:.{digits}f} {unit}".strip()
 
 
-def _q(summary, phase, flow, metric="executor_ms", q="p50"):
-    try:
-        return summary["phases"][phase][flow][metric][q]
-    except (KeyError, TypeError):
-        return None
-
-
-def _cmp(summary, ref, phase, flow, metric="executor_ms"):
-    for c in summary["comparisons"]:
-        if c["ref"] == ref and c["phase"] == phase:
-            return c["flows"].get(flow, {}).get(metric)
-    return None
-
-
 def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
     checks: list[dict] = []
     findings: list[dict] = []
-    s = a.settings
     roles = summary["roles"]
     base = roles["baseline"]
-    seed_phases = [p for p in roles["optimized"] if a.kind == "log" or a.mode_of(p) == "skip"]
 
-    # ---- the seed's claims
-    for ph in seed_phases:
-        q = _q(summary, ph, "provider")
-        if q is None:
-            # the claim is about the provider flow: without its records the verdict cannot pass
-            checks.append(_chk(
-                f"provider executor_ms p50 in {ph} <= {s.claim_max_p50_ms:g} ms "
-                f"(seed: 253 -> 88-168 ms)", False, f"no provider records in {ph}",
-                "provider-flow records to test the claim on", "seed", "claim_p50"))
-            continue
-        v = q["value"]
-        checks.append(_chk(
-            f"provider executor_ms p50 in {ph} <= {s.claim_max_p50_ms:g} ms "
-            f"(seed: 253 -> 88-168 ms)", v <= s.claim_max_p50_ms,
-            f"{_fmt(v)} (95% CI {_fmt(q['ci_low'], '')}-{_fmt(q['ci_high'])})",
-            f"<= {s.claim_max_p50_ms:g} ms", "seed", "claim_p50"))
-        if q["ci_high"] is not None and q["ci_high"] < s.claim_low_p50_ms:
-            findings.append({"name": f"provider p50 in {ph} below the seed's 88 ms",
-                             "observed": f"{_fmt(v)} (95% CI {_fmt(q['ci_low'], '')}-"
-                                         f"{_fmt(q['ci_high'])})",
-                             "note": "faster than claimed (the whole interval), not a failure"})
-        c = _cmp(summary, base, ph, "provider")
-        if not (c and c.get("usable")):
-            checks.append(_chk(
-                f"provider executor_ms reduction {base} -> {ph} >= {s.claim_min_reduction_pct:g}%",
-                False, f"no usable provider comparison {base} -> {ph}",
-                "provider-flow records in both phases", "seed", "claim_reduction"))
-        else:
-            ref = c["ref_p50"]
-            hi = c["shift_ms"]["ci_high"]
-            red_pt = 100 * (1 - c["p50"] / ref) if ref else None
-            red_ci = -100 * hi / ref if ref and hi is not None else None
-            checks.append(_chk(
-                f"provider executor_ms reduction {base} -> {ph} >= {s.claim_min_reduction_pct:g}%",
-                red_ci is not None and red_ci >= s.claim_min_reduction_pct,
-                f"p50 {_fmt(ref)} -> {_fmt(c['p50'])} (-{red_pt:.1f}%); HL shift "
-                f"{_fmt(c['shift_ms']['value'])}, 95% CI upper bound = -{red_ci:.1f}% of baseline",
-                f">= {s.claim_min_reduction_pct:g}% at 95% confidence (the acceptance floor; "
-                f"the note claims 65%)", "seed", "claim_reduction"))
-        c = _cmp(summary, base, ph, "local")
-        if not (c and c.get("usable") and c.get("equivalence")):
-            findings.append({"name": f"local flow unchanged {base} -> {ph}: not tested",
-                             "observed": "no usable local-flow records in both phases",
-                             "note": "the seed's claim that the local flow is unaffected is unchecked"})
-        else:
-            eq = c["equivalence"]
-            checks.append(_chk(
-                f"local executor_ms unchanged {base} -> {ph} (+-{eq['margin_pct']:g}%)",
-                eq["equivalent"],
-                f"HL shift {_fmt(c['shift_ms']['value'])}, 90% CI [{_fmt(eq['ci90_ms'][0], '')}, "
-                f"{_fmt(eq['ci90_ms'][1])}], TOST p={eq['p']:.3g}",
-                f"within +-{eq['delta']:.1f} ms (TOST p < 0.05)", "seed", "local_unchanged",
-                ("equivalent", "local", base, ph, float(eq["margin_pct"]))))
-    findings.extend(_total_latency(summary, base, seed_phases))
-    rb = roles["rollback"]
-    if rb:
-        for flow in FLOWS:
-            c = _cmp(summary, base, rb, flow)
-            if not (c and c.get("usable") and c.get("equivalence")):
-                findings.append({"name": f"{flow} rollback equals baseline ({base} vs {rb}): not tested",
-                                 "observed": f"no usable {flow}-flow records in both phases",
-                                 "note": "the rollback's equivalence for this flow is unchecked"})
-            else:
-                eq = c["equivalence"]
-                checks.append(_chk(
-                    f"{flow} rollback equals baseline ({base} vs {rb}, +-{eq['margin_pct']:g}%)",
-                    eq["equivalent"],
-                    f"HL shift {_fmt(c['shift_ms']['value'])}, 90% CI "
-                    f"[{_fmt(eq['ci90_ms'][0], '')}, {_fmt(eq['ci90_ms'][1])}], TOST p={eq['p']:.3g}",
-                    f"within +-{eq['delta']:.1f} ms (TOST p < 0.05)", "seed", "rollback_equivalent",
-                    ("equivalent", flow, base, rb, float(eq["margin_pct"]))))
-        if summary.get("rollback"):
-            rollback = summary["rollback"]
-            r = rollback["recovery_s"]
-            text = recovery_text({"recovery_s": r, "at_most_s": rollback.get("recovery_at_most_s")})
-            flip = next((f for f in summary["flips"] if f["phase"] == rollback["phase"]), None)
-            never = "never recovered" if flip and flip["flows"] else "no records after the flip"
-            checks.append(_chk(
-                f"latency recovers after the rollback flip (<= {s.recovery_max_s:g} s)",
-                r is not None and r <= s.recovery_max_s,
-                never if r is None else f"{text} s",
-                f"<= {s.recovery_max_s:g} s", "seed", "recovery"))
+    # ---- the pack's checks (the reference pack's seed claims: reference/checks/seed-claims.toml)
+    if a.checks_file is not None:
+        for raw in a.checks_file.checks:
+            got, found = expand_check(a, summary, raw, a.checks_file.source)
+            checks += got
+            findings += found
+    if a.reference:
+        seed_phases = [p for p in roles["treatment"] if a.kind == "log" or a.mode_of(p) == "skip"]
+        findings.extend(_total_latency(summary, base, seed_phases))
 
     if not roles.get("steady_load", True):
-        # the offered load differs between phases (a capacity sweep): the seed's claims, made at
+        # the offered load differs between phases (a capacity sweep): the pack's claims, made at
         # one load, are reported but do not gate the verdict
-        for c in [c for c in checks if c["source"] == "seed"]:
+        for c in [c for c in checks if c["source"] != "experiment"]:
             checks.remove(c)
             findings.append({"name": c["name"], "observed": c["observed"],
                              "note": ("holds" if c["passed"] else "does not hold")
@@ -185,67 +136,24 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                                f"{ra_:.3%} after vs {rb_:.3%} before (one-sided p={p:.3g})",
                                "no significant increase (p >= 0.01)", "run", "error_rate"))
 
-    # ---- safety ledger
+    # ---- safety ledger (the reference pack's; a generic target has none to expect)
     led = a.ledger
-    if a.kind == "run":
+    if a.kind == "run" and (a.reference or led):
         if not led:
             checks.append(_chk("the service's safety ledger was recorded", False,
                                "ledger.json absent",
                                "ledger.json (lost orders, over-commits, releases verified)",
                                "safety", "ledger"))
         else:
-            non_term = led.get("orders_nonterminal")
-            if non_term is not None:
-                checks.append(_chk("no orders lost (none left non-terminal)", non_term == 0,
-                                   str(non_term), "0", "safety", "ledger", ("no_orders_lost",)))
-            dbl = led.get("double_releases")
-            if dbl is not None:
-                checks.append(_chk("margin released at most once per order", dbl == 0, str(dbl),
-                                   "0", "safety", "ledger", ("no_orders_lost",)))
-            oc = led.get("overcommits") or {}
-            modes_run = {w.mode for w in a.attribution.windows}
-            for mode in ("off", "skip_reserve"):
-                if mode in oc and (mode in modes_run or oc[mode]):
-                    checks.append(_chk(f"0 over-commits in mode {mode}", oc[mode] == 0,
-                                       str(oc[mode]), "0", "safety", "ledger", ("overcommits", mode, 0)))
-            if "skip" in oc:
-                bm = (led.get("by_mode") or {}).get("skip") if isinstance(
-                    led.get("by_mode"), dict) else None
-                usd = bm.get("max_overcommit_usd") if isinstance(bm, dict) else None
-                extra = []
-                rate = ((safety_part(summary["safety"], "modes") or {}).get("skip") or {}).get("per_10k")
-                if isinstance(rate, dict) and rate.get("ci_low") is not None:
-                    extra.append(f"{rate['value']:.1f} per 10k provider orders, 95% CI "
-                                 f"{rate['ci_low']:.1f}-{rate['ci_high']:.1f}")
-                if usd:
-                    extra.append(f"max {usd:.2f} USD")
-                note = ("skip estimates the total margin without the lock; "
-                        "concurrent orders can over-commit")
-                exposed = bm.get("accepted_while_queued") if isinstance(bm, dict) else None
-                if isinstance(exposed, int):
-                    sent = bm.get("provider_orders") or 0
-                    extra.append(f"{exposed} of {sent} skip orders accepted while another order "
-                                 "of the account was queued")
-                    if exposed == 0:
-                        note = ("not exercised: no skip order was accepted while another order of "
-                                "its account was queued (where skip misses whole orders' margin), so "
-                                "0 here says nothing about skip's safety; the `safety` experiment "
-                                "(same-user bursts) measures it")
-                findings.append({"name": "over-commits under skip (the optimization's cost)",
-                                 "observed": str(oc["skip"]) + (f" ({'; '.join(extra)})"
-                                                                if extra else ""),
-                                 "note": note})
-            res = led.get("reserved_vs_open_residual_usd")
-            if isinstance(res, (int, float)):
-                checks.append(_chk("ledger reconciles (reserved vs open residual)",
-                                   abs(res) <= s.residual_max_usd, f"{res:.4f} USD",
-                                   f"|x| <= {s.residual_max_usd} USD", "safety", "ledger"))
+            _ledger_checks(a, summary, led, checks, findings)
 
     # ---- ingest quality
-    mal = summary["ingest"]["timings"]["malformed"]["count"]
+    ing = summary["ingest"]["timings"] or summary["ingest"]["requests"]
+    mal = ing["malformed"]["count"] if ing else 0
     if mal:
-        first = summary["ingest"]["timings"]["malformed"]["lines"][:5]
-        findings.append({"name": "malformed timing lines skipped", "observed": str(mal),
+        first = ing["malformed"]["lines"][:5]
+        which = "timing" if summary["ingest"]["timings"] else "request"
+        findings.append({"name": f"malformed {which} lines skipped", "observed": str(mal),
                          "note": "first at lines " + ", ".join(str(x["line"]) for x in first)})
     flips = [(ph, info["flip_window"]) for ph, info in summary["phase_info"].items()
              if info["flip_window"]]
@@ -254,9 +162,10 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                          "observed": ", ".join(f"{ph} {n}" for ph, n in flips),
                          "note": "excluded from their phase's statistics"})
 
-    small = [f"{ph}/{flow} (n={m['executor_ms']['count']})"
+    primary = a.primary
+    small = [f"{ph}/{flow} (n={m[primary]['count']})"
              for ph, flows in summary["phases"].items() for flow, m in flows.items()
-             if "executor_ms" in m and m["executor_ms"]["count"] < 1000]
+             if primary in m and m[primary]["count"] < 1000]
     if small:
         findings.append({"name": "p99 from fewer than 1,000 records",
                          "observed": ", ".join(small[:6]) + (" ..." if len(small) > 6 else ""),
@@ -266,8 +175,60 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
     # ---- the experiment's own checks
     if a.spec:
         for raw in a.spec.checks:
-            checks.append(experiment_check(a, summary, raw))
+            got, found = expand_check(a, summary, raw, "experiment")
+            checks += got
+            findings += found
     return _dedupe(checks), findings
+
+
+def _ledger_checks(a, summary: dict, led: dict, checks: list, findings: list) -> None:
+    s = a.settings
+    non_term = led.get("orders_nonterminal")
+    if non_term is not None:
+        checks.append(_chk("no orders lost (none left non-terminal)", non_term == 0,
+                           str(non_term), "0", "safety", "ledger", ("no_orders_lost",)))
+    dbl = led.get("double_releases")
+    if dbl is not None:
+        checks.append(_chk("margin released at most once per order", dbl == 0, str(dbl),
+                           "0", "safety", "ledger", ("no_orders_lost",)))
+    oc = led.get("overcommits") or {}
+    modes_run = {w.mode for w in a.attribution.windows}
+    for mode in ("off", "skip_reserve"):
+        if mode in oc and (mode in modes_run or oc[mode]):
+            checks.append(_chk(f"0 over-commits in mode {mode}", oc[mode] == 0,
+                               str(oc[mode]), "0", "safety", "ledger", ("overcommits", mode, 0)))
+    if "skip" in oc:
+        bm = (led.get("by_mode") or {}).get("skip") if isinstance(
+            led.get("by_mode"), dict) else None
+        usd = bm.get("max_overcommit_usd") if isinstance(bm, dict) else None
+        extra = []
+        rate = ((safety_part(summary["safety"], "modes") or {}).get("skip") or {}).get("per_10k")
+        if isinstance(rate, dict) and rate.get("ci_low") is not None:
+            extra.append(f"{rate['value']:.1f} per 10k provider orders, 95% CI "
+                         f"{rate['ci_low']:.1f}-{rate['ci_high']:.1f}")
+        if usd:
+            extra.append(f"max {usd:.2f} USD")
+        note = ("skip estimates the total margin without the lock; "
+                "concurrent orders can over-commit")
+        exposed = bm.get("accepted_while_queued") if isinstance(bm, dict) else None
+        if isinstance(exposed, int):
+            sent = bm.get("provider_orders") or 0
+            extra.append(f"{exposed} of {sent} skip orders accepted while another order "
+                         "of the account was queued")
+            if exposed == 0:
+                note = ("not exercised: no skip order was accepted while another order of "
+                        "its account was queued (where skip misses whole orders' margin), so "
+                        "0 here says nothing about skip's safety; the `safety` experiment "
+                        "(same-user bursts) measures it")
+        findings.append({"name": "over-commits under skip (the optimization's cost)",
+                         "observed": str(oc["skip"]) + (f" ({'; '.join(extra)})"
+                                                        if extra else ""),
+                         "note": note})
+    res = led.get("reserved_vs_open_residual_usd")
+    if isinstance(res, (int, float)):
+        checks.append(_chk("ledger reconciles (reserved vs open residual)",
+                           abs(res) <= s.residual_max_usd, f"{res:.4f} USD",
+                           f"|x| <= {s.residual_max_usd} USD", "safety", "ledger"))
 
 
 def _total_latency(summary: dict, base: str, phases: list[str]) -> list[dict]:
@@ -374,29 +335,206 @@ def _check_phases(a, refs) -> list[str]:
     return list(refs)
 
 
-def experiment_check(a, summary: dict, raw: dict) -> dict:
-    """One `[[checks]]` entry (kinds and fields as in loadtests/spec.py and docs/loadtests.md)."""
+QUANTILE_KINDS = ("quantile_between", "quantile_below", "quantile_max", "quantile_min")
+REDUCTION_KINDS = ("reduction_at_least", "reduction_min")
+ERROR_KINDS = ("no_errors", "error_rate_max")
+
+
+class _Unresolved(Exception):
+    """A role named in a check has no phase in this run."""
+
+
+def _phase_slots(kind, raw: dict) -> list[tuple[str, str | None]]:
+    """The phase fields of a check, in order, as (canonical field, the name the check gives):
+    the last one expands over a role that names several phases (`treatment`)."""
+    if kind in QUANTILE_KINDS:
+        return [("phase", raw.get("phase"))]
+    if kind in REDUCTION_KINDS:
+        return [("from", raw.get("from", raw.get("baseline", "baseline"))),
+                ("to", raw.get("to", raw.get("phase", "treatment")))]
+    if kind == "equivalent":
+        pair = raw.get("phases") or [raw.get("a", "baseline"), raw.get("b")]
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError("`phases` must name two phases")
+        return [("a", pair[0]), ("b", pair[1])]
+    if kind == "recovery_max_s":
+        return [("phase", raw.get("phase", "rollback"))]
+    return []
+
+
+class _Missing(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def expand_check(a, summary: dict, raw: dict, source: str) -> tuple[list[dict], list[dict]]:
+    """One `[[checks]]` entry as checks and findings: a role in a phase field (`baseline`,
+    `treatment`, `rollback`, `mode:<m>`; `mode = "m"` keeps the role's phases in mode m)
+    becomes the phase it names, and `treatment` naming several phases makes one check each.
+    `if_no_phase = "skip"`: no check when the role names no phase in this run (default: a
+    failing check). `if_no_data = "finding"`: a check without data for it becomes a finding
+    ("not tested"; default: a failing check). `{phase}`, `{from}`, `{to}`, `{a}`, `{b}`,
+    `{flow}`, `{metric}` in its name are filled in."""
+    kind = raw.get("kind") or raw.get("type")
+    findings: list[dict] = []
+    try:
+        slots = _phase_slots(kind, raw)
+        mode = raw.get("mode") if kind not in ("overcommits", "capacity_knee") else None
+        resolved = []
+        for field, name in slots:
+            if name is None:
+                resolved.append((field, [None]))
+                continue
+            if not isinstance(name, str):
+                raise TypeError(f"{field} must be a phase or role name")
+            units = a.resolve(name, mode)
+            if not units:
+                raise _Unresolved(name)
+            resolved.append((field, units))
+        if kind in ERROR_KINDS + ("error_rate_below",):
+            names = raw.get("phases") or ([raw["phase"]] if raw.get("phase") else [])
+            units = [u for n in names for u in a.resolve(n, mode)]
+            if names and not units:
+                raise _Unresolved(", ".join(names))
+            raw = {**raw, "phases": units} if names else raw
+    except _Unresolved as exc:
+        if raw.get("if_no_phase") == "skip":
+            return [], []
+        name = raw.get("name") or _default_name(kind, raw)
+        return [_chk(name, False, f"no {exc.args[0]} phase in this run",
+                     f"an analysed phase for {exc.args[0]!r}", source, kind)], []
+    except KeyError as exc:
+        return [experiment_check(a, summary, raw, source, error=f"unknown phase {exc}")], []
+    except (TypeError, ValueError) as exc:
+        return [experiment_check(a, summary, raw, source,
+                                 error=f"invalid check parameters: {exc}")], []
+    combos: list[dict] = [{}]
+    for i, (field, units) in enumerate(resolved):
+        last = i == len(resolved) - 1
+        combos = [{**c, field: u} for c in combos for u in (units if last else units[:1])]
+    out = []
+    for combo in combos:
+        concrete = dict(raw)
+        if "a" in combo:
+            concrete["phases"] = [combo["a"], combo["b"]]
+        for field in ("phase", "from", "to"):
+            if field in combo:
+                concrete[field] = combo[field]
+        if raw.get("name"):
+            fill = _Missing(flow=raw.get("flow", ""), metric=raw.get("metric", a.primary),
+                            **{k: v for k, v in combo.items() if v is not None})
+            for key, default in (("margin_pct", a.settings.rollback_margin_pct),
+                                 ("max_s", None), ("pct", None), ("max", None),
+                                 ("max_ratio", None)):
+                try:
+                    fill[key.removesuffix("_pct") if key == "margin_pct" else key] = \
+                        f"{_number(a, raw, key, default=default):g}"
+                except (KeyError, ValueError):
+                    pass
+            name = str(raw["name"]).format_map(fill)
+            if name == raw["name"] and len(combos) > 1:
+                name += f" ({combo[resolved[-1][0]]})"
+            concrete["name"] = name
+        c = experiment_check(a, summary, concrete, source)
+        finding = c.pop("_finding", None)
+        if finding:
+            findings.append(finding)
+        if c.pop("_no_data", False) and raw.get("if_no_data") == "finding":
+            findings.append({"name": f"{c['name']}: not tested", "observed": c["observed"],
+                             "note": raw.get("no_data_note") or "no data to test it on: unchecked"})
+            continue
+        out.append(c)
+    return out, findings
+
+
+def _number(a, raw: dict, *keys, default=None) -> float:
+    """A numeric field (the first of `keys` present); a string names an `[analysis]` setting
+    (`margin_pct = "local_margin_pct"`), so a pack's checks follow the experiment's overrides."""
+    for k in keys:
+        if k in raw:
+            v = raw[k]
+            if isinstance(v, str):
+                if not hasattr(a.settings, v):
+                    raise ValueError(f"{k} = {v!r} names no [analysis] setting")
+                v = getattr(a.settings, v)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{k} must be a number")
+            return float(v)
+    if default is None:
+        raise KeyError(keys[0])
+    return float(default)
+
+
+def _default_flow(a) -> str:
+    flows = a.flows()
+    return "provider" if "provider" in flows or not flows else flows[0]
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The two-sided Wilson score interval of a binomial proportion k/n (scipy)."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _error_counts(a, summary: dict, members: list[str], flow: str | None) -> tuple[int, int, str]:
+    """(errors, requests, what was counted) over these phases: the client's failures among its
+    requests when the run has client records (what a user sees), else the server's errors among
+    its records; records served during a flip count too."""
+    import numpy as np
+
+    from .core import _client_phase_mask_of
+
+    r = a.requests
+    if r is not None and r.n:
+        pm = _client_phase_mask_of(a, members)
+        if flow is not None:
+            pm = pm & (r.cats["flow"] == r.code("flow", flow))
+        fails = int((pm & (r.cats["outcome"] == r.code("outcome", "failure"))).sum())
+        return fails, int(pm.sum()), "client failures"
+    t = a.timings
+    names = [w.name for w in a.attribution.windows]
+    pm = np.isin(a.attribution.phase_index, [names.index(m) for m in members])
+    if flow is not None:
+        pm &= t.cats["flow"] == t.code("flow", flow)
+    err = int((pm & (t.cats["status"] == t.code("status", "error"))).sum())
+    return err, int(pm.sum()), "server errors"
+
+
+def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
+                     error: str | None = None) -> dict:
+    """One check with concrete phases (see `expand_check` for roles); kinds and fields as in
+    docs/analysis.md (the engine's validator, loadtests/spec.py, mirrors them)."""
     kind = raw.get("kind") or raw.get("type")
     name = raw.get("name") or _default_name(kind, raw)
-    src = "experiment"
+    src = source
     roles = summary["roles"]
     covers = None
 
     def chk(passed, observed, expected):
         return _chk(name, passed, observed, expected, src, kind, covers)
 
+    def nodata(observed, expected="data"):
+        c = chk(False, observed, expected)
+        c["_no_data"] = True
+        return c
+
+    if error is not None:
+        return chk(False, error, "a valid check")
     try:
-        if kind in ("quantile_between", "quantile_below", "quantile_max", "quantile_min"):
-            ph, flow = raw["phase"], raw.get("flow", "provider")
-            metric = raw.get("metric", "executor_ms")
+        if kind in QUANTILE_KINDS:
+            ph, flow = raw["phase"], raw.get("flow") or _default_flow(a)
+            metric = raw.get("metric", a.primary)
             qv = float(raw.get("q", 0.5)) if "quantile" not in raw else \
                 {"p50": .5, "p90": .9, "p95": .95, "p99": .99}[raw["quantile"]]
             _check_phases(a, [ph])
+            lo = _number(a, raw, "low", "min_ms", default=-math.inf)
+            hi = _number(a, raw, "high", "max", "max_ms", default=math.inf)
+            covers = ("quantile", flow, metric, ph, qv, lo, hi)
             est = _quantile(a, ph, flow, metric, qv, summary)
             if est is None:
-                return chk(False, f"no {flow} {metric} records in {ph}", "data")
-            lo = float(raw.get("low", raw.get("min_ms", -math.inf)))
-            hi = float(raw.get("high", raw.get("max", raw.get("max_ms", math.inf))))
+                return nodata(f"no {flow} {metric} records in {ph}")
             v = est["value"]
             qlabel = _quantile_name(qv) or f"q{qv:g}"
             observed = (f"{qlabel} {v:.1f} ms (95% CI {_fmt(est['ci_low'], '')}-"
@@ -407,16 +545,31 @@ def experiment_check(a, summary: dict, raw: dict) -> dict:
                 exp = f"{qlabel} >= {lo:g} ms"
             else:
                 exp = f"{lo:g} <= {qlabel} <= {hi:g} ms"
-            return chk(lo <= v <= hi, observed, exp)
-        if kind in ("reduction_at_least", "reduction_min"):
+            c = chk(lo <= v <= hi, observed, exp)
+            below = raw.get("finding_if_ci_below")
+            if isinstance(below, (int, float)) and est["ci_high"] is not None \
+                    and est["ci_high"] < below:
+                c["_finding"] = {
+                    "name": f"{flow} {qlabel} in {ph} below {below:g} ms"
+                            + (f" ({raw['finding_note']})" if raw.get("finding_note") else ""),
+                    "observed": observed,
+                    "note": "faster than claimed (the whole interval), not a failure"}
+            return c
+        if kind in REDUCTION_KINDS:
             ref = raw.get("from", raw.get("baseline", roles["baseline"]))
-            ph, flow = raw.get("to", raw.get("phase")), raw.get("flow", "provider")
-            metric, qv = raw.get("metric", "executor_ms"), float(raw.get("q", 0.5))
-            pct = float(raw.get("pct", raw.get("min_pct")))
+            ph, flow = raw.get("to", raw.get("phase")), raw.get("flow") or _default_flow(a)
+            metric, qv = raw.get("metric", a.primary), float(raw.get("q", 0.5))
+            pct = _number(a, raw, "pct", "min_pct")
+            method = raw.get("method", "ratio")
             _check_phases(a, [ref, ph])
+            covers = ("reduction", flow, metric, ref, ph, qv, pct, method)
+            if method == "hl":
+                return _reduction_hl(a, summary, ref, ph, flow, metric, pct, chk, nodata)
+            if method != "ratio":
+                raise ValueError(f"method {method!r} (expected 'ratio' or 'hl')")
             r = _ratio_ci(a, ref, ph, flow, metric, qv)
             if r is None:
-                return chk(False, f"not enough {flow} records in {ref}/{ph}", "data")
+                return nodata(f"not enough {flow} {metric} records in {ref}/{ph}")
             qa, qb, lo, hi = r
             red, red_conf = 100 * (1 - qb / qa), 100 * (1 - hi)
             return chk(red_conf >= pct,
@@ -426,21 +579,24 @@ def experiment_check(a, summary: dict, raw: dict) -> dict:
         if kind == "equivalent":
             pair = raw.get("phases") or [raw.get("a", roles["baseline"]), raw.get("b")]
             ref, ph = pair
-            flow, metric = raw.get("flow", "provider"), raw.get("metric", "executor_ms")
+            flow, metric = raw.get("flow") or _default_flow(a), raw.get("metric", a.primary)
             qv = float(raw.get("q", 0.5))
-            margin = float(raw.get("margin_pct", a.settings.rollback_margin_pct))
+            margin = _number(a, raw, "margin_pct", default=a.settings.rollback_margin_pct)
             _check_phases(a, [ref, ph])
-            if abs(qv - 0.5) < 1e-12 and metric == "executor_ms":
-                covers = ("equivalent", flow, ref, ph, margin)
+            if abs(qv - 0.5) < 1e-12:
+                covers = ("equivalent", flow, metric, ref, ph, margin)
+            else:
+                covers = ("equivalent", flow, metric, ref, ph, margin, qv)
             import numpy as np
 
             from .stats import compare_samples
 
             x, y = a.values(ref, flow, metric), a.values(ph, flow, metric)
             if len(x) < 2 or len(y) < 2:
-                return chk(False, f"not enough {flow} records in {ref}/{ph}", "data")
+                return nodata(f"not enough {flow} {metric} records in {ref}/{ph}")
             if abs(qv - 0.5) < 1e-12:
-                c = compare_samples(np.asarray(x), np.asarray(y), margin_pct=margin)
+                c = _comparison(summary, ref, ph, flow, metric, margin) or \
+                    compare_samples(np.asarray(x), np.asarray(y), margin_pct=margin)
                 eq = c["equivalence"]
                 return chk(eq["equivalent"],
                            f"p50 {c['ref_p50']:.1f} vs {c['p50']:.1f} ms; HL shift "
@@ -449,40 +605,60 @@ def experiment_check(a, summary: dict, raw: dict) -> dict:
                            f"within +-{margin:g}% of {ref}'s p50 (+-{eq['delta']:.1f} ms)")
             r = _ratio_ci(a, ref, ph, flow, metric, qv)
             if r is None:
-                return chk(False, f"no ratio for {ref}/{ph} (a quantile of 0)", "data")
+                return nodata(f"no ratio for {ref}/{ph} (a quantile of 0)")
             qa, qb, lo, hi = r
             ok = (1 - margin / 100) < lo and hi < (1 + margin / 100)
             return chk(ok, f"q{qv:g} {qa:.1f} vs {qb:.1f} ms; ratio 95% CI [{lo:.3f}, {hi:.3f}]",
                        f"ratio CI inside 1 +- {margin / 100:g}")
-        if kind in ("no_errors", "error_rate_max"):
-            phs = raw.get("phases") or ([raw["phase"]] if raw.get("phase") else None)
-            if phs:
-                _check_phases(a, phs)
-                members = sorted({a.attribution.windows[i].name for p in phs
-                                  for i in a.indices(p)})
-            else:
-                members = a.phase_names()
-            lim = float(raw.get("max_failure_ratio", raw.get("max", 0.0)))
-            if not phs and lim == 0:
+        if kind == "error_rate_below":
+            members = _members(a, raw)
+            flow = raw.get("flow")
+            lim = _number(a, raw, "max_ratio")
+            covers = ("error_rate", flow, tuple(members), lim)
+            err, tot, what = _error_counts(a, summary, members, flow)
+            if tot == 0:
+                return nodata(f"no {flow + ' ' if flow else ''}requests in "
+                              f"{', '.join(members)}")
+            lo, hi = wilson_interval(err, tot)
+            rate = err / tot
+            obs = (f"{what} {err}/{tot} = {rate:.3%} (95% Wilson CI {lo:.3%}-{hi:.3%})")
+            exp = f"error rate < {lim:g} (the upper 95% bound)"
+            if hi < lim:
+                return chk(True, obs, exp)
+            if rate > lim:
+                return chk(False, obs, exp)
+            # the point estimate is within the limit, the interval is not: too few requests
+            # to tell (INCONCLUSIVE once verdicts are three-valued; a failure until then)
+            c = chk(False, obs + "; inconclusive: too few requests to bound it below the limit",
+                    exp)
+            c["inconclusive"] = True
+            return c
+        if kind in ERROR_KINDS:
+            members = _members(a, raw)
+            lim = _number(a, raw, "max_failure_ratio", "max", default=0.0)
+            if not raw.get("phases") and not raw.get("phase") and lim == 0:
                 covers = ("no_errors",)
-            err = tot = 0
-            for ph in members:
-                info = summary["phase_info"][ph]
-                for st in info["status"].values():
-                    err += st.get("error", 0)
-                    tot += sum(st.values())
-                err += info.get("flip_window_errors", 0)
-                tot += info.get("flip_window", 0)
-            obs = f"server errors {err}/{tot}"
-            ok = (err / tot if tot else 0.0) <= lim
+            flow = raw.get("flow")
+            ok = True
+            obs = []
+            if not a.client_only:
+                err = tot = 0
+                for ph in members:
+                    info = summary["phase_info"][ph]
+                    for f, st in info["status"].items():
+                        if flow is None or f == flow:
+                            err += st.get("error", 0)
+                            tot += sum(st.values())
+                    if flow is None:
+                        err += info.get("flip_window_errors", 0)
+                        tot += info.get("flip_window", 0)
+                obs.append(f"server errors {err}/{tot}")
+                ok = (err / tot if tot else 0.0) <= lim
             if a.requests is not None and a.requests.n:
-                r = a.requests
-                pm = __import__("numpy").isin(r.cats["phase"], [r.code("phase", m) for m in members])
-                fails = int((pm & (r.cats["outcome"] == r.code("outcome", "failure"))).sum())
-                sent = int(pm.sum())
-                obs += f", client failures {fails}/{sent}"
+                fails, sent, _ = _error_counts(a, summary, members, flow)
+                obs.append(f"client failures {fails}/{sent}")
                 ok = ok and (fails / sent if sent else 0.0) <= lim
-            return chk(ok, obs, f"failure ratio <= {lim:g}")
+            return chk(ok, ", ".join(obs), f"failure ratio <= {lim:g}")
         if kind in ("overcommits", "ledger_max", "no_orders_lost"):
             if not a.ledger:
                 return chk(False, "no ledger.json in the run", "the service's ledger")
@@ -505,13 +681,23 @@ def experiment_check(a, summary: dict, raw: dict) -> dict:
             return chk(ok, str(v), f"|{raw['field']}| <= {raw['max']}")
         if kind == "recovery_max_s":
             ph = raw.get("phase", roles["rollback"])
-            flow = raw.get("flow", "provider")
             f = next((x for x in summary["flips"] if x["phase"] == ph), None)
+            flow = raw.get("flow")
+            if flow is None:  # the rollback's quoted flow, else the provider's, else the first
+                rb = summary.get("rollback") or {}
+                flow = rb.get("flow") if rb.get("phase") == ph and rb.get("flow") else (
+                    "provider" if not f or "provider" in f["flows"] or not f["flows"]
+                    else next(iter(f["flows"])))
+            max_s = _number(a, raw, "max_s")
+            covers = ("recovery", ph, flow, max_s)
             rec = f["flows"].get(flow, {}) if f else {}
             r = rec.get("recovery_s")
-            return chk(r is not None and r <= float(raw["max_s"]),
-                       "never recovered" if r is None else f"{recovery_text(rec)} s",
-                       f"<= {raw['max_s']} s")
+            if rec.get("resolvable") is False:
+                return nodata(f"{recovery_text(rec)}: {rec.get('note')}", f"<= {max_s:g} s")
+            if r is None:
+                why = "never recovered" if f and f["flows"] else "no records after the flip"
+                return chk(False, why if f else f"no flip into {ph}", f"<= {max_s:g} s")
+            return chk(r <= max_s, f"{recovery_text(rec)} s", f"<= {max_s:g} s")
         if kind == "capacity_knee":
             return _capacity_knee(a, raw, chk)
     except KeyError as exc:
@@ -522,8 +708,69 @@ def experiment_check(a, summary: dict, raw: dict) -> dict:
                 "a kind this analysis knows (see docs/analysis.md)", src, "unsupported")
 
 
+def _members(a, raw: dict) -> list[str]:
+    """The phases an error check covers: its `phases`/`phase` (phases or groups, as their
+    member phases), or every analysed phase."""
+    phs = raw.get("phases") or ([raw["phase"]] if raw.get("phase") else None)
+    if phs:
+        _check_phases(a, phs)
+        return sorted({a.attribution.windows[i].name for p in phs for i in a.indices(p)})
+    return a.phase_names()
+
+
+def _comparison(summary: dict, ref: str, ph: str, flow: str, metric: str, margin: float):
+    """The summary's comparison of ph with ref for this flow and metric when it was made with
+    this margin (so a check and the shifts table quote one result), else None."""
+    key = {"latency_ms": "client_latency_ms"}.get(metric, metric) \
+        if summary.get("client") else metric
+    for c in summary["comparisons"]:
+        if c["ref"] == ref and c["phase"] == ph:
+            r = c["flows"].get(flow, {}).get(key)
+            if r and r.get("usable") and r.get("equivalence") \
+                    and abs(r["equivalence"]["margin_pct"] - margin) < 1e-12:
+                return r
+    return None
+
+
+def _reduction_hl(a, summary, ref, ph, flow, metric, pct, chk, nodata) -> dict:
+    """The p50 reduction judged on the Hodges-Lehmann shift: passes when the upper bound of its
+    95% interval is at least pct% of the reference p50 below zero (the seed claim's method)."""
+    import numpy as np
+
+    from .stats import compare_samples
+
+    c = None
+    key = {"latency_ms": "client_latency_ms"}.get(metric, metric) \
+        if summary.get("client") else metric
+    for cmp_ in summary["comparisons"]:
+        if cmp_["ref"] == ref and cmp_["phase"] == ph:
+            c = cmp_["flows"].get(flow, {}).get(key)
+    if c is None:
+        x, y = a.values(ref, flow, metric), a.values(ph, flow, metric)
+        if len(x) and len(y):
+            c = compare_samples(np.asarray(x), np.asarray(y),
+                                margin_pct=a.settings.rollback_margin_pct)
+    if not (c and c.get("usable")):
+        return nodata(f"no usable {flow} comparison {ref} -> {ph}",
+                      f"{flow}-flow records in both phases")
+    base = c["ref_p50"]
+    hi = c["shift_ms"]["ci_high"]
+    red_pt = 100 * (1 - c["p50"] / base) if base else None
+    red_ci = -100 * hi / base if base and hi is not None else None
+    if red_ci is None or red_pt is None:
+        return nodata(f"no reduction for {ref} -> {ph} (a reference p50 of 0)")
+    return chk(red_ci >= pct,
+               f"p50 {_fmt(base)} -> {_fmt(c['p50'])} (-{red_pt:.1f}%); HL shift "
+               f"{_fmt(c['shift_ms']['value'])}, 95% CI upper bound = -{red_ci:.1f}% of {ref}",
+               f">= {pct:g}% at 95% confidence (the HL interval's upper bound)")
+
+
 def _default_name(kind, raw: dict) -> str:
     """A readable name for an experiment check that has none (the table shows names, not kinds)."""
+    if kind == "error_rate_below":
+        where = ", ".join(raw.get("phases") or []) or raw.get("phase") or "analysed phases"
+        flow = f"{raw['flow']} " if raw.get("flow") else ""
+        return f"{flow}error rate below {raw.get('max_ratio')} ({where})"
     if kind in ("no_errors", "error_rate_max"):
         where = raw.get("phase") or ", ".join(raw.get("phases") or []) or "analysed phases"
         lim = raw.get("max_failure_ratio", raw.get("max", 0))

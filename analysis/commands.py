@@ -13,7 +13,7 @@ from pathlib import Path
 def _report(args) -> int:
     from .api import analyze_run
 
-    return analyze_run(args.run_dir)
+    return analyze_run(args.run_dir, checks=args.checks)
 
 
 def _compare(args) -> int:
@@ -25,7 +25,7 @@ def _compare(args) -> int:
 def _analyze_log(args) -> int:
     from .api import analyze_log
 
-    return analyze_log(args.file, args.split_at, out_dir=args.out)
+    return analyze_log(args.file, args.split_at, out_dir=args.out, checks=args.checks)
 
 
 def register(subparsers) -> None:
@@ -35,6 +35,10 @@ def register(subparsers) -> None:
                     "report.html and plots/ into it. Exit 0 when every check passes, 1 when one "
                     "fails, 2 for unusable input.")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--checks", default=None, metavar="FILE",
+                   help="a TOML file of [[checks]] to apply besides the experiment's, instead of "
+                        "the pack's own (a reference-pack run: the seed's claims, "
+                        "reference/checks/seed-claims.toml); 'none' for none")
     p.set_defaults(handler=_report)
 
     p = subparsers.add_parser(
@@ -57,4 +61,7 @@ def register(subparsers) -> None:
                    help="the deploy time, ISO-8601 (UTC if no offset), e.g. 2026-11-25T12:00:00Z")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default: FILE's directory / <stem>-analysis)")
+    p.add_argument("--checks", default=None, metavar="FILE",
+                   help="a TOML file of [[checks]] to judge the log on (default: the seed's "
+                        "claims, reference/checks/seed-claims.toml); 'none' for none")
     p.set_defaults(handler=_analyze_log)

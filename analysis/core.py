@@ -1,9 +1,13 @@
 """From ingested tables to the summary (the DESIGN `summary.json` shape, plus detail).
 
-Roles: the *baseline* is the first analysed phase in mode `off` (else the first analysed phase);
-*optimized* phases are the analysed phases in `skip` or `skip_reserve`; the *rollback* is the last
-analysed `off` phase after an optimized one. Statistics use the records a phase kept (its own
-mode, status `success`); rejections and errors are counted, not timed.
+Roles come from the spec's modes (`[roles]`, analysis/spec.py): the *baseline* is the first
+analysed phase (or group) in the baseline mode (else the first analysed phase); the *treatment*
+phases are the analysed phases in a treatment mode; the *rollback* is the last analysed
+baseline-mode phase after a treatment one. The reference pack's defaults: `off`, and `skip`,
+`skip_reserve`. Flows and metrics are the data's: whatever flows the records name, the timing
+log's `durations_ms` keys, or, for a run without a timing log, the client's `latency_ms`,
+`latency_from_intended_ms` and each `server_metrics` key. Statistics use the records a phase kept
+(its own mode, status `success`); rejections and errors are counted, not timed.
 """
 
 from __future__ import annotations
@@ -14,13 +18,18 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from execbench import rundir as rd
+
 from . import stats
-from .ingest import METRICS, Table
+from .ingest import METRICS, Table, server_metric_names
 from .phases import Attribution, PhaseWindow
 from .spec import Spec
 
+# the reference pack's flows, listed first when present (other flows follow in the data's order)
 FLOWS = ("provider", "local")
 SCHEMA = "execbench.summary/1"
+ROLE_NAMES = ("baseline", "treatment", "rollback")
+CLIENT_ONLY_NOTE = "no server timing log: client-side and response-reported metrics only"
 
 
 @dataclass
@@ -30,9 +39,6 @@ class Settings:
     rollback_margin_pct: float = 5.0  # rollback equals baseline: TOST margin
     local_margin_pct: float = 10.0  # local flow unchanged by the optimization
     compare_margin_pct: float = 5.0  # `compare`: run B not slower than run A by more than this
-    claim_max_p50_ms: float = 168.0  # seed: 253 -> 88-168 ms
-    claim_low_p50_ms: float = 88.0
-    claim_min_reduction_pct: float = 35.0
     recovery_tolerance_pct: float = 10.0
     recovery_window_s: float = 5.0
     recovery_step_s: float = 0.5
@@ -77,6 +83,49 @@ class Analysis:
     provider_events: list[dict] = field(default_factory=list)
     # the runner's samples of the ledger during the run (timeline `ledger` events), or None
     ledger_samples: dict | None = None
+    # no timing log: `timings` holds the client records (placed by their send time, status
+    # from their outcome, mode from served_mode), and the primary metric is the client's
+    client_only: bool = False
+    primary: str = "executor_ms"  # the metric plotted over time, compared, recovered
+    reference: bool = True  # the reference pack (ledger expected, the seed's claims apply)
+    # the checks file applied besides the experiment's (the reference pack's seed claims for
+    # reference runs and logs by default): (path, source label), or None
+    checks_file: tuple | None = None
+
+    # ---- what the data has
+    def flows(self) -> list[str]:
+        """Flows with any record in a phase, the reference flows first."""
+        t = self.timings
+        inside = self.attribution.phase_index >= 0
+        codes = set(np.unique(t.cats["flow"][inside]).tolist())
+        names = [f for i, f in enumerate(t.levels["flow"]) if i in codes]
+        # a generic target's flows in the order its spec lists its requests
+        target = (self.spec.raw.get("target") if self.spec else None) or {}
+        reqs = target.get("requests") if isinstance(target, dict) else None
+        listed = [r.get("flow") for r in reqs if isinstance(r, dict)] \
+            if isinstance(reqs, list) else []
+        first = [*FLOWS, *listed]
+        return list(dict.fromkeys([f for f in first if f in names] + names))
+
+    def metrics(self) -> list[str]:
+        """The primary table's metrics that hold a value: the timing log's durations (the
+        executor first), or the client's latencies and server metrics."""
+        fl = self.timings.floats
+        if self.client_only:
+            names = [*rd.CLIENT_METRICS, *server_metric_names(self.timings)]
+        else:
+            names = list(METRICS)
+        return [m for m in names if m in fl and (~np.isnan(fl[m])).any()]
+
+    def client_metrics(self) -> list[str]:
+        """requests.jsonl's metrics (a run with a timing log): latencies and server metrics."""
+        r = self.requests
+        if r is None or r.n == 0 or self.client_only:
+            return []
+        return [*rd.CLIENT_METRICS, *server_metric_names(r)]
+
+    def in_primary(self, metric: str) -> bool:
+        return metric in self.timings.floats
 
     # ---- selections
     def phase_names(self, analysed_only: bool = True) -> list[str]:
@@ -109,6 +158,30 @@ class Analysis:
             return units[name]
         raise KeyError(name)
 
+    def resolve(self, name: str, mode: str | None = None) -> list[str]:
+        """The phases or groups a check's `phase` names: a phase or group (these win), a role
+        (`baseline`, `treatment`: every treatment phase, `rollback`), or `mode:<m>` (every
+        analysed group in mode m). `mode` keeps only the units in that mode (units without a
+        mode, such as a log's `after`, stay). [] when a role names nothing in this run;
+        KeyError for a name that is neither."""
+        names = [w.name for w in self.attribution.windows]
+        if name in names or name in self.units():
+            return [name]
+        roles = self.roles()
+        if name == "baseline":
+            out = [roles["baseline"]] if roles["baseline"] else []
+        elif name == "treatment":
+            out = list(roles["treatment"])
+        elif name == "rollback":
+            out = [roles["rollback"]] if roles["rollback"] else []
+        elif name.startswith("mode:"):
+            out = [u for u in self.unit_names() if self.mode_of(u) == name[5:]]
+        else:
+            raise KeyError(name)
+        if mode is not None:
+            out = [u for u in out if self.mode_of(u) in (mode, None)]
+        return out
+
     def window(self, name: str) -> PhaseWindow | None:
         ws = self.attribution.windows
         try:
@@ -128,28 +201,41 @@ class Analysis:
             m &= t.cats["status"] == t.code("status", "success")
         return m
 
-    def values(self, name: str, flow: str, metric: str = "executor_ms") -> np.ndarray:
-        if metric in ("latency_ms", "latency_from_intended_ms"):
+    def values(self, name: str, flow: str, metric: str | None = None) -> np.ndarray:
+        """The kept success values of a phase/group, flow and metric: from the primary table
+        when it has the metric, else from requests.jsonl (a run with a timing log)."""
+        metric = metric or self.primary
+        if not self.in_primary(metric):
             return client_values(self, name, flow, metric)
         v = self.timings.floats[metric][self.mask(name, flow)]
         return v[~np.isnan(v)]
+
+    def role_modes(self) -> tuple[str | None, tuple[str, ...]]:
+        if self.spec is not None:
+            return self.spec.baseline_mode, self.spec.treatment_modes
+        return rd.REFERENCE_BASELINE, rd.REFERENCE_TREATMENT
 
     def roles(self) -> dict:
         ws = self.attribution.windows
         units = self.units()
         first = {u: ws[idx[0]] for u, idx in units.items()}
         names = list(units)
-        base = next((u for u in names if self.mode_of(u) == "off"), names[0] if names else None)
-        opt = [u for u in names if self.mode_of(u) in ("skip", "skip_reserve") and u != base]
+        base_mode, treat_modes = self.role_modes()
+        base = next((u for u in names if self.mode_of(u) == base_mode),
+                    names[0] if names else None)
+        treat = [u for u in names if self.mode_of(u) in treat_modes and u != base]
         rollback = None
-        if opt:
-            after = [u for u in names if self.mode_of(u) == "off"
-                     and first[u].start > first[opt[0]].start]
+        if treat:
+            after = [u for u in names if self.mode_of(u) == base_mode and u != base
+                     and first[u].start > first[treat[0]].start]
             rollback = after[-1] if after else None
         if self.kind == "log":
-            opt = [u for u in names if u == "after"]
+            treat = [u for u in names if u == "after"]
+            base_mode, treat_modes = None, ()
         rates = {w.rate for w in ws if w.analysed}
-        return {"baseline": base, "optimized": opt, "rollback": rollback,
+        # `optimized`: the treatment's older name, kept for readers of older summaries
+        return {"baseline": base, "treatment": treat, "optimized": treat, "rollback": rollback,
+                "baseline_mode": base_mode, "treatment_modes": list(treat_modes),
                 "steady_load": len(rates) <= 1}
 
 
@@ -166,7 +252,7 @@ def phase_statistics(a: Analysis) -> tuple[dict, dict]:
         k = [x.name for x in a.attribution.windows].index(w.name)
         in_phase = a.attribution.phase_index == k
         per_flow_status = {}
-        for flow in FLOWS:
+        for flow in a.flows():
             fm = in_phase & own & (t.cats["flow"] == t.code("flow", flow))
             per_flow_status[flow] = {s: int((fm & (t.cats["status"] == i)).sum())
                                      for i, s in enumerate(status_levels)}
@@ -198,7 +284,7 @@ def phase_statistics(a: Analysis) -> tuple[dict, dict]:
             "records": sum(x["records"] for x in ph), "kept": sum(x["kept"] for x in ph),
             "flip_window": 0, "without_mode": sum(x["without_mode"] for x in ph),
             "status": {f: {k: sum(x["status"][f].get(k, 0) for x in ph)
-                           for k in status_levels} for f in FLOWS},
+                           for k in status_levels} for f in a.flows()},
             "throughput_rps": None, "group": group,
             "late_sends": late_sends(a, members),
         }
@@ -220,7 +306,7 @@ def late_sends(a: Analysis, phases: list[str]) -> dict | None:
     r = a.requests
     if r is None or r.n == 0:
         return None
-    pm = np.isin(r.cats["phase"], [r.code("phase", p) for p in phases])
+    pm = _client_phase_mask_of(a, phases)
     late = r.floats["late"][pm]
     known = ~np.isnan(late)
     lateness = (r.floats["latency_from_intended_ms"] - r.floats["latency_ms"])[pm]
@@ -235,12 +321,13 @@ def late_sends(a: Analysis, phases: list[str]) -> dict | None:
 def _unit_stats(a: Analysis, name: str) -> dict:
     t = a.timings
     out = {}
-    for flow in FLOWS:
+    metrics = a.metrics()
+    for flow in a.flows():
         m = a.mask(name, flow)
         if not m.any():
             continue
         per_metric = {}
-        for metric in METRICS:
+        for metric in metrics:
             d = stats.describe(t.floats[metric][m], name, flow, metric,
                                b=a.settings.bootstrap_replicates)
             if d is not None:
@@ -250,24 +337,30 @@ def _unit_stats(a: Analysis, name: str) -> dict:
 
 
 def client_statistics(a: Analysis) -> dict:
+    """requests.jsonl per phase (the client's phase field) and flow: its latencies and each
+    server metric. Empty for a run without a timing log: there the client records are the
+    primary table and their statistics are `phases`."""
     r = a.requests
-    if r is None or r.n == 0:
+    if r is None or r.n == 0 or a.client_only:
         return {}
     out: dict = {}
     ok = r.cats["outcome"] == r.code("outcome", "ok")
     names = a.phase_names() + [g for g in a.pooled_groups() if g not in a.phase_names()]
+    flows = [f for f in FLOWS if f in r.levels["flow"]] + [f for f in r.levels["flow"]
+                                                           if f not in FLOWS]
+    metrics = a.client_metrics()
     for phase in names:
         pm = _client_phase_mask(a, phase)
         if not pm.any():
             continue
         entry: dict = {"outcomes": {o: int((pm & (r.cats["outcome"] == i)).sum())
                                     for i, o in enumerate(r.levels["outcome"])}}
-        for flow in FLOWS:
+        for flow in flows:
             fm = pm & ok & (r.cats["flow"] == r.code("flow", flow))
             if not fm.any():
                 continue
             entry[flow] = {}
-            for metric in ("latency_ms", "latency_from_intended_ms"):
+            for metric in metrics:
                 d = stats.describe(r.floats[metric][fm], "client", phase, flow, metric,
                                    b=a.settings.bootstrap_replicates)
                 if d is not None:
@@ -277,14 +370,22 @@ def client_statistics(a: Analysis) -> dict:
 
 
 def _client_phase_mask(a: Analysis, name: str) -> np.ndarray:
+    return _client_phase_mask_of(a, [a.attribution.windows[i].name for i in a.indices(name)])
+
+
+def _client_phase_mask_of(a: Analysis, phases: list[str]) -> np.ndarray:
+    """The client records of these phases: by the client's phase field, or, for a run without
+    a timing log (the client records are the primary table), by their attribution to them."""
+    if a.client_only:
+        names = [w.name for w in a.attribution.windows]
+        return np.isin(a.attribution.phase_index, [names.index(p) for p in phases if p in names])
     r = a.requests
-    members = [a.attribution.windows[i].name for i in a.indices(name)]
-    return np.isin(r.cats["phase"], [r.code("phase", m) for m in members])
+    return np.isin(r.cats["phase"], [r.code("phase", m) for m in phases])
 
 
 def client_values(a: Analysis, phase: str, flow: str, metric: str = "latency_ms") -> np.ndarray:
     r = a.requests
-    if r is None:
+    if r is None or metric not in r.floats:
         return np.empty(0)
     m = _client_phase_mask(a, phase) & (r.cats["flow"] == r.code("flow", flow))
     m &= r.cats["outcome"] == r.code("outcome", "ok")
@@ -292,27 +393,45 @@ def client_values(a: Analysis, phase: str, flow: str, metric: str = "latency_ms"
     return v[~np.isnan(v)]
 
 
+def compared_metrics(a: Analysis) -> list[tuple[str, str]]:
+    """(key in a comparison, metric) for every metric compared between phases: the primary
+    table's (a timing log: executor_ms, its stages are in the stage breakdown; a run without
+    one: the client's latencies and every server metric), then requests.jsonl's for a run with
+    a timing log (`client_latency_ms` for its latency, server metrics under their own name)."""
+    if a.client_only:
+        out = [(m, m) for m in a.metrics()]
+    else:
+        out = [("executor_ms", "executor_ms")]
+    for m in a.client_metrics():
+        if m == rd.R_LATENCY_MS:
+            out.append(("client_latency_ms", m))
+        elif m not in rd.CLIENT_METRICS and m not in METRICS:
+            out.append((m, m))
+    return out
+
+
 def comparisons(a: Analysis, roles: dict) -> list[dict]:
     base = roles["baseline"]
     out = []
     if base is None:
         return out
+    metrics = compared_metrics(a)
     for name in a.unit_names():
         if name == base:
             continue
         margin = a.settings.rollback_margin_pct
         entry = {"name": f"{base}->{name}", "ref": base, "phase": name, "flows": {}}
-        for flow in FLOWS:
-            x, y = a.values(base, flow), a.values(name, flow)
-            if len(x) == 0 or len(y) == 0:
-                continue
-            m = a.settings.local_margin_pct if (flow == "local" and name != roles["rollback"]) \
-                else margin
-            res = {"executor_ms": stats.compare_samples(x, y, margin_pct=m)}
-            cx, cy = client_values(a, base, flow), client_values(a, name, flow)
-            if len(cx) and len(cy):
-                res["client_latency_ms"] = stats.compare_samples(cx, cy, margin_pct=m)
-            entry["flows"][flow] = res
+        for flow in a.flows():
+            # the reference pack's local flow is not the optimization's: its own margin
+            m = a.settings.local_margin_pct if (a.reference and flow == "local"
+                                                and name != roles["rollback"]) else margin
+            res = {}
+            for key, metric in metrics:
+                x, y = a.values(base, flow, metric), a.values(name, flow, metric)
+                if len(x) and len(y):
+                    res[key] = stats.compare_samples(x, y, margin_pct=m)
+            if res:
+                entry["flows"][flow] = res
         out.append(entry)
     return out
 
@@ -343,21 +462,35 @@ def recovery_after(a: Analysis, k: int, event_ts: float) -> dict:
     ts = t.times["ts"]
     success = t.cats["status"] == t.code("status", "success")
     out = {}
-    for flow in FLOWS:
-        fm = success & (t.cats["flow"] == t.code("flow", flow))
+    metric = t.floats[a.primary]
+    for flow in a.flows():
+        fm = success & (t.cats["flow"] == t.code("flow", flow)) & ~np.isnan(metric)
         steady = fm & a.attribution.kept & (a.attribution.phase_index == k)
         steady &= ts >= w.start + w.duration_s / 2
         if steady.sum() < 5:
             continue
-        target = float(np.median(t.floats["executor_ms"][steady]))
+        target = float(np.median(metric[steady]))
         # sparse series (a quiet production log): widen the window to ~50 records
         rate = steady.sum() / max(w.duration_s / 2, 1e-9)
         window = max(s.recovery_window_s, 50.0 / rate)
         step = s.recovery_step_s * window / s.recovery_window_s
         hold = max(s.recovery_hold_s, 2 * window)
+        span_s = max(w.end - event_ts, 0.0)
+        if window > s.recovery_window_s and (window > span_s / 4
+                                             or window / 4 > s.recovery_max_s):
+            # too sparse for the method: the widened window would date the change no finer
+            # than w/4, coarser than the recovery being judged or than the span it lies in
+            out[flow] = {"target_p50": target, "tolerance_pct": s.recovery_tolerance_pct,
+                         "window_s": window, "step_s": step, "hold_s": hold,
+                         "recovery_s": None, "at_most_s": None, "recovered_at": None,
+                         "excursions_after": None, "series": {"t": [], "p50": []},
+                         "resolvable": False,
+                         "note": f"too few records to resolve: ~50-record windows are "
+                                 f"{window:.0f} s wide in the {span_s:.0f} s after the event"}
+            continue
         span = fm & (ts >= event_ts - window) & (ts < w.end)
         out[flow] = stats.recovery_time(
-            ts[span], t.floats["executor_ms"][span], flip_ts=event_ts, end_ts=w.end,
+            ts[span], metric[span], flip_ts=event_ts, end_ts=w.end,
             target=target, tolerance_pct=s.recovery_tolerance_pct,
             window_s=window, step_s=step,
             hold_s=min(hold, max(w.end - event_ts, 0.0)))
@@ -374,6 +507,11 @@ def build_summary(a: Analysis) -> dict:
         "schema": SCHEMA,
         "kind": a.kind,
         "source": a.source,
+        "pack": "reference" if a.reference else "generic",
+        "client_only": a.client_only,
+        "primary_metric": a.primary,
+        "flows": a.flows(),
+        "metrics": a.metrics(),
         "experiment": a.spec.name if a.spec else None,
         "generated_at": iso(datetime.now(UTC).timestamp()),
         "verdict": None,
@@ -389,18 +527,22 @@ def build_summary(a: Analysis) -> dict:
         "flips": recoveries(a),
         "ingest": ingest_report(a),
         "settings": a.settings.__dict__.copy(),
-        "methods": methods(a.settings),
+        "methods": methods(a),
     }
     rb = roles["rollback"] or (roles["optimized"][0] if a.kind == "log" and roles["optimized"]
                                else None)
     flip = next((f for f in summary["flips"] if f["phase"] == rb), None)
     if flip is not None:
-        prov = flip["flows"].get("provider") or next(iter(flip["flows"].values()), None)
+        # the rollback's recovery is quoted for the provider flow (the reference pack's
+        # optimized one), else for the first flow that has one
+        flow = "provider" if "provider" in flip["flows"] else next(iter(flip["flows"]), None)
+        prov = flip["flows"].get(flow) if flow else None
         summary["rollback"] = {"phase": rb, "requested_at": flip["requested_at"],
                                "applied_at": flip["applied_at"], "apply_lag_s": flip["apply_lag_s"],
                                "recovery_s": prov["recovery_s"] if prov else None,
                                "recovery_at_most_s": prov["at_most_s"] if prov else None,
-                               "flow": "provider" if "provider" in flip["flows"] else None}
+                               "resolvable": prov.get("resolvable", True) if prov else None,
+                               "flow": flow}
     summary["safety"] = safety_section(a, summary)
     checks, findings = evaluate(a, summary)
     summary["checks"] = checks
@@ -417,11 +559,12 @@ def ingest_report(a: Analysis) -> dict:
         return {"path": str(t.path) if t.path else None, "records": t.n, "lines": t.lines_read,
                 "blank_lines": t.blank_lines, "malformed": t.malformed.as_dict()}
 
-    return {"timings": one(a.timings), "requests": one(a.requests),
+    return {"timings": None if a.client_only else one(a.timings), "requests": one(a.requests),
             "outside_phases": a.attribution.outside, "notes": a.attribution.notes + a.ingest_notes}
 
 
-def methods(s: Settings) -> dict:
+def methods(a: Analysis) -> dict:
+    s = a.settings
     return {
         "quantiles": "exact, on raw records: numpy 'linear' (Hyndman-Fan type 7)",
         "quantile_ci": f"percentile bootstrap, 95%, B={s.bootstrap_replicates}, seed "
@@ -439,5 +582,10 @@ def methods(s: Settings) -> dict:
                     f"steady p50 (its second half) for {s.recovery_hold_s:g} s; windows hold only "
                     "post-flip records, and a window read in band r s after the flip dates the "
                     "change at (r + w/2)/2 while r < w/2 (the first window: at most w/4)",
-        "records": "phase statistics use status=success records whose own mode is the phase's",
+        "records": "phase statistics use status=success records whose own mode is the phase's"
+                   + (" (client records: outcome ok, mode from served_mode or the phase's; "
+                      "those sent between a flip's request and its application left out)"
+                      if a.client_only else ""),
+        "error_rate": "error_rate_below: the error ratio's 95% Wilson score interval "
+                      "(scipy.stats.binomtest(...).proportion_ci('wilson'))",
     }

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from execbench import rundir as rd  # the run directory's names (one reader of the format)
 from execbench.contract import METRICS  # the shared names (docs/DESIGN.md)
 
 BLOCK_BYTES = 8 << 20
@@ -105,25 +106,40 @@ class Schema:
     # true/false fields, kept as float columns: 1.0, 0.0, NaN when absent or not a boolean
     # (an odd value there makes the field unknown, never the record malformed)
     flags: tuple[str, ...] = ()
+    # an object whose keys, whatever they are, become float columns (requests.jsonl's
+    # `server_metrics`): found as they come; a record without a key is NaN in its column, and
+    # an odd value (not a non-negative number, not an object) is NaN too, never malformed
+    dynamic: str | None = None
 
 
 TIMINGS = Schema(
-    times=("ts",),
+    times=(rd.T_TS,),
     # `replica`, `reason`, `order_id` are not read: nothing in the analysis uses them, and each
     # field pulled out costs ~4% of the parse
-    cats=("status", "flow", "mode"),
-    nested="durations_ms",
+    cats=(rd.T_STATUS, rd.T_FLOW, rd.T_MODE),
+    nested=rd.T_DURATIONS,
     nested_keys=METRICS,
-    required_cats=("status", "flow"),
+    required_cats=(rd.T_STATUS, rd.T_FLOW),
     required_floats=("executor_ms",),
 )
-# client records: only what the analysis uses (their send times are not: the client's phase
-# field already places each request, and parsing two timestamps a line would cost a third)
+# client records: only what the analysis uses (their send times are not when a timing log
+# places the server records: the client's phase field places each request, and parsing two
+# timestamps a line would cost a third)
 REQUESTS = Schema(
-    floats=("latency_ms", "latency_from_intended_ms", "status"),
-    cats=("outcome", "flow", "phase"),
-    flags=("late",),  # a late send (docs/loadtests.md); absent in older runs
-    required_cats=("outcome",),  # a failed request may have no latency (NaN), never no outcome
+    floats=(rd.R_LATENCY_MS, rd.R_LATENCY_FROM_INTENDED_MS, rd.R_STATUS),
+    cats=(rd.R_OUTCOME, rd.R_FLOW, rd.R_PHASE, rd.R_SERVED_MODE),
+    flags=(rd.R_LATE,),  # a late send (docs/loadtests.md); absent in older runs
+    required_cats=(rd.R_OUTCOME,),  # a failed request may have no latency (NaN), never no outcome
+    dynamic=rd.R_SERVER_METRICS,
+)
+# a run without a timing log: the client records are the records, placed by their send time
+REQUESTS_TIMED = Schema(
+    times=(rd.R_SENT_TS, rd.R_INTENDED_TS),
+    floats=REQUESTS.floats,
+    cats=REQUESTS.cats,
+    flags=REQUESTS.flags,
+    required_cats=REQUESTS.required_cats,
+    dynamic=REQUESTS.dynamic,
 )
 TIMELINE = Schema(
     times=("ts",),
@@ -215,14 +231,24 @@ def _flag(v) -> float:
     return 1.0 if v is True else 0.0 if v is False else math.nan
 
 
+def _metric(v) -> float:
+    """A server metric's value: a finite non-negative number, else NaN (unknown)."""
+    t = type(v)
+    if (t is float or t is int) and math.isfinite(v) and v >= 0:
+        return float(v)
+    return math.nan
+
+
 def _row_function(s: Schema):
     """A compiled `lambda o: (o.get(...), ..., *nested values)` for the schema: the fastest way
     CPython offers to pull a fixed set of fields out of a dict."""
     top = [f"o.get({k!r})" for k in (*s.cats, *s.times, *s.floats, *s.flags)]
-    src = "lambda o: (" + "".join(x + ", " for x in top)
+    last = f"o.get({s.dynamic!r}), " if s.dynamic else ""  # the dynamic object comes last
+    src = "lambda o: (" + "".join(x + ", " for x in top) + last
     if s.nested:
         inner = "".join(f"d.get({k!r}), " for k in s.nested_keys)
-        src = f"lambda o: (lambda d: ({''.join(x + ', ' for x in top)}{inner}))(o[{s.nested!r}])"
+        src = (f"lambda o: (lambda d: ({''.join(x + ', ' for x in top)}{inner}{last}))"
+               f"(o[{s.nested!r}])")
     else:
         src += ")"
     return eval(src)
@@ -239,6 +265,41 @@ class _Builder:
         self.maps: dict[str, dict] = {k: {} for k in schema.cats}
         self.n = 0
         self.row = _row_function(schema)
+        self.dynamic_keys: list[str] = []  # the dynamic object's keys met so far, in order
+        self._fixed = {*schema.floats, *schema.flags, *schema.nested_keys}
+
+    def _column_name(self, key) -> str | None:
+        """The column a dynamic key goes to: itself, or `server_<key>` when a fixed column has
+        that name (a server metric called `latency_ms` must not overwrite the client's)."""
+        if type(key) is not str or not key:
+            return None
+        return f"server_{key}" if key in self._fixed else key
+
+    def _dynamic_columns(self, objs: list) -> dict[str, np.ndarray]:
+        keys: dict = {}
+        for d in objs:
+            if type(d) is dict:
+                for k in d:
+                    keys.setdefault(k)
+        out = {}
+        n = len(objs)
+        for k in keys:
+            name = self._column_name(k)
+            if name is None:
+                continue
+            out[name] = np.fromiter((_metric(d.get(k)) if type(d) is dict else math.nan
+                                     for d in objs), np.float64, n)
+        return out
+
+    def _add_dynamic(self, cols: dict[str, np.ndarray], n: int) -> None:
+        """Append one chunk's dynamic columns (before self.n counts the chunk): a key met for
+        the first time is NaN for every earlier record, a known key the chunk lacks NaN too."""
+        for name in cols:
+            if name not in self.floats:
+                self.floats[name] = [np.full(self.n, math.nan)] if self.n else []
+                self.dynamic_keys.append(name)
+        for name in self.dynamic_keys:
+            self.floats[name].append(cols[name] if name in cols else np.full(n, math.nan))
 
     def _codes(self, name: str, vals: list, m: dict | None = None) -> np.ndarray:
         m = self.maps[name] if m is None else m
@@ -307,6 +368,7 @@ class _Builder:
             except (ValueError, TypeError, OverflowError):
                 raise _Irregular from None
             cols["f:" + name] = arr
+        dynamic = self._dynamic_columns(columns[-1]) if s.dynamic else {}
         for name in s.required_floats:
             col = cols["f:" + name]
             if np.isnan(col).any() or (col < 0).any():
@@ -318,6 +380,8 @@ class _Builder:
         for k, v in cols.items():
             kind, name = k[0], k[2:]
             {"c": self.cats, "t": self.times, "f": self.floats}[kind][name].append(v)
+        if s.dynamic:
+            self._add_dynamic(dynamic, n)
         self.n += n
 
     def slow(self, lines: list[bytes], line_nos, malformed: Malformed) -> None:
@@ -362,6 +426,8 @@ class _Builder:
             rec["f:" + name] = float(v)
         for name in s.flags:
             rec["f:" + name] = _flag(o.get(name))
+        if s.dynamic:
+            rec["d"] = o.get(s.dynamic)
         if s.nested:
             d = o.get(s.nested)
             if not isinstance(d, dict):
@@ -388,7 +454,11 @@ class _Builder:
         for name in self.times:
             self.times[name].append(np.array([r["t:" + name] for r in recs], dtype=np.float64))
         for name in self.floats:
+            if name in self.dynamic_keys:
+                continue
             self.floats[name].append(np.array([r["f:" + name] for r in recs], dtype=np.float64))
+        if self.schema.dynamic:
+            self._add_dynamic(self._dynamic_columns([r["d"] for r in recs]), len(recs))
         self.n += len(recs)
 
     def table(self, path, malformed, lines_read, blank) -> Table:
@@ -506,7 +576,10 @@ def _merge(parts: list[Table], schema: Schema) -> Table:
         parts[0].path,
         sum(t.n for t in parts),
         {k: np.concatenate([t.times[k] for t in parts]) for k in schema.times},
-        {k: np.concatenate([t.floats[k] for t in parts]) for k in parts[0].floats},
+        # a dynamic column one range never met is NaN there
+        {k: np.concatenate([t.floats[k] if k in t.floats else np.full(t.n, math.nan)
+                            for t in parts])
+         for k in dict.fromkeys(k for t in parts for k in t.floats)},
         cats,
         levels,
         malformed,
@@ -561,8 +634,16 @@ def read_timings(path: Path, workers: int | None = None) -> Table:
     return read_jsonl(path, TIMINGS, workers)
 
 
-def read_requests(path: Path, workers: int | None = None) -> Table:
-    return read_jsonl(path, REQUESTS, workers)
+def read_requests(path: Path, workers: int | None = None, *, timed: bool = False) -> Table:
+    """requests.jsonl; `timed` also parses the send and intended times (a run without a timing
+    log, whose client records are placed by their send time)."""
+    return read_jsonl(path, REQUESTS_TIMED if timed else REQUESTS, workers)
+
+
+def server_metric_names(t: Table) -> list[str]:
+    """The `server_metrics` columns of a requests table that hold a value, in the order met."""
+    fixed = {*REQUESTS.floats, *REQUESTS.flags}
+    return [k for k, v in t.floats.items() if k not in fixed and (~np.isnan(v)).any()]
 
 
 def read_timeline(path: Path) -> tuple[list[dict], Malformed]:
@@ -649,3 +730,24 @@ def read_ledger_samples(path: Path) -> dict | None:
         if _is_num(end.get(key)):
             out[name] = end[key]
     return out
+
+
+def as_records(req: Table) -> Table:
+    """Client records (read with `timed=True`) as the primary table of a run without a timing
+    log, row for row: `ts` the send time (the intended time when no send time was written),
+    `status` from the outcome (ok -> success, expected_rejection -> rejected, failure -> error),
+    `mode` the served mode (absent: the phase's, see analysis/phases.py), and the client's
+    latencies and server metrics as its metrics."""
+    ts = req.times[rd.R_SENT_TS].copy()
+    missing = np.isnan(ts)
+    ts[missing] = req.times[rd.R_INTENDED_TS][missing]
+    statuses = list(rd.TIMING_STATUSES)
+    remap = np.array([statuses.index(rd.STATUS_OF_OUTCOME[o]) if o in rd.STATUS_OF_OUTCOME
+                      else -1 for o in req.levels[rd.R_OUTCOME]] + [-1], dtype=np.int16)
+    cats = {"status": remap[req.cats[rd.R_OUTCOME]], "flow": req.cats[rd.R_FLOW],
+            "mode": req.cats[rd.R_SERVED_MODE]}
+    levels = {"status": statuses, "flow": req.levels[rd.R_FLOW],
+              "mode": req.levels[rd.R_SERVED_MODE]}
+    floats = {k: v for k, v in req.floats.items() if k not in (rd.R_STATUS, rd.R_LATE)}
+    return Table(req.path, req.n, {"ts": ts}, floats, cats, levels, req.malformed,
+                 req.lines_read, req.blank_lines)

@@ -4,7 +4,10 @@ A record belongs to the phase whose [start, end) window holds its `ts`. Within a
 a flag mode, a record that reports a different mode is not the phase's: it was read the flag just
 before a flip reached the service (or after, in the previous phase). Such records are counted per
 phase as the *flip window* and left out of the phase's statistics, so every statistic is about one
-mode exactly. Records without a mode (a production log) are attributed by time alone. Warmup
+mode exactly. Records without a mode (a production log, a generic target's client records) are
+attributed to their phase's mode by time, except those sent between a flip's `flip_requested`
+and its `flip_applied`: which mode served them is unknown, so they are the phase's flip window
+too (mixed), left out of its statistics like the records of the other mode. Warmup
 (phases with analyse = false) and records outside every phase are counted and reported too.
 """
 
@@ -151,12 +154,17 @@ def attribute(t: Table, windows: list[PhaseWindow]) -> Attribution:
         ok = in_phase.copy()
         mismatched = 0
         no_mode = 0
-        if w.mode is not None and mode_codes is not None:
-            code = t.code("mode", w.mode)
-            has_mode = mode_codes >= 0
-            wrong = in_phase & has_mode & (mode_codes != code)
+        if w.mode is not None:
+            has_mode = mode_codes >= 0 if mode_codes is not None else np.zeros(n, bool)
+            wrong = np.zeros(n, bool)
+            if mode_codes is not None:
+                wrong = in_phase & has_mode & (mode_codes != t.code("mode", w.mode))
+            if w.flip_requested is not None and w.flip_applied is not None:
+                # no mode of their own, sent while the flip was on its way: either mode
+                wrong |= (in_phase & ~has_mode & (ts >= w.flip_requested)
+                          & (ts < w.flip_applied))
             mismatched = int(wrong.sum())
-            no_mode = int((in_phase & ~has_mode).sum())
+            no_mode = int((in_phase & ~has_mode).sum()) if mode_codes is not None else total
             ok &= ~wrong
         counts[w.name] = {"records": total, "flip_window": mismatched, "without_mode": no_mode,
                           "analysed": w.analysed, "kept": int(ok.sum()) if w.analysed else 0}

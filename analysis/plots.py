@@ -11,6 +11,29 @@ import numpy as np
 MODE_COLORS = {"off": "#d9e4f5", "skip": "#fde2c8", "skip_reserve": "#d8f0d2", None: "#eeeeee"}
 FLOW_COLORS = {"provider": "#c0392b", "local": "#2471a3"}
 PHASE_CYCLE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
+# shading for other variant names (a generic target's modes), in the spec's order
+MODE_CYCLE = ["#d9e4f5", "#fde2c8", "#d8f0d2", "#ead9f5", "#f5f0c8", "#c8eef5"]
+FLOW_CYCLE = ["#c0392b", "#2471a3", "#1e8449", "#7d3c98", "#b9770e", "#17202a"]
+# adaptive time bins: about this many records a bin, at most MAX_BINS, at least 1 s wide
+TARGET_BIN_RECORDS = 20
+MAX_BINS = 600
+
+
+def mode_color(a, mode) -> str:
+    if mode in MODE_COLORS:
+        return MODE_COLORS[mode]
+    modes = list(a.spec.modes) if a.spec is not None else []
+    return MODE_CYCLE[modes.index(mode) % len(MODE_CYCLE)] if mode in modes else "#eeeeee"
+
+
+def flow_color(flow: str, i: int = 0) -> str:
+    return FLOW_COLORS.get(flow, FLOW_CYCLE[i % len(FLOW_CYCLE)])
+
+
+def bin_count(n: int, span_s: float) -> int:
+    """Time bins for n records over span_s seconds: ~TARGET_BIN_RECORDS records a bin (so a
+    sparse series still draws its p50/p95 lines), no bin narrower than 1 s, at most MAX_BINS."""
+    return int(max(1, min(MAX_BINS, span_s, n // TARGET_BIN_RECORDS)))
 
 
 def _plt():
@@ -55,7 +78,7 @@ def _binned(ts, v, edges):
 
 def _shade(ax, a, t0):
     for w in a.attribution.windows:
-        ax.axvspan(w.start - t0, w.end - t0, color=MODE_COLORS.get(w.mode, "#eeeeee"), alpha=0.6,
+        ax.axvspan(w.start - t0, w.end - t0, color=mode_color(a, w.mode), alpha=0.6,
                    lw=0, zorder=0)
         if w.flip_requested is not None:
             ax.axvline(w.flip_requested - t0, color="k", lw=1.2, zorder=3)
@@ -63,38 +86,48 @@ def _shade(ax, a, t0):
             ax.axvline(w.flip_applied - t0, color="k", lw=0.8, ls="--", zorder=3)
 
 
-def latency_over_time(a, path: Path) -> Path:
+def latency_over_time(a, path: Path) -> Path | None:
     plt = _plt()
     t = a.timings
     ts = t.times["ts"]
-    ok = (t.cats["status"] == t.code("status", "success")) & ~np.isnan(ts)
+    metric = a.primary
+    vals = t.floats[metric]
+    ok = (t.cats["status"] == t.code("status", "success")) & ~np.isnan(ts) & ~np.isnan(vals)
+    if not ok.any():
+        return None
     windows = a.attribution.windows
     t0 = min([w.start for w in windows] + [float(np.nanmin(ts[ok]))])
     t1 = max([w.end for w in windows] + [float(np.nanmax(ts[ok]))])
     span = max(t1 - t0, 1e-3)
-    nbins = int(min(600, max(20, span)))
-    edges = np.linspace(t0, t1 + 1e-6, nbins + 1)
-    mids = (edges[:-1] + edges[1:]) / 2 - t0
-    flows = [f for f in ("provider", "local")
-             if (ok & (t.cats["flow"] == t.code("flow", f))).any()]
+    flows = [f for f in a.flows() if (ok & (t.cats["flow"] == t.code("flow", f))).any()]
     fig, axes = plt.subplots(len(flows), 1, figsize=(11, 2.6 * len(flows) + 0.6), sharex=True,
                              squeeze=False)
     rng = np.random.default_rng(0)
-    for ax, flow in zip(axes[:, 0], flows):
+    widths = []
+    for i, (ax, flow) in enumerate(zip(axes[:, 0], flows)):
         m = ok & (t.cats["flow"] == t.code("flow", flow))
-        x, y = ts[m], t.floats["executor_ms"][m]
+        x, y = ts[m], vals[m]
+        # each flow its own bins: a quiet flow gets wider ones, so its lines stay drawn
+        nbins = bin_count(len(x), span)
+        edges = np.linspace(t0, t1 + 1e-6, nbins + 1)
+        mids = (edges[:-1] + edges[1:]) / 2 - t0
+        widths.append(f"{flow} {span / nbins:.2f} s")
+        colour = flow_color(flow, i)
         _shade(ax, a, t0)
         if len(x) > 4000:
             pick = rng.choice(len(x), 4000, replace=False)
             xs, ys = x[pick], y[pick]
         else:
             xs, ys = x, y
-        ax.scatter(xs - t0, ys, s=2, color=FLOW_COLORS[flow], alpha=0.15, lw=0, zorder=1,
-                   rasterized=False)
+        ax.scatter(xs - t0, ys, s=2 if len(x) > 500 else 6, color=colour,
+                   alpha=0.15 if len(x) > 500 else 0.5, lw=0, zorder=1, rasterized=False)
         p50, p95 = _binned(x, y, edges)
-        ax.plot(mids, p50, color=FLOW_COLORS[flow], lw=1.6, label="p50 per bin", zorder=2)
-        ax.plot(mids, p95, color=FLOW_COLORS[flow], lw=0.9, ls=":", label="p95 per bin", zorder=2)
-        ax.set_ylabel(f"{flow}\nexecutor_ms")
+        marker = "o" if nbins <= 40 else None  # few bins: each point visible
+        ax.plot(mids, p50, color=colour, lw=1.6, marker=marker, ms=3,
+                label=f"p50 per {span / nbins:.3g} s bin", zorder=2)
+        ax.plot(mids, p95, color=colour, lw=0.9, ls=":", marker=marker, ms=2,
+                label=f"p95 per {span / nbins:.3g} s bin", zorder=2)
+        ax.set_ylabel(f"{flow}\n{metric}")
         top = np.nanpercentile(y, 99.5) if len(y) else 1
         ax.set_ylim(0, top * 1.1)
         for w in windows:
@@ -106,19 +139,26 @@ def latency_over_time(a, path: Path) -> Path:
                     fontsize=8 if frac > 0.12 else 6, rotation=0 if frac > 0.08 else 90)
         ax.legend(loc="upper right", fontsize=7)
     axes[-1, 0].set_xlabel(f"seconds since {windows[0].name if windows else 'start'} "
-                           f"(bins of {span / nbins:.2f} s, no line where a bin has < "
+                           f"(bins: {', '.join(widths)}; no line where a bin has < "
                            f"{MIN_BIN_RECORDS} records; solid line: flip requested, "
                            "dashed: applied)")
-    fig.suptitle("executor_ms over time by flow (phases shaded by mode)")
+    fig.suptitle(f"{metric} over time by flow (phases shaded by mode)")
     return _save(fig, path)
 
 
-def cdfs(a, path: Path) -> Path:
-    plt = _plt()
+def cdfs(a, path: Path) -> Path | None:
     phases = a.unit_names()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), squeeze=False)
+    flows = [f for f in a.flows() if any(len(a.values(ph, f)) for ph in phases)]
+    if not flows:
+        return None
+    plt = _plt()
+    cols = min(len(flows), 3)
+    rows = -(-len(flows) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 3.8 * rows), squeeze=False)
     probs = np.linspace(0, 1, 801)
-    for ax, flow in zip(axes[0], ("provider", "local")):
+    for ax in axes.flat[len(flows):]:
+        ax.set_visible(False)
+    for ax, flow in zip(axes.flat, flows):
         for i, ph in enumerate(phases):
             v = a.values(ph, flow)
             if len(v) == 0:
@@ -126,25 +166,26 @@ def cdfs(a, path: Path) -> Path:
             q = np.quantile(v, probs)
             ax.plot(q, probs, color=PHASE_CYCLE[i % len(PHASE_CYCLE)], lw=1.5,
                     label=f"{ph} ({a.mode_of(ph) or '-'}), n={len(v)}")
-        ax.set_title(f"{flow} flow: CDF of executor_ms")
-        ax.set_xlabel("executor_ms")
+        ax.set_title(f"{flow} flow: CDF of {a.primary}")
+        ax.set_xlabel(a.primary)
         ax.set_ylabel("fraction of orders")
         for y in (0.5, 0.95, 0.99):
             ax.axhline(y, color="grey", lw=0.5, ls=":")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower right")
-        else:
-            ax.text(0.5, 0.5, f"no {flow} records", ha="center", transform=ax.transAxes)
+        ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
 
 
-def stages(a, path: Path) -> Path:
+def stages(a, path: Path) -> Path | None:
+    """The timing log's stage breakdown (none for a run without a timing log, or a log that
+    reports no stage)."""
     from execbench.contract import STAGES
 
+    if a.client_only or not any(s in a.metrics() for s in STAGES):
+        return None
     plt = _plt()
     rows = []
     for ph in a.unit_names():
-        for flow in ("provider", "local"):
+        for flow in a.flows():
             m = a.mask(ph, flow)
             if not m.any():
                 continue
@@ -223,12 +264,17 @@ def safety(a, path: Path) -> Path | None:
     oc = led.get("overcommits") or {}
     modes = list(oc) or ["off", "skip", "skip_reserve"]
     vals = [float(oc.get(m, 0) or 0) for m in modes]
-    bars = ax.bar(modes, vals, color=[MODE_COLORS.get(m, "#ccc") for m in modes],
-                  edgecolor="k")
-    for b, v in zip(bars, vals):
-        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:g}", ha="center", va="bottom")
-    ax.set_ylim(0, max(vals + [1.0]) * 1.25)
     ax.set_title("over-commits by mode")
+    if not any(vals):
+        # nothing to draw: an empty 0-1 chart reads as a missing figure
+        ax.axis("off")
+        ax.text(0.5, 0.5, "none observed\n(0 in " + ", ".join(modes) + ")", ha="center",
+                va="center", transform=ax.transAxes, fontsize=11)
+    else:
+        bars = ax.bar(modes, vals, color=[mode_color(a, m) for m in modes], edgecolor="k")
+        for b, v in zip(bars, vals):
+            ax.text(b.get_x() + b.get_width() / 2, v, f"{v:g}", ha="center", va="bottom")
+        ax.set_ylim(0, max(vals) * 1.25)
     ax = axes[0, 1]
     # orders_total (every order in the database, the seeded open orders included) would dwarf
     # the counts that matter here: it is named under the axis instead
@@ -309,17 +355,20 @@ def estimate_error(a, path: Path) -> Path | None:
 
 
 def recovery(a, path: Path) -> Path | None:
-    flips = [f for f in a.summary.get("flips", []) if f["flows"]]
+    flips = [f for f in a.summary.get("flips", [])
+             if any(r.get("resolvable") is not False for r in f["flows"].values())]
     if not flips:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, len(flips), figsize=(min(11, 4 * len(flips) + 1), 3.2),
                              squeeze=False)
     for ax, f in zip(axes[0], flips):
-        for flow, r in f["flows"].items():
+        for i, (flow, r) in enumerate(f["flows"].items()):
+            if r.get("resolvable") is False:
+                continue  # too sparse for the method: the table says so
             x = np.array(r["series"]["t"], dtype=float)
             y = np.array([np.nan if v is None else v for v in r["series"]["p50"]], dtype=float)
-            c = FLOW_COLORS.get(flow, "k")
+            c = flow_color(flow, i)
             ax.plot(x, y, color=c, lw=1.3, label=f"{flow} rolling p50")
             band = r["target_p50"] * r["tolerance_pct"] / 100
             ax.axhspan(r["target_p50"] - band, r["target_p50"] + band, color=c, alpha=0.12)
@@ -328,7 +377,7 @@ def recovery(a, path: Path) -> Path | None:
         ax.axvline(0, color="k", lw=1.2)
         ax.set_title(f"into {f['phase']} ({f['mode'] or 'deploy'})")
         ax.set_xlabel("seconds after the flip")
-        ax.set_ylabel("executor_ms")
+        ax.set_ylabel(a.primary)
         ax.legend(fontsize=7)
     fig.suptitle("recovery after each flip (band: target p50 +- tolerance; dashed: recovered)",
                  y=1.04)

@@ -85,30 +85,49 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
             f"<li><b>{_e(f['name'])}</b>: {_e(f['observed'])} <span class=muted>"
             f"({_e(f['note'])})</span></li>" for f in s["findings"]) + "</ul>")
 
+    primary = s.get("primary_metric", "executor_ms")
+    if s.get("client_only"):
+        from .core import CLIENT_ONLY_NOTE
+
+        out.append(f"<p><b>{_e(CLIENT_ONLY_NOTE)}</b>: the run has no <code>timings.jsonl</code>; "
+                   "every figure is from <code>requests.jsonl</code> (client latency, and the "
+                   "server metrics the responses reported), placed by send time, with the "
+                   "mode each response reported or else its phase's.</p>")
     out.append("<h2>Latency over time</h2>")
     if "latency_over_time" in plots:
-        from .plots import MIN_BIN_RECORDS
+        from .plots import MIN_BIN_RECORDS, TARGET_BIN_RECORDS
 
-        out.append(_img(plots["latency_over_time"], "executor_ms over time by flow"))
+        out.append(_img(plots["latency_over_time"], f"{primary} over time by flow"))
         out.append("<p class=caption>Dots: successful records (at most 4,000 per flow drawn); "
-                   "lines: p50 (solid) and p95 (dotted) of each time bin (the bin width is under "
-                   f"the axis). A bin with fewer than {MIN_BIN_RECORDS} successful records of the "
-                   "flow has no p50 or p95, so the line breaks there: a gap means too few "
-                   "records in that bin (low rate, or a pause), not missing data. Phases "
-                   "shaded by mode; solid vertical line: flip requested, dashed: applied.</p>")
+                   "lines: p50 (solid) and p95 (dotted) of each time bin. The bins are sized to "
+                   f"the flow's records (about {TARGET_BIN_RECORDS} a bin, none narrower than "
+                   "1 s; each flow's width is under the axis and in its legend), so a sparse "
+                   f"series still draws its lines; a bin with fewer than {MIN_BIN_RECORDS} "
+                   "successful records of the flow has no p50 or p95, so the line breaks there: "
+                   "a gap means a pause in the records, not missing data. Phases shaded by "
+                   "mode; solid vertical line: flip requested, dashed: applied.</p>")
+    else:
+        out.append("<p>No successful record to draw.</p>")
 
-    out.append("<h2>executor_ms per phase and flow</h2>")
+    metrics = [primary] if not s.get("client_only") else (s.get("metrics") or [primary])
+    many = len(metrics) > 1
+    out.append(f"<h2>{_e(primary if not many else 'Latency and server metrics')} per phase and "
+               "flow</h2>")
     rows = []
     for ph, flows in s["phases"].items():
         info = s["phase_info"][ph]
         for flow, m in flows.items():
-            e = m.get("executor_ms")
-            if not e:
-                continue
-            rows.append((_e(ph), _e(info["mode"] or "-"), _e(flow), e["count"], _num(e["mean"]),
-                         _ci(e["p50"]), _ci(e["p90"]), _ci(e["p95"]), _ci(e["p99"])))
-    out.append(_table(["phase", "mode", "flow", "n", "mean", "p50 [95% CI]", "p90", "p95", "p99"],
-                      rows, num_cols=(3, 4, 5, 6, 7, 8)))
+            for metric in metrics:
+                e = m.get(metric)
+                if not e:
+                    continue
+                rows.append((_e(ph), _e(info["mode"] or "-"), _e(flow),
+                             *((_e(metric),) if many else ()), e["count"], _num(e["mean"]),
+                             _ci(e["p50"]), _ci(e["p90"]), _ci(e["p95"]), _ci(e["p99"])))
+    k = 4 if many else 3
+    out.append(_table(["phase", "mode", "flow", *(("metric",) if many else ()), "n", "mean",
+                       "p50 [95% CI]", "p90", "p95", "p99"], rows,
+                      num_cols=tuple(range(k, k + 6))))
     if "cdf" in plots:
         out.append(_img(plots["cdf"], "CDFs per phase"))
 
@@ -136,34 +155,39 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
                           rows, num_cols=(4, 5, 6)))
 
     if s.get("client"):
-        out.append("<h2>Client-side latency (requests.jsonl, outcome ok)</h2>")
+        out.append("<h2>Client-side latency and response metrics (requests.jsonl, outcome ok)"
+                   "</h2>")
         rows = []
         for ph, entry in s["client"].items():
-            for flow in ("provider", "local"):
-                m = entry.get(flow, {})
-                for metric in ("latency_ms", "latency_from_intended_ms"):
-                    e = m.get(metric)
+            for flow, m in entry.items():
+                if flow == "outcomes":
+                    continue
+                for metric, e in m.items():
                     if e:
                         rows.append((_e(ph), _e(flow), _e(metric), e["count"], _ci(e["p50"]),
                                      _ci(e["p95"]), _ci(e["p99"])))
         out.append(_table(["phase", "flow", "metric", "n", "p50", "p95", "p99"], rows, (3, 4, 5, 6)))
 
-    out.append("<h2>Stage breakdown per mode</h2>")
-    if "stages" in plots:
-        out.append(_img(plots["stages"], "stage breakdown"))
     rows = []
-    for ph, flows in s["phases"].items():
-        for flow, m in flows.items():
-            for metric, e in m.items():
-                if metric == "executor_ms":
-                    continue
-                rows.append((_e(ph), _e(flow), _e(metric), e["count"], _num(e["mean"]),
-                             _ci(e["p50"]), _ci(e["p95"])))
-    out.append("<details><summary>stage quantiles</summary>"
-               + _table(["phase", "flow", "stage", "n", "mean", "p50", "p95"], rows, (3, 4, 5, 6))
-               + "</details>")
+    if not s.get("client_only"):
+        for ph, flows in s["phases"].items():
+            for flow, m in flows.items():
+                for metric, e in m.items():
+                    if metric == primary:
+                        continue
+                    rows.append((_e(ph), _e(flow), _e(metric), e["count"], _num(e["mean"]),
+                                 _ci(e["p50"]), _ci(e["p95"])))
+    if "stages" in plots or rows:
+        out.append("<h2>Stage breakdown per mode</h2>")
+        if "stages" in plots:
+            out.append(_img(plots["stages"], "stage breakdown"))
+        out.append("<details><summary>stage quantiles</summary>"
+                   + _table(["phase", "flow", "stage", "n", "mean", "p50", "p95"], rows,
+                            (3, 4, 5, 6)) + "</details>")
 
     out.append("<h2>Flips and recovery</h2>")
+    if not s["flips"]:
+        out.append("<p>No flip in this run.</p>")
     rows = []
     for f in s["flips"]:
         for flow, r in f["flows"].items():
@@ -171,8 +195,14 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
                          _num(f["apply_lag_s"], 3), _e(flow), _num(r["target_p50"]),
                          _e(stats.recovery_text(r)),
                          _e(r["excursions_after"] if r["excursions_after"] is not None else "-")))
-    out.append(_table(["into phase", "mode", "requested", "apply lag s", "flow", "target p50",
-                       "recovery s", "windows outside after"], rows, (3, 5, 6, 7)))
+    if rows:
+        out.append(_table(["into phase", "mode", "requested", "apply lag s", "flow", "target p50",
+                           "recovery s", "windows outside after"], rows, (3, 5, 6, 7)))
+        out.append(f"<p class=caption>Seconds from the flip's request until the rolling p50 of "
+                   f"<code>{_e(primary)}</code> is back within the tolerance of the phase's "
+                   "steady p50 and stays there; <i>not resolvable</i> where the records are too "
+                   "sparse for the method (its windows would be wider than a quarter of the time "
+                   "after the flip, or date the change no finer than the recovery judged).</p>")
     if "recovery" in plots:
         out.append(_img(plots["recovery"], "recovery after flips"))
 
@@ -249,7 +279,8 @@ def _recovery_cells(flows: dict) -> list[tuple]:
 
 
 def p50s(d: dict) -> str:
-    return ", ".join(f"{fl} {d[fl]['p50']:.1f}" for fl in ("provider", "local") if fl in d)
+    return ", ".join(f"{fl} {v['p50']:.1f}" for fl, v in d.items()
+                     if isinstance(v, dict) and "p50" in v)
 
 
 def _nonterminal_recovery(nt: dict) -> str:
@@ -268,7 +299,11 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
     saf = s["safety"]
     out = ["<h2>Safety and reliability</h2>"]
     modes = part(saf, "modes") or {}
-    if not saf.get("available"):
+    if not saf.get("available") and s.get("pack") == "generic":
+        out.append("<p><b>no ledger expected</b>: the target is not the reference service (a "
+                   "safety ledger is the reference pack's), so no over-commit, release or lost "
+                   "order figure applies.</p>")
+    elif not saf.get("available"):
         out.append("<p><b>no ledger</b>: this run has no ledger.json (an older run, or a "
                    "production log), so over-commits, releases and lost orders were not "
                    "verified.</p>")
@@ -297,7 +332,8 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
         out.append("<p class=caption>Over-commits per 10,000 provider orders of the mode, with "
                    "the exact (Clopper&ndash;Pearson) 95% interval; 0 is expected in "
                    "<code>off</code> and <code>skip_reserve</code> (green/red), "
-                   "<code>skip</code>'s are the optimization's measured cost (amber). With 0 "
+                   "<code>skip</code>'s are the optimization's measured cost (amber when there "
+                   "are any; 0 is left uncoloured: with no exposure it says little). With 0 "
                    "over-commits in n orders the upper bound is about 3.7&times;10,000/n. An excess of "
                    "used margin over equity within the service's price-move allowance "
                    "(<code>EXECBENCH_OVERCOMMIT_ALLOWANCE_PCT</code>) is not an over-commit and "
@@ -323,12 +359,8 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
             out.append(f"<p class=muted>orders in the ledger: {rec['orders_total']} (every order "
                        "in the database, the seeded open orders included)</p>")
 
-    out.append("<h3>Recovery times</h3>")
+    # the flips' recoveries are in "Flips and recovery": only the provider faults' here
     rows = []
-    for f in part(saf, "recoveries") or []:
-        for cells in _recovery_cells(f["flows"]):
-            rows.append((f"flip into {_e(f['phase'])} ({_e(f['mode'] or 'deploy')})",
-                         _e(f["requested_at"]), _num(f["apply_lag_s"], 3), *cells))
     for ep in part(saf, "provider_faults") or []:
         after = ep.get("recovery_after_end")
         if after:
@@ -337,13 +369,12 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
                          f"{_e(after['mode'] or '-')})")
                 rows.append((event, _e(ep["ended_at"]), "-", *cells))
     if rows:
+        out.append("<h3>Recovery after provider faults</h3>")
         out.append(_table(["event", "at", "apply lag s", "flow", "recovery s", "target p50 ms"],
                           rows, num_cols=(2, 4, 5)))
-        out.append("<p class=caption>Seconds from the event until the rolling p50 of "
-                   "<code>executor_ms</code> is back within the tolerance of the phase's steady "
-                   "p50 and stays there (same method as <i>Flips and recovery</i>).</p>")
-    else:
-        out.append("<p>No flip and no provider fault in this run.</p>")
+        out.append("<p class=caption>Seconds from the fault's end until the rolling p50 is back "
+                   "within the tolerance of the phase's steady p50 and stays there (the method "
+                   "of <i>Flips and recovery</i>, where each flip's recovery is).</p>")
     faults = part(saf, "provider_faults") or []
     sampled = part(saf, "nonterminal_samples") is not None
     if faults:

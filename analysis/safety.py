@@ -148,7 +148,8 @@ def reconciliation(a, ledger: dict) -> dict:
 def _compact(flows: dict) -> dict:
     return {flow: {"recovery_s": r.get("recovery_s"), "target_p50": r.get("target_p50"),
                    "excursions_after": r.get("excursions_after"),
-                   "tolerance_pct": r.get("tolerance_pct"), "at_most_s": r.get("at_most_s")}
+                   "tolerance_pct": r.get("tolerance_pct"), "at_most_s": r.get("at_most_s"),
+                   **({"resolvable": False} if r.get("resolvable") is False else {})}
             for flow, r in flows.items()}
 
 
@@ -205,8 +206,8 @@ def _p50_between(a, lo: float, hi: float) -> dict:
     ts = t.times["ts"]
     ok = (t.cats["status"] == t.code("status", "success")) & (ts >= lo) & (ts < hi)
     out = {}
-    for flow in ("provider", "local"):
-        v = t.floats["executor_ms"][ok & (t.cats["flow"] == t.code("flow", flow))]
+    for flow in a.flows():
+        v = t.floats[a.primary][ok & (t.cats["flow"] == t.code("flow", flow))]
         v = v[~np.isnan(v)]
         if len(v):
             out[flow] = {"p50": float(np.median(v)), "n": len(v)}
@@ -393,7 +394,10 @@ def safety_section(a, summary: dict) -> dict:
     }
     if a.ledger_samples is not None:  # only then: an older run's summary stays as it was
         section["nonterminal_samples"] = sample_figures(a.ledger_samples)
-    if not led:
+    if not led and not a.reference:
+        section["notes"].append("no ledger expected: the target is not the reference service "
+                                "(a ledger is the reference pack's)")
+    elif not led:
         section["notes"].append("no ledger: over-commits, releases and lost orders not verified"
                                 + (" (a production log has none)" if a.kind == "log" else ""))
     elif not isinstance(led.get("by_mode"), dict):

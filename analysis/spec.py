@@ -1,7 +1,10 @@
 """The experiment spec (experiment.toml) as the analysis needs it, read tolerantly.
 
-Only what the analysis uses is interpreted: the phases (name, duration, mode, analysed) and the
-checks. Spelling variants are accepted (`analyse`/`analysed`/`analyze`, `duration_s`/`duration`
+Only what the analysis uses is interpreted: the modes and roles (`modes = [...]`, `[roles]
+baseline/treatment`; the reference pack's `off | skip | skip_reserve` when absent), whether the
+target is the reference pack (no `[target]`, or `[target] pack = "reference"`), the phases
+(name, duration, mode, analysed) and the checks. `[target]` and `[flag]` are otherwise the
+engine's business. Spelling variants are accepted (`analyse`/`analysed`/`analyze`, `duration_s`/`duration`
 as seconds or "90s"/"2m"), unknown keys are ignored, and a check of a kind the analysis does not
 know is kept and reported as "unsupported", never a crash.
 """
@@ -13,7 +16,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODES = ("off", "skip", "skip_reserve")
+from execbench import rundir as rd
+
+MODES = rd.REFERENCE_MODES  # the reference pack's modes: the default when the spec names none
 
 
 class SpecError(ValueError):
@@ -37,6 +42,10 @@ class Spec:
     checks: list[dict]
     raw: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    modes: tuple[str, ...] = MODES
+    baseline_mode: str = rd.REFERENCE_BASELINE
+    treatment_modes: tuple[str, ...] = rd.REFERENCE_TREATMENT
+    reference: bool = True  # the reference pack (no [target], or [target] pack = "reference")
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)
@@ -74,6 +83,16 @@ def spec_from_dict(raw: dict, fallback_name: str = "experiment") -> Spec:
         phases_raw = _first(exp, "phases", default=[])
     if not isinstance(phases_raw, list):
         raise SpecError("`phases` must be an array of tables ([[phases]])")
+    if "modes" in raw and rd.spec_modes(raw) != tuple(raw["modes"] or ()):
+        raise SpecError("`modes` must be a non-empty array of mode names")
+    modes = rd.spec_modes(raw)
+    if "roles" in raw and not isinstance(raw["roles"], dict):
+        raise SpecError("`roles` must be a table ([roles] baseline = ..., treatment = ...)")
+    baseline, treatment = rd.spec_roles(raw)
+    for role, names in (("baseline", (baseline,)), ("treatment", treatment)):
+        unknown = [m for m in names if m not in modes]
+        if unknown:
+            raise SpecError(f"roles.{role}: unknown mode {unknown[0]!r} (expected one of {modes})")
     phases = []
     for i, p in enumerate(phases_raw):
         if not isinstance(p, dict):
@@ -82,8 +101,8 @@ def spec_from_dict(raw: dict, fallback_name: str = "experiment") -> Spec:
         if not isinstance(pname, str) or not pname:
             raise SpecError(f"phase #{i + 1} has no name")
         mode = _first(p, "mode", "flag", "provider_skip")
-        if mode is not None and mode not in MODES:
-            raise SpecError(f"phase {pname!r}: unknown mode {mode!r} (expected one of {MODES})")
+        if mode is not None and mode not in modes:
+            raise SpecError(f"phase {pname!r}: unknown mode {mode!r} (expected one of {modes})")
         dur = parse_duration(_first(p, "duration_s", "duration", "seconds"))
         analysed = _first(p, "analyse", "analysed", "analyze", "analyzed")
         if analysed is None:
@@ -102,7 +121,8 @@ def spec_from_dict(raw: dict, fallback_name: str = "experiment") -> Spec:
                       for k, v in checks_raw.items()]
     checks = [c if isinstance(c, dict) else {"kind": None, "value": c} for c in checks_raw]
     settings = raw.get("analysis") if isinstance(raw.get("analysis"), dict) else {}
-    return Spec(name, phases, checks, raw, settings)
+    return Spec(name, phases, checks, raw, settings, modes, baseline, treatment,
+                rd.is_reference_pack(raw))
 
 
 def load_spec(path: Path) -> Spec:

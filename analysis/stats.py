@@ -476,6 +476,8 @@ def recovery_text(r: dict) -> str:
     """A recovery result for people: 'never', '<= w/4' when the first post-flip window was
     already in the band (the method cannot resolve finer), else seconds with one decimal."""
     rs = r["recovery_s"]
+    if r.get("resolvable") is False:
+        return "not resolvable (too few records)"
     if rs is None:
         return "never"
     if r.get("at_most_s"):

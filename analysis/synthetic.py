@@ -354,3 +354,96 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+@dataclass
+class GenericSpec:
+    """A generic HTTP target's run (no timing log, no ledger): flows `checkout` and `search`,
+    modes `legacy` and `fast`, server metrics `app_ms` (checkout) and `handler_ms` (search) in
+    each response's `server_metrics`, and `served_mode` null (the target does not say)."""
+
+    phases: tuple[tuple[str, float, str], ...] = (("warmup", 10, "legacy"),
+                                                  ("baseline", 40, "legacy"),
+                                                  ("treatment", 40, "fast"),
+                                                  ("rollback", 40, "legacy"))
+    rate: float = 40.0  # requests a second, both flows
+    seed: int = 5
+    start: float = datetime(2026, 12, 1, 9, 0, tzinfo=UTC).timestamp()
+    checkout_share: float = 0.75
+    # median app_ms of checkout / handler_ms of search per mode (search is unaffected)
+    checkout_ms: dict = field(default_factory=lambda: {"legacy": 120.0, "fast": 60.0})
+    search_ms: dict = field(default_factory=lambda: {"legacy": 30.0, "fast": 30.0})
+    error_rate: float = 0.0  # failures among the requests (HTTP 500)
+    reject_rate: float = 0.02  # business rejections (HTTP 409)
+    flip_lag_s: float = 0.5  # flip_requested -> flip_applied
+    client_overhead_ms: float = 4.0
+    checks: str = ""  # TOML appended to experiment.toml
+    served_mode: bool = False  # write served_mode (the mode the response reported)
+
+
+def write_generic_run(out: Path, spec: GenericSpec | None = None) -> Path:
+    spec = spec or GenericSpec()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(spec.seed)
+    starts = [spec.start]
+    for _, dur, _ in spec.phases:
+        starts.append(starts[-1] + dur)
+    n = int(rng.poisson(spec.rate * (starts[-1] - starts[0])))
+    sent = np.sort(rng.uniform(starts[0], starts[-1], n))
+    k = np.searchsorted(np.asarray(starts[1:]), sent, side="right")
+    mode_of = np.array([m for _, _, m in spec.phases], dtype=object)[k]
+    # in the flip window (requested -> applied) the target still serves the previous mode
+    for i in range(1, len(spec.phases)):
+        lag = (sent >= starts[i]) & (sent < starts[i] + spec.flip_lag_s)
+        mode_of[lag] = spec.phases[i - 1][2]
+    checkout = rng.random(n) < spec.checkout_share
+    med = np.where(checkout, [spec.checkout_ms[m] for m in mode_of],
+                   [spec.search_ms[m] for m in mode_of])
+    server = med * rng.lognormal(0.0, SIGMA, n)
+    latency = server + spec.client_overhead_ms * rng.lognormal(0.0, 0.3, n)
+    u = rng.random(n)
+    outcome = np.where(u < spec.error_rate, "failure",
+                       np.where(u < spec.error_rate + spec.reject_rate, "expected_rejection",
+                                "ok"))
+    sched = rng.exponential(1.0, n)
+    names = [p for p, _, _ in spec.phases]
+    lines = []
+    for i in range(n):
+        flow = "checkout" if checkout[i] else "search"
+        rec = {"intended_ts": iso(sent[i] - sched[i] / 1000), "sent_ts": iso(sent[i]),
+               "latency_ms": round(float(latency[i]), 3),
+               "latency_from_intended_ms": round(float(latency[i] + sched[i]), 3),
+               "status": {"ok": 200, "expected_rejection": 409}.get(outcome[i], 500),
+               "outcome": outcome[i], "flow": flow, "name": flow, "phase": names[k[i]],
+               "late": False, "served_mode": mode_of[i] if spec.served_mode else None}
+        if outcome[i] != "failure":
+            key = "app_ms" if checkout[i] else "handler_ms"
+            rec["server_metrics"] = {key: round(float(server[i]), 3)}
+        lines.append(orjson.dumps(rec))
+    (out / "requests.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    events = [{"ts": iso(starts[0]), "event": "run_start", "phase": None, "mode": None}]
+    for i, (name, _, mode) in enumerate(spec.phases):
+        if i and mode != spec.phases[i - 1][2]:
+            events.append({"ts": iso(starts[i]), "event": "flip_requested", "phase": name,
+                           "mode": mode})
+            events.append({"ts": iso(starts[i] + spec.flip_lag_s), "event": "flip_applied",
+                           "phase": name, "mode": mode})
+        events.append({"ts": iso(starts[i]), "event": "phase_start", "phase": name, "mode": mode})
+        events.append({"ts": iso(starts[i + 1]), "event": "phase_end", "phase": name,
+                       "mode": mode})
+    events.append({"ts": iso(starts[-1]), "event": "run_end", "phase": None, "mode": None})
+    events.sort(key=lambda e: e["ts"])
+    (out / "timeline.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    phases = "".join(
+        f'\n[[phases]]\nname = "{name}"\nduration_s = {dur:g}\nmode = "{mode}"\n'
+        + ("analyse = false\n" if name == "warmup" else "") for name, dur, mode in spec.phases)
+    (out / "experiment.toml").write_text(
+        'name = "fast-path"\nmodes = ["legacy", "fast"]\n\n[roles]\nbaseline = "legacy"\n'
+        'treatment = "fast"\n\n[target]\nbase_url = "http://127.0.0.1:9100"\nhealth = "/health"\n'
+        '\n[[target.requests]]\nname = "checkout"\nflow = "checkout"\nmethod = "POST"\n'
+        'path = "/api/checkout"\nserver_timing = "header:app"\n\n[[target.requests]]\n'
+        'name = "search"\nflow = "search"\nmethod = "GET"\npath = "/api/search"\n'
+        'server_timing = "json:/timings/handler_ms"\n\n[flag]\nadapter = "http"\n\n[load]\n'
+        f'rate = {spec.rate:g}\n' + phases + spec.checks)
+    return out

@@ -19,21 +19,39 @@ def _ci(q: dict | None) -> str:
     return f"{q['value']:.1f} [{q['ci_low']:.1f}, {q['ci_high']:.1f}]"
 
 
-def latency_table(summary: dict, title: str = "executor_ms by phase and flow") -> Table:
+def shown_metrics(summary: dict) -> list[str]:
+    """The metrics the latency table shows: the timing log's executor_ms, or for a run without
+    one every metric it has (the client's latencies and each server metric)."""
+    primary = summary.get("primary_metric", "executor_ms")
+    if summary.get("client_only"):
+        return summary.get("metrics") or [primary]
+    return [primary]
+
+
+def latency_table(summary: dict, title: str | None = None) -> Table:
+    metrics = shown_metrics(summary)
+    many = len(metrics) > 1
+    if title is None:
+        title = (f"{metrics[0]} by phase and flow" if not many else
+                 "latency by phase, flow and metric (client records: no server timing log)")
     t = Table(title=title, title_justify="left")
-    for col in ("phase", "mode", "flow", "n", "mean", "p50 [95% CI]", "p95", "p99"):
-        if col in ("phase", "mode", "flow"):
+    cols = ("phase", "mode", "flow", *(("metric",) if many else ()), "n", "mean",
+            "p50 [95% CI]", "p95", "p99")
+    for col in cols:
+        if col in ("phase", "mode", "flow", "metric"):
             t.add_column(col, no_wrap=True)  # the row's key: the numbers wrap before it is cut
         else:
             t.add_column(col, justify="right")
     for phase, flows in summary["phases"].items():
         mode = summary["phase_info"][phase]["mode"] or "-"
-        for flow, metrics in flows.items():
-            m = metrics.get("executor_ms")
-            if not m:
-                continue
-            t.add_row(phase, mode, flow, str(m["count"]), f"{m['mean']:.1f}", _ci(m["p50"]),
-                      f"{m['p95']['value']:.1f}", f"{m['p99']['value']:.1f}")
+        for flow, per_metric in flows.items():
+            for metric in metrics:
+                m = per_metric.get(metric)
+                if not m:
+                    continue
+                t.add_row(phase, mode, flow, *((metric,) if many else ()), str(m["count"]),
+                          f"{m['mean']:.1f}", _ci(m["p50"]), f"{m['p95']['value']:.1f}",
+                          f"{m['p99']['value']:.1f}")
     return t
 
 
@@ -62,28 +80,31 @@ def late_sends_line(summary: dict) -> str | None:
 
 
 def comparison_table(summary: dict) -> Table:
-    t = Table(title="shifts vs the reference (executor_ms; Hodges-Lehmann, Mann-Whitney, TOST)",
-              title_justify="left")
-    for col in ("comparison", "flow", "p50 ref -> phase", "HL shift [95% CI]", "shift %",
-                "MWU p", "equivalent (margin)"):
-        t.add_column(col, no_wrap=col == "flow")
-    for c in summary["comparisons"]:
-        for flow, res in c["flows"].items():
-            r = res["executor_ms"]
-            if not r.get("usable"):
-                continue
-            s = r["shift_ms"]
-            eq = r.get("equivalence") or {}
-            mw = r.get("mann_whitney") or {}
-            # "baseline -> rollback", not the name "baseline->rollback": a narrow table wraps it
-            # at the arrow instead of cutting off the phase that tells the rows apart
-            t.add_row(
-                f"{c['ref']} -> {c['phase']}", flow, f"{r['ref_p50']:.1f} -> {r['p50']:.1f}",
-                f"{s['value']:+.1f} [{s['ci_low']:+.1f}, {s['ci_high']:+.1f}]",
-                f"{r['shift_pct']['value']:+.1f}%" if r["shift_pct"]["value"] is not None else "-",
-                f"{mw.get('p', float('nan')):.2g}",
-                (("yes" if eq.get("equivalent") else "no") + f" (+-{eq.get('margin_pct', 0):g}%)")
-                if eq else "-")
+    metrics = shown_metrics(summary)
+    many = len(metrics) > 1
+    t = Table(title=f"shifts vs the reference ({', '.join(metrics)}; Hodges-Lehmann, "
+                    "Mann-Whitney, TOST)", title_justify="left")
+    for col in ("comparison", "flow", *(("metric",) if many else ()), "p50 ref -> phase",
+                "HL shift [95% CI]", "shift %", "MWU p", "equivalent (margin)"):
+        t.add_column(col, no_wrap=col in ("flow", "metric"))
+    rows = [(c, flow, metric, res[metric]) for c in summary["comparisons"]
+            for flow, res in c["flows"].items() for metric in metrics if metric in res]
+    for c, flow, metric, r in rows:
+        if not r.get("usable"):
+            continue
+        s = r["shift_ms"]
+        eq = r.get("equivalence") or {}
+        mw = r.get("mann_whitney") or {}
+        # "baseline -> rollback", not the name "baseline->rollback": a narrow table wraps it
+        # at the arrow instead of cutting off the phase that tells the rows apart
+        t.add_row(
+            f"{c['ref']} -> {c['phase']}", flow, *((metric,) if many else ()),
+            f"{r['ref_p50']:.1f} -> {r['p50']:.1f}",
+            f"{s['value']:+.1f} [{s['ci_low']:+.1f}, {s['ci_high']:+.1f}]",
+            f"{r['shift_pct']['value']:+.1f}%" if r["shift_pct"]["value"] is not None else "-",
+            f"{mw.get('p', float('nan')):.2g}",
+            (("yes" if eq.get("equivalent") else "no") + f" (+-{eq.get('margin_pct', 0):g}%)")
+            if eq else "-")
     return t
 
 
@@ -105,6 +126,8 @@ def safety_block(summary: dict) -> list:
     from .safety import part
 
     saf = summary.get("safety") or {}
+    if not saf.get("available") and summary.get("pack") == "generic":
+        return ["safety: no ledger expected (not the reference service)"]
     if not saf.get("available"):
         return ["safety: [yellow]no ledger[/] (over-commits, releases, lost orders not verified)"]
     t = Table(title="safety: over-commits by mode (ledger)", title_justify="left")
@@ -172,6 +195,10 @@ def seconds(s: float) -> str:
 
 def print_summary(summary: dict, console: Console | None = None) -> None:
     console = console or make_console()
+    if summary.get("client_only"):
+        from .core import CLIENT_ONLY_NOTE
+
+        console.print(f"[yellow]{CLIENT_ONLY_NOTE}[/]", highlight=False)
     console.print(latency_table(summary))
     late = late_sends_line(summary)
     if late:
@@ -182,7 +209,7 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
         parts = []
         for flow, r in f["flows"].items():
             text = stats.recovery_text(r)
-            parts.append(f"{flow} {text}{'' if text == 'never' else ' s'}")
+            parts.append(f"{flow} {text}{' s' if text[:1].isdigit() or text[:1] == '<' else ''}")
         lag = f", applied after {seconds(f['apply_lag_s'])}" if f.get("apply_lag_s") is not None \
             else ""
         console.print(f"flip into [bold]{f['phase']}[/] ({f['mode'] or 'deploy'}{lag}): "

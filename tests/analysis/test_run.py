@@ -264,18 +264,23 @@ def test_groups_are_pooled(tmp_path):
     assert [c["name"] for c in s["comparisons"]] == ["baseline->optimized"]
 
 
-@pytest.mark.parametrize("breakage", ["missing_dir", "no_timings", "all_malformed", "bad_toml"])
+@pytest.mark.parametrize("breakage", ["missing_dir", "no_records", "all_malformed", "bad_toml",
+                                      "unknown_checks_file"])
 def test_unusable_input_exits_2(tmp_path, breakage):
     run = tmp_path / "r"
     if breakage != "missing_dir":
         write_run(run, RunSpec(records=200))
-    if breakage == "no_timings":
+    checks = None
+    if breakage == "no_records":  # neither a timing log nor client records
         (run / "timings.jsonl").unlink()
+        (run / "requests.jsonl").unlink()
+    elif breakage == "unknown_checks_file":
+        checks = tmp_path / "nowhere.toml"
     elif breakage == "all_malformed":
         (run / "timings.jsonl").write_text("garbage\n{\n")
     elif breakage == "bad_toml":
         (run / "experiment.toml").write_text("[[phases]\nname=")
-    assert analyze_run(run, console=quiet()) == 2
+    assert analyze_run(run, console=quiet(), checks=checks) == 2
     assert not (run / "summary.json").exists()
 
 
@@ -354,8 +359,11 @@ def test_analyze_log_without_provider_records_cannot_pass(tmp_path):
     out = tmp_path / "o"
     assert analyze_log(local_only, iso(split), out_dir=out, console=quiet()) == 1
     failed = [c for c in summary_of(out)["checks"] if not c["passed"]]
-    assert [c["kind"] for c in failed] == ["claim_p50"]
-    assert failed[0]["observed"] == "no provider records in after"
+    # the seed's provider claims (reference/checks/seed-claims.toml) cannot be tested: they fail
+    assert [(c["kind"], c["source"]) for c in failed] == [("quantile_below", "seed"),
+                                                          ("reduction_at_least", "seed")]
+    assert failed[0]["observed"] == "no provider executor_ms records in after"
+    assert failed[1]["observed"] == "no usable provider comparison before -> after"
 
 
 @pytest.mark.parametrize("split", ["2020-01-01T00:00:00Z", "not a time"])

@@ -138,8 +138,12 @@ def test_synthetic_full_ledger_and_recovery_after_every_flip(tmp_path):
         assert r["apply_lag_s"] == pytest.approx(0.4, abs=1e-3)
     assert part(saf, "provider_faults") == []
     html = section_html(run)
-    assert html.count("flip into optimized (skip)") == 2  # provider and local
-    assert "flip into rollback (off)" in html
+    # each flip's recovery is shown once, in "Flips and recovery", not again in this section
+    assert "flip into" not in html and "Recovery times" not in html
+    flips = (run / "report.html").read_text().split("<h2>Flips and recovery</h2>")[1]
+    flips = flips[:flips.index("<h2>")]
+    assert flips.count("<td>optimized</td><td>skip</td>") == 2  # provider and local
+    assert flips.count("<td>rollback</td><td>off</td>") == 2
     assert html.count("class=pass") >= 3  # residual, non-terminal, double releases
     assert "warning" not in console.file.getvalue()
 
@@ -170,7 +174,8 @@ def test_reconciliation_failures_are_red(tmp_path):
     assert [rec[k]["passed"] for k in ("residual_usd", "nonterminal", "double_releases")] == [
         False, False, False]
     html = section_html(run)
-    table = html[html.index("Ledger reconciliation"):html.index("Recovery times")]
+    table = html[html.index("Ledger reconciliation"):html.index("</table>",
+                                                             html.index("Ledger reconciliation"))]
     assert table.count("class=fail") == 3 and "class=pass" not in table
 
 
@@ -202,7 +207,7 @@ def test_no_ledger_says_so(tmp_path):
     assert saf["available"] is False and saf["source"] is None
     assert [r["phase"] for r in part(saf, "recoveries")] == ["optimized", "rollback"]
     html = section_html(run)
-    assert "<b>no ledger</b>" in html and "Recovery times" in html
+    assert "<b>no ledger</b>" in html and "Recovery times" not in html
     assert "Over-commits by mode" not in html
     assert "safety: no ledger" in console.file.getvalue()
 
