@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 
 from . import stats
-from .core import FLOWS, iso
+from .core import iso
 
 
 def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
@@ -26,6 +26,9 @@ def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
 
     margin = a.settings.compare_margin_pct
     phases = [p for p in a.unit_names() if p in b.unit_names()]
+    flows = [f for f in a.flows() if f in b.flows()]
+    # the runs' primary metric; a run with a timing log against one without: client latency
+    metric = a.primary if a.primary == b.primary else "latency_ms"
     result = {"run_a": a.source, "run_b": b.source, "margin_pct": margin,
               "generated_at": iso(datetime.now(UTC).timestamp()), "phases": {},
               "checks": [], "verdict": None}
@@ -34,12 +37,12 @@ def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
                                  "observed": "none", "expected": "at least one"})
     for ph in phases:
         result["phases"][ph] = {}
-        for flow in FLOWS:
-            x, y = a.values(ph, flow), b.values(ph, flow)
+        for flow in flows:
+            x, y = a.values(ph, flow, metric), b.values(ph, flow, metric)
             if len(x) == 0 or len(y) == 0:
                 continue
-            da = stats.describe(x, ph, flow, "executor_ms")
-            db = stats.describe(y, ph, flow, "executor_ms")
+            da = stats.describe(x, ph, flow, metric)
+            db = stats.describe(y, ph, flow, metric)
             c = stats.compare_samples(x, y, margin_pct=margin)
             result["phases"][ph][flow] = {"a": da, "b": db, "comparison": c}
             eq = c.get("equivalence")
@@ -54,7 +57,8 @@ def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
     result["verdict"] = "pass" if result["checks"] and all(
         c["passed"] for c in result["checks"]) else "fail"
 
-    t = Table(title=f"executor_ms: A={Path(a.source).name}  B={Path(b.source).name}",
+    result["metric"] = metric
+    t = Table(title=f"{metric}: A={Path(a.source).name}  B={Path(b.source).name}",
               title_justify="left")
     for col in ("phase", "flow", "A p50 [CI]", "B p50 [CI]", "A p99", "B p99",
                 "HL shift B-A [95% CI]", "MWU p"):
@@ -95,17 +99,20 @@ def _html(a, b, result) -> str:
 
     plt = _plt()
     phases = list(result["phases"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), squeeze=False)
+    metric = result.get("metric", "executor_ms")
+    flows = list(dict.fromkeys(f for ph in phases for f in result["phases"][ph])) or ["-"]
+    fig, axes = plt.subplots(1, len(flows), figsize=(11, 3.8), squeeze=False)
     probs = np.linspace(0, 1, 401)
-    for ax, flow in zip(axes[0], FLOWS):
+    for ax, flow in zip(axes[0], flows):
         for i, ph in enumerate(phases):
             for run, ls in ((a, "-"), (b, "--")):
-                v = run.values(ph, flow)
+                v = run.values(ph, flow, metric) if flow != "-" else []
                 if len(v):
                     ax.plot(np.quantile(v, probs), probs, ls=ls, color=PHASE_CYCLE[i % 7],
                             label=f"{ph} {'A' if run is a else 'B'}")
-        ax.set_title(f"{flow}: executor_ms CDF (A solid, B dashed)")
-        ax.legend(fontsize=7)
+        ax.set_title(f"{flow}: {metric} CDF (A solid, B dashed)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     buf = io.BytesIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
@@ -127,7 +134,7 @@ def _html(a, b, result) -> str:
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>execbench compare"
             f"</title><style>{CSS}</style></head><body><h1>A: {e(a.source)}<br>B: {e(b.source)}</h1>"
             f"<div class='banner {result['verdict']}'>verdict: {result['verdict'].upper()}</div>"
-            f"<h2>Checks</h2><table>{checks}</table><h2>executor_ms</h2><table><tr><th>phase</th>"
+            f"<h2>Checks</h2><table>{checks}</table><h2>{e(metric)}</h2><table><tr><th>phase</th>"
             f"<th>flow</th><th>A p50 [95% CI]</th><th>B p50 [95% CI]</th><th>A p99</th>"
             f"<th>B p99</th><th>HL shift B-A ms [95% CI]</th></tr>{''.join(rows)}</table>"
             f"<img alt='CDFs' src='data:image/svg+xml;base64,{img}'></body></html>")

@@ -143,7 +143,7 @@ REQUESTS_TIMED = Schema(
 )
 TIMELINE = Schema(
     times=("ts",),
-    cats=("event", "phase", "mode", "group"),
+    cats=("event", "phase", "mode", "group"),  # rd.TIMELINE_FIELDS, and a phase's group
     required_cats=("event",),
     required_times=("ts",),
 )
@@ -666,14 +666,14 @@ def read_provider_events(path: Path) -> list[dict]:
     out = []
     with open(path, "rb") as fh:
         for line in fh:
-            if b"provider_set" not in line:
+            if rd.EV_PROVIDER_SET.encode() not in line:
                 continue
             try:
                 e = orjson.loads(line)
                 ts = _parse_one_time(e["ts"])
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue
-            if not isinstance(e, dict) or e.get("event") != "provider_set" \
+            if not isinstance(e, dict) or e.get("event") != rd.EV_PROVIDER_SET \
                     or not isinstance(e.get("provider"), dict) or not math.isfinite(ts):
                 continue
             out.append({"ts": ts, "phase": e.get("phase"), "provider": e["provider"]})
@@ -694,8 +694,8 @@ def read_ledger_samples(path: Path) -> dict | None:
     end: dict = {}
     with open(path, "rb") as fh:
         for line in fh:
-            is_ledger = b'"ledger"' in line
-            if not is_ledger and b"run_end" not in line:
+            is_ledger = f'"{rd.EV_LEDGER}"'.encode() in line
+            if not is_ledger and rd.EV_RUN_END.encode() not in line:
                 continue
             try:
                 e = orjson.loads(line)
@@ -704,10 +704,10 @@ def read_ledger_samples(path: Path) -> dict | None:
                 continue
             if not isinstance(e, dict):
                 continue
-            if e.get("event") == "run_end":
+            if e.get("event") == rd.EV_RUN_END:
                 end = e
                 continue
-            if e.get("event") != "ledger":
+            if e.get("event") != rd.EV_LEDGER:
                 continue
             n = e.get("orders_nonterminal")
             try:
@@ -725,8 +725,9 @@ def read_ledger_samples(path: Path) -> dict | None:
     out = {"ts": np.asarray(ts, dtype=float)[order],
            "orders_nonterminal": np.asarray(counts, dtype=np.int64)[order],
            "skipped": skipped}
-    for key, name in (("ledger_samples", "samples"), ("ledger_sample_failures", "failures"),
-                      ("ledger_interval_s", "interval_s")):
+    for key, name in ((rd.RUN_END_LEDGER_SAMPLES, "samples"),
+                      (rd.RUN_END_LEDGER_FAILURES, "failures"),
+                      (rd.RUN_END_LEDGER_INTERVAL, "interval_s")):
         if _is_num(end.get(key)):
             out[name] = end[key]
     return out

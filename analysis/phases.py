@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from execbench import rundir as rd
+
 from .ingest import Table
 from .spec import Phase, Spec
 
@@ -68,23 +70,23 @@ def windows_from_timeline(spec: Spec | None, events: list[dict], first_ts: float
     flips_req: dict[str, float] = {}
     flips_app: dict[str, float] = {}
     order: list[str] = []
-    run_start = next((e["ts"] for e in events if e["event"] == "run_start"), None)
-    run_end = next((e["ts"] for e in events if e["event"] == "run_end"), None)
+    run_start = next((e["ts"] for e in events if e["event"] == rd.EV_RUN_START), None)
+    run_end = next((e["ts"] for e in events if e["event"] == rd.EV_RUN_END), None)
     for e in events:
         ph, ev = e.get("phase"), e["event"]
         if ph is None:
             continue
-        if ev == "phase_start":
+        if ev == rd.EV_PHASE_START:
             starts.setdefault(ph, e["ts"])
             modes.setdefault(ph, e.get("mode"))
             groups.setdefault(ph, e.get("group"))
             if ph not in order:
                 order.append(ph)
-        elif ev == "phase_end":
+        elif ev == rd.EV_PHASE_END:
             ends[ph] = e["ts"]
-        elif ev == "flip_requested":
+        elif ev == rd.EV_FLIP_REQUESTED:
             flips_req.setdefault(ph, e["ts"])
-        elif ev == "flip_applied":
+        elif ev == rd.EV_FLIP_APPLIED:
             flips_app.setdefault(ph, e["ts"])
     spec_phases = {p.name: p for p in (spec.phases if spec else [])}
     windows: list[PhaseWindow] = []
