@@ -117,7 +117,7 @@ class Conductor:
             "run_id": self.run_id,
             "t0": self.t0,
             "schedule": self.experiment.schedule(),
-            "load": self.experiment.load,
+            "load": {**self.experiment.load, "mix": self.experiment.mix},
             "target": self.experiment.data.get("target"),
             "spec_dir": str(Path(self.experiment.source).resolve().parent),
             "generators": self.generators,

@@ -30,6 +30,7 @@ class LiveStats:
         self.failures = 0
         self.rejections = 0
         self.late = 0
+        self.flows: list[str] = []  # in order of first appearance: the target's, whatever they are
 
     def observe(self, records: list[dict[str, Any]]) -> None:
         for rec in records:
@@ -43,6 +44,8 @@ class LiveStats:
                 self.late += 1
             if rec["outcome"] != "failure":
                 key = (rec["phase"], rec["flow"])
+                if rec["flow"] not in self.flows:
+                    self.flows.append(rec["flow"])
                 if key not in self.latencies:
                     self.latencies[key] = collections.deque(maxlen=20_000)
                 self.latencies[key].append(rec["latency_ms"])
@@ -92,7 +95,8 @@ class LiveView:
             self._live.update(self.render(), refresh=True)
         elif time.time() - self._last_line >= self.interval:
             self._last_line = time.time()
-            self.console.print(self.line(), highlight=False)
+            # one line per status, however narrow the pipe: never wrapped mid-field
+            self.console.print(self.line(), highlight=False, soft_wrap=True)
 
     def _phase(self):
         c = self.conductor
@@ -114,11 +118,12 @@ class LiveView:
             parts.append(f"mode={p.mode} {elapsed:5.1f}/{secs(duration)} s "
                          f"target={c.experiment.phase_rate(p):.1f}/s")
         parts.append(f"rate={self.stats.rate():.1f}/s")
-        for flow in ("provider", "local"):
+        for flow in self.stats.flows:
             q = self.stats.quantiles(p.name if p else None, flow)
             if q:
                 parts.append(f"{flow} p50={q[0]:.0f} p99={q[1]:.0f} ms")
-        parts.append(f"fail={self.stats.failures} late={self.stats.late} 409={self.stats.rejections}")
+        parts.append(f"fail={self.stats.failures} late={self.stats.late} "
+                     f"rejected={self.stats.rejections}")
         flip = self._last_flip()
         if flip:
             parts.append(flip)
@@ -136,8 +141,9 @@ class LiveView:
         c = self.conductor
         p, name, elapsed, duration = self._phase()
         table = Table(title=f"execbench run: {c.experiment.name}", show_header=True)
+        flows = self.stats.flows[:4]  # a terminal holds a few; the run directory holds all
         for col in ("phase", "mode", "phase time", "run time", "target", "rate (5 s)",
-                    "provider p50/p99", "local p50/p99", "failures", "late", "409"):
+                    *(f"{f} p50/p99" for f in flows), "failures", "late", "rejected"):
             table.add_column(col)
         total = max(0.0, time.time() - c.t0) if c.started else 0.0
 
@@ -149,7 +155,7 @@ class LiveView:
             name, p.mode if p else "-", f"{elapsed:.0f}/{secs(duration)} s" if p else "-",
             f"{total:.0f}/{secs(c.experiment.total_s)} s",
             f"{c.experiment.phase_rate(p):.1f}/s" if p else "-", f"{self.stats.rate():.1f}/s",
-            q("provider"), q("local"), str(self.stats.failures), str(self.stats.late),
+            *(q(f) for f in flows), str(self.stats.failures), str(self.stats.late),
             str(self.stats.rejections),
         )
         caption = [self._last_flip() or ""] + c.errors[-3:]

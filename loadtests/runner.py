@@ -93,11 +93,13 @@ def run(args, bind: Callable[[specs.Experiment, str, str | None], Binding]) -> i
     except specs.SpecError as exc:
         return error(f"experiment spec {exc}")
     interval = getattr(args, "ledger_interval", None)
-    interval = float(experiment.load["ledger_interval_s"]) if interval is None else interval
+    if interval is None:
+        interval = float(experiment.load.get("ledger_interval_s", 0.0))
     if interval != 0 and not interval >= specs.LEDGER_INTERVAL_MIN_S:
         return error(f"--ledger-interval: must be 0 (no sampling) or >= "
                      f"{specs.LEDGER_INTERVAL_MIN_S}, got {interval}")
-    experiment.load["ledger_interval_s"] = interval  # experiment.toml records it as run
+    if "ledger_interval_s" in experiment.load:
+        experiment.load["ledger_interval_s"] = interval  # experiment.toml records it as run
     target_url = args.target or experiment.data["target"].get("base_url")
     if not target_url:
         return error("--target URL is required (or target.base_url in the experiment)")

@@ -40,7 +40,7 @@ class ExperimentShape(LoadTestShape):
             conductor.start()
         if time.time() >= conductor.stop_at:
             return None
-        mix = conductor.experiment.load["mix"]
+        mix = conductor.experiment.mix
         classes = [self.user_classes[name] for name in mix]
         load = conductor.experiment.load
         per_class = int(load["users"]) if load.get("model") == "users" else conductor.generators

@@ -88,6 +88,9 @@ LOAD_DEFAULTS: dict[str, Any] = {
     # 0 turns sampling off
     "ledger_interval_s": 1.0,
 }
+# Load keys of the reference pack's order scenarios and ledger; a generic target has none.
+REFERENCE_LOAD_KEYS = ("mix", "scenarios", "provider_share", "client_order_ids", "retry_s",
+                       "ledger_interval_s")
 LEDGER_INTERVAL_MIN_S = 0.1  # each sample scans the orders table on the service
 SCENARIO_DEFAULTS: dict[str, dict[str, Any]] = {
     "trader_mix": {"volume_min": 0.01, "volume_max": 0.05, "symbols": list(SYMBOLS)},
@@ -147,6 +150,12 @@ class Experiment:
     @property
     def load(self) -> dict[str, Any]:
         return self.data["load"]
+
+    @property
+    def mix(self) -> dict[str, float]:
+        """User class name -> weight: the reference scenarios, or the one generic HTTP user
+        (which draws among `[[target.requests]]` by their weights)."""
+        return self.load.get("mix") or {"requests": 1.0}
 
     @property
     def checks(self) -> list[dict[str, Any]]:
@@ -662,8 +671,7 @@ def _validate_load(v: _V, raw, pack: str = "reference") -> dict[str, Any]:
     raw = v.table(raw, "load")
     allowed = set(LOAD_DEFAULTS) | {"rate", "seed", "population", "mix", "scenarios"}
     if pack != "reference":  # the reference pack's order scenarios and their knobs
-        allowed -= {"mix", "scenarios", "provider_share", "client_order_ids", "retry_s",
-                    "ledger_interval_s"}
+        allowed -= set(REFERENCE_LOAD_KEYS)
     v.keys(raw, "load", allowed)
     load = {**LOAD_DEFAULTS, **raw}
     v.string(load["model"], "load.model", choices=("arrival", "users"))
@@ -701,8 +709,8 @@ def _validate_load(v: _V, raw, pack: str = "reference") -> dict[str, Any]:
         v.string(population["csv"], "load.population.csv")
     load["population"] = population
     if pack != "reference":
-        load["mix"] = {"requests": 1.0}  # one user class: the weighted [[target.requests]]
-        load["ledger_interval_s"] = 0.0
+        for key in REFERENCE_LOAD_KEYS:  # filled from LOAD_DEFAULTS; not this target's
+            load.pop(key, None)
         return load
 
     mix = v.table(load.get("mix", {"trader_mix": 1.0}), "load.mix")

@@ -64,7 +64,7 @@ class ReferenceTarget:
         return dict(BY_NAME)
 
     def sampler(self, timeline, *, phase, mode, ready):
-        interval = float(self.experiment.load["ledger_interval_s"])
+        interval = float(self.experiment.load.get("ledger_interval_s", 0.0))
         if interval <= 0:
             return None
         # its own client: a slow ledger answer must not delay a flip on the flag's client

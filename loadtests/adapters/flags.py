@@ -159,13 +159,15 @@ class HttpFlag(_Confirming):
 # --- command ---------------------------------------------------------------------------------
 
 
-def _argv(command: str | list[str], mode: str | None, reason: str | None) -> list[str]:
-    """The command's argv, `{mode}`, `{reason}` and `${ENV}` filled per argument (no shell:
-    a variant name can never become shell syntax)."""
+def _argv(command: str | list[str], mode: str | None, reason: str | None,
+          base_url: str = "") -> list[str]:
+    """The command's argv, `{mode}`, `{reason}`, `{base_url}` (the target's) and `${ENV}`
+    filled per argument (no shell: a variant name can never become shell syntax)."""
     parts = shlex.split(command) if isinstance(command, str) else list(command)
     out = []
     for part in parts:
         part = part.replace("{mode}", mode or "").replace("{reason}", reason or "")
+        part = part.replace("{base_url}", base_url)
         out.append(os.path.expandvars(part))
     return out
 
@@ -174,8 +176,12 @@ class CommandFlag(_Confirming):
     """`set = "myflags set fast_path {mode}"`, `get = "myflags get fast_path"`: exit status
     checked, get's output trimmed and compared with the variant."""
 
+    def __init__(self, conf: dict[str, Any], base_url: str = ""):
+        super().__init__(conf)
+        self.base_url = base_url.rstrip("/")
+
     def _run(self, command, mode: str | None, reason: str | None) -> str:
-        argv = _argv(command, mode, reason)
+        argv = _argv(command, mode, reason, self.base_url)
         try:
             done = subprocess.run(argv, capture_output=True, text=True,
                                   timeout=float(self.conf["timeout_s"]), check=False)
@@ -216,7 +222,7 @@ class FlagdFlag(_Confirming):
         if isinstance(getter, dict):
             self.reader: _Confirming = HttpFlag({**conf, "set": {"url": "/"}}, base_url)
         else:
-            self.reader = CommandFlag({**conf, "set": ""})
+            self.reader = CommandFlag({**conf, "set": ""}, base_url)
 
     def _document(self) -> dict[str, Any]:
         try:
@@ -250,7 +256,12 @@ class FlagdFlag(_Confirming):
             with os.fdopen(fd, "w") as fh:
                 json.dump(doc, fh, indent=2)
                 fh.write("\n")
-            os.chmod(tmp, self.path.stat().st_mode & 0o777)
+            old = self.path.stat()
+            os.chmod(tmp, old.st_mode & 0o777)
+            # a watcher that reloads on a newer mtime must see one, even for two flips within
+            # the file system's timestamp granularity
+            now = max(time.time_ns(), old.st_mtime_ns + 1_000_000)
+            os.utime(tmp, ns=(now, now))
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -272,7 +283,7 @@ def build(conf: dict[str, Any], base_url: str, spec_dir: Path, modes: list[str])
     if adapter == "http":
         return HttpFlag(conf, base_url)
     if adapter == "command":
-        return CommandFlag(conf)
+        return CommandFlag(conf, base_url)
     if adapter == "flagd":
         return FlagdFlag(conf, base_url, spec_dir)
     raise FlagError(f"flag.adapter {adapter!r} is not a generic adapter")
