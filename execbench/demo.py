@@ -37,6 +37,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_problem(port: int) -> str | None:
+    """Why the service could not listen on 127.0.0.1:`port`, or None. Checked before anything
+    starts: with the port taken, the run would measure whatever else answers there."""
+    if not 1 <= port <= 65535:
+        return f"--port {port}: must be 1..65535"
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return f"--port {port}: 127.0.0.1:{port} is taken ({exc.strerror}); pick another or leave --port out"
+    return None
+
+
+def _error(message: str) -> int:
+    print(f"execbench: error: {message}", file=sys.stderr)
+    return 2
+
+
 def stop_process(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
     """SIGTERM the child we started (a clean shutdown), then SIGKILL its own group if needed."""
     if proc is None or proc.poll() is not None:
@@ -82,8 +100,14 @@ def _demo(args) -> int:
     try:
         experiment = specs.load(args.experiment, duration_scale=scale)
     except specs.SpecError as exc:
-        print(f"experiment error: {exc}", file=sys.stderr)
-        return 2
+        return _error(f"experiment spec {exc}")
+    if experiment.pack != "reference":
+        return _error(f"{experiment.source}: `demo` starts the reference service; run your own "
+                      "target with `execbench run` (docs/loadtests.md, \"Testing your own service\")")
+    if args.port:
+        problem = port_problem(args.port)
+        if problem:
+            return _error(problem)
     pop = experiment.load["population"]
     users = max(args.users or 0, int(pop["first"]) + int(pop["users"]) - 1)
     profile = args.profile or experiment.data.get("profile", "seed")
@@ -168,7 +192,9 @@ def _demo(args) -> int:
             write_recovery(run_dir, database_url, injector.events if injector else [], console)
         status = report(run_dir, console, fallback_status=run_status)
         console.print(f"demo finished in {time.monotonic() - started:.0f} s; run directory: "
-                      f"{run_dir}", highlight=False)
+                      f"{run_dir.resolve()}", highlight=False)
+        if (run_dir / "report.html").exists():
+            console.print(f"report: {(run_dir / 'report.html').resolve()}", highlight=False)
         return status
     except KeyboardInterrupt as exc:
         console.print("interrupted")
