@@ -26,12 +26,14 @@ from pathlib import Path
 import httpx
 import psutil
 
+TOKEN = secrets.token_hex(8)
+
 
 def start_service(tmp: Path, args) -> tuple[subprocess.Popen, str]:
     port = args.port
     env = {**os.environ, "EXECBENCH_DATABASE_URL": args.database_url or f"sqlite+aiosqlite:///{tmp / 'soak.db'}",
            "EXECBENCH_PROFILE": args.profile, "EXECBENCH_MODE": args.mode,
-           "EXECBENCH_ADMIN_TOKEN": secrets.token_hex(8), "EXECBENCH_TIMING_LOG": str(tmp / "timings.jsonl")}
+           "EXECBENCH_ADMIN_TOKEN": TOKEN, "EXECBENCH_TIMING_LOG": str(tmp / "timings.jsonl")}
     exe = [sys.executable, "-m", "execbench"]
     subprocess.run([*exe, "seed", "--users", "500", "--orders-per-user", "10"], env=env, check=True,
                    capture_output=True)
@@ -96,7 +98,7 @@ def main() -> None:
             minutes = asyncio.run(load(url, args.minutes, args.rate))
             time.sleep(3)  # let the provider answer the last orders
             rss1 = service.memory_info().rss, me.memory_info().rss
-            ledger = httpx.get(f"{url}/admin/ledger").json()
+            ledger = httpx.get(f"{url}/admin/ledger", headers={"Authorization": f"Bearer {TOKEN}"}).json()
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)

@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
 
+from service.audit import AuditTrail
 from service.container import Services
 from service.db import create_schema, make_engine
 from service.executor import OrderExecutor
@@ -79,8 +80,11 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
         executor = OrderExecutor(store=store, locks=locks, prices=prices, profile=profile, flags=flags,
                                  metrics=metrics, timing_log=timing_log, provider=provider,
                                  replica=replica)
-        app.state.services = Services(settings, registry, metrics, store, flags, prices, executor, replica)
-        tasks = [asyncio.create_task(flags.run_refresher(), name="flag-refresher")]
+        audit = AuditTrail(store)
+        app.state.services = Services(settings, registry, metrics, store, flags, prices, executor, replica,
+                                      audit)
+        tasks = [asyncio.create_task(flags.run_refresher(), name="flag-refresher"),
+                 asyncio.create_task(audit.run_flusher(), name="audit-flusher")]
         if run_workers:
             for index in range(worker_count):
                 worker = ProviderWorker(store=store, locks=locks, prices=prices, flags=flags,
@@ -94,6 +98,8 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            with contextlib.suppress(Exception):
+                await audit.flush()  # the last minute's counts
             timing_log.close()
             await engine.dispose()
 
@@ -102,6 +108,6 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
     for module in (orders, accounts, admin, health):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, on_reject=admin.audit_rejected_body)
     app.add_middleware(ErrorGuard)
     return app

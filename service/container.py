@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from prometheus_client import CollectorRegistry
 
+from service.audit import AuditTrail
 from service.executor import OrderExecutor
 from service.flags import FlagService
 from service.metrics import ExecutorMetrics
@@ -25,6 +26,7 @@ class Services:
     prices: PriceFeed
     executor: OrderExecutor
     replica: str
+    audit: AuditTrail
 
 
 def get_services(request: Request) -> Services:

@@ -115,6 +115,8 @@ flag_audit = Table(
     Column("new_value", Text),
     Column("reason", Text),
     Column("http_status", Integer, nullable=False),
+    # refusals and reads are aggregated per source and minute: how many this row stands for
+    Column("attempts", Integer, nullable=False, default=1, server_default="1"),
 )
 
 
@@ -151,6 +153,16 @@ def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
 async def create_schema(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        await conn.run_sync(_add_missing_columns)
+
+
+def _add_missing_columns(sync_conn) -> None:
+    """Databases made before a column existed get it (create_all only makes missing tables)."""
+    from sqlalchemy import inspect
+
+    present = {c["name"] for c in inspect(sync_conn).get_columns("flag_audit")}
+    if "attempts" not in present:
+        sync_conn.exec_driver_sql("ALTER TABLE flag_audit ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1")
 
 
 def writer(engine: AsyncEngine) -> AsyncEngine:

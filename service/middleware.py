@@ -128,9 +128,20 @@ class BodyGuard:
     """Read the body (at most `max_bytes`), refuse it with 413 above that or 422 when its JSON
     is unusable, then hand the app the same bytes."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, on_reject=None):
         self.app = app
         self.max_bytes = max_bytes
+        self.on_reject = on_reject  # async (scope, status, kind): the admin routes audit theirs
+
+    async def _refuse(self, scope, send, status: int, body: dict, kind: str, where: str = "",
+                      headers: list | None = None) -> None:
+        log_rejection(scope, status, kind, where)
+        if self.on_reject is not None:
+            try:
+                await self.on_reject(scope, status, kind)
+            except Exception:  # the refusal is answered whatever its audit does
+                log.warning("auditing a refused body failed", exc_info=True)
+        await _send_json(send, status, body, headers)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
@@ -141,12 +152,12 @@ class BodyGuard:
                 try:
                     declared = int(value)
                 except ValueError:
-                    log_rejection(scope, 400, "invalid_content_length")
-                    return await _send_json(send, 400, {"error": "bad_request",
-                                                        "detail": "invalid Content-Length"})
+                    return await self._refuse(scope, send, 400, {"error": "bad_request",
+                                                                 "detail": "invalid Content-Length"},
+                                              "invalid_content_length")
                 if declared > self.max_bytes:
-                    log_rejection(scope, 413, "payload_too_large")
-                    return await _send_json(send, 413, self._too_large(), [(b"connection", b"close")])
+                    return await self._refuse(scope, send, 413, self._too_large(), "payload_too_large",
+                                              headers=[(b"connection", b"close")])
             elif name == b"content-type":
                 json_body = b"json" in value.lower()
         chunks, received = [], 0
@@ -157,9 +168,9 @@ class BodyGuard:
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:
-                log_rejection(scope, 413, "payload_too_large")
                 # the rest is never read: close the connection rather than drain it
-                return await _send_json(send, 413, self._too_large(), [(b"connection", b"close")])
+                return await self._refuse(scope, send, 413, self._too_large(), "payload_too_large",
+                                          headers=[(b"connection", b"close")])
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -167,9 +178,9 @@ class BodyGuard:
         if body and json_body:
             problem = inspect_json(body)
             if problem is not None:
-                log_rejection(scope, 422, problem.kind, ".".join(map(str, problem.loc)))
-                return await _send_json(send, 422, {"detail": [
-                    {"loc": ["body", *problem.loc], "msg": problem.message, "type": problem.kind}]})
+                return await self._refuse(scope, send, 422, {"detail": [
+                    {"loc": ["body", *problem.loc], "msg": problem.message, "type": problem.kind}]},
+                    problem.kind, ".".join(map(str, problem.loc)))
         delivered = False
 
         async def replay():

@@ -323,9 +323,13 @@ class Store:
 
     async def set_flag(self, name: str, value: str, *, now: float, actor: str, reason: str,
                        remote: str | None) -> tuple[str | None, dict]:
-        """Change a flag and write its audit entry in one transaction; returns (old, new row)."""
+        """Change a flag and write its audit entry in one transaction; returns (old, new row).
+
+        The flag row is locked first (FOR UPDATE; SQLite's BEGIN IMMEDIATE already serializes),
+        so concurrent changes queue and each records the value it really replaced."""
         async with self.write_engine.begin() as conn:
-            old = (await conn.execute(select(flags).where(flags.c.name == name))).mappings().first()
+            old = (await conn.execute(select(flags).where(flags.c.name == name).with_for_update())
+                   ).mappings().first()
             if old is None:
                 await conn.execute(insert(flags).values(
                     name=name, value=value, version=1, changed_at=now, changed_by=actor))
@@ -335,19 +339,34 @@ class Store:
             await conn.execute(insert(flag_audit).values(
                 ts=now, action="changed", flag=name, actor=actor, remote=remote,
                 old_value=old["value"] if old else None, new_value=value, reason=reason,
-                http_status=200))
+                http_status=200, attempts=1))
             new = (await conn.execute(select(flags).where(flags.c.name == name))).mappings().one()
         return (old["value"] if old else None), dict(new)
 
-    async def audit_refusal(self, *, flag: str, now: float, actor: str, remote: str | None,
-                            requested: str | None, reason: str | None, http_status: int) -> None:
+    async def audit_note(self, *, action: str, flag: str, now: float, actor: str, remote: str | None,
+                         requested: str | None, reason: str | None, http_status: int) -> int:
+        """One aggregated audit row (a refusal or a read); returns its id (service/audit.py)."""
         async with self.write_engine.begin() as conn:
-            await conn.execute(insert(flag_audit).values(
-                ts=now, action="refused", flag=flag, actor=actor, remote=remote,
-                old_value=None, new_value=requested, reason=reason, http_status=http_status))
+            result = await conn.execute(insert(flag_audit).values(
+                ts=now, action=action, flag=flag, actor=actor, remote=remote, old_value=None,
+                new_value=requested, reason=reason, http_status=http_status, attempts=1
+            ).returning(flag_audit.c.id))
+            return int(result.scalar_one())
 
-    async def audit_entries(self, limit: int = 500) -> list[dict]:
+    async def audit_add_attempts(self, row_id: int, count: int) -> None:
+        async with self.write_engine.begin() as conn:
+            await conn.execute(update(flag_audit).where(flag_audit.c.id == row_id)
+                               .values(attempts=flag_audit.c.attempts + count))
+
+    async def audit_entries(self, limit: int = 100, before_id: int | None = None,
+                            action: str | None = None) -> list[dict]:
+        """Newest first, `limit` at a time; `before_id` pages back, `action` filters (so a
+        flood of refusals cannot push the changes out of view)."""
         query = select(flag_audit).order_by(flag_audit.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(flag_audit.c.id < before_id)
+        if action is not None:
+            query = query.where(flag_audit.c.action == action)
         async with self.engine.connect() as conn:
             return [dict(r) for r in (await conn.execute(query)).mappings()]
 

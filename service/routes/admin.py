@@ -1,17 +1,20 @@
 """The admin API: the provider_skip flag, its audit trail, provider faults and the ledger.
 
-Changes need `Authorization: Bearer <EXECBENCH_ADMIN_TOKEN>` (compared in constant
-time): no token → 401, a wrong one → 403, and with no token configured every change
-is refused. Every change and every refused attempt is written to the audit trail.
+Changes and the admin reads (ledger, provider settings, audit trail) need
+`Authorization: Bearer <EXECBENCH_ADMIN_TOKEN>` (compared in constant time): no token → 401, a
+wrong one → 403, and with no token configured every one is refused. `GET /admin/flags` stays
+open: it answers from memory (no database read) what `/healthz` says too, the mode.
+Every change is written to the audit trail at once; refused attempts (of changes and of reads)
+and admin reads are noted per source and minute (service/audit.py), so a flood of them costs
+the database one row a minute per source, not one write per request.
 """
 
 from __future__ import annotations
 
 import hmac
-import time
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -65,8 +68,8 @@ async def _audited_change(request: Request, services: Services, flag: str, raw_b
     requested = raw_body.get("mode") if isinstance(raw_body, dict) else None
 
     async def audit(actor: str, reason: str, status: int) -> None:
-        await services.store.audit_refusal(
-            flag=flag, now=time.time(), actor=actor, remote=remote(request),
+        await services.audit.note(
+            action="refused", flag=flag, actor=actor, remote=remote(request),
             requested=str(requested)[:64] if requested else None, reason=reason, http_status=status)
 
     try:
@@ -81,6 +84,32 @@ async def _audited_change(request: Request, services: Services, flag: str, raw_b
         raise RequestValidationError(exc.errors(include_url=False, include_context=False),
                                      body=raw_body) from None
     return change, None
+
+
+async def _audited_read(request: Request, services: Services, what: str) -> JSON | None:
+    """The token check of an admin read; the refusal or the read is noted in the trail."""
+    try:
+        check_token(request, services)
+    except Refused as exc:
+        await services.audit.note(action="refused", flag=what, actor="unauthenticated", remote=remote(request),
+                                  requested=None, reason=exc.detail, http_status=exc.status)
+        return refusal(exc)
+    await services.audit.note(action="read", flag=what, actor="admin-token", remote=remote(request),
+                              requested=None, reason=None, http_status=200)
+    return None
+
+
+async def audit_rejected_body(scope, status: int, kind: str) -> None:
+    """BodyGuard's hook: an admin change refused for its body before any route saw it."""
+    path = scope.get("path", "")
+    services = getattr(scope["app"].state, "services", None) if "app" in scope else None
+    if services is None or not path.startswith("/admin/"):
+        return
+    flag = FLAG if path.endswith(FLAG) else PROVIDER if path.endswith(PROVIDER) else path[:32]
+    client = scope.get("client")
+    await services.audit.note(action="refused", flag=flag, actor="unknown", requested=None,
+                              remote=f"{client[0]}:{client[1]}" if client else None,
+                              reason=f"unusable request body ({kind})", http_status=status)
 
 
 @router.get("/flags")
@@ -99,18 +128,34 @@ async def put_provider_skip(request: Request, services: Annotated[Services, Depe
     return flag_view(state, previous=old)
 
 
+AUDIT_PAGE_MAX = 500
+
+
 @router.get("/flags/audit", responses={401: {}, 403: {}})
-async def get_audit(request: Request, services: Annotated[Services, Depends(get_services)]):
-    try:
-        check_token(request, services)
-    except Refused as exc:
-        return refusal(exc)
-    entries = await services.store.audit_entries()
-    return {"entries": [{**e, "ts": iso_utc(e["ts"])} for e in entries]}
+async def get_audit(request: Request, services: Annotated[Services, Depends(get_services)],
+                    limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 100,
+                    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+                    action: Literal["changed", "refused", "read"] | None = None):
+    """Newest first, `limit` entries a page; `next_before_id` fetches the next (older) page;
+    `action=changed` lists the flips alone, however many refusals came after them."""
+    refused = await _audited_read(request, services, "audit")
+    if refused is not None:
+        return refused
+    await services.audit.flush()  # the counts noted since the last flush
+    entries = await services.store.audit_entries(limit, before_id, action)
+    next_before = entries[-1]["id"] if len(entries) == limit else None
+    return {"entries": [{**e, "ts": iso_utc(e["ts"])} for e in entries], "next_before_id": next_before}
 
 
-@router.get("/provider")
-async def get_provider(services: Annotated[Services, Depends(get_services)]) -> dict:
+@router.get("/provider", responses={401: {}, 403: {}})
+async def get_provider(request: Request, services: Annotated[Services, Depends(get_services)]):
+    refused = await _audited_read(request, services, "provider")
+    if refused is not None:
+        return refused
+    return _provider_view(services)
+
+
+def _provider_view(services: Services) -> dict:
     faults = services.flags.provider
     settings = services.settings
     return {"outage": faults.outage,
@@ -130,10 +175,14 @@ async def put_provider(request: Request, services: Annotated[Services, Depends(g
                             timeout_ratio=change.timeout_ratio, delay_ms=change.delay_ms)
     await services.flags.set_provider(faults, actor=change.actor or "admin-token", reason=change.reason,
                                       remote=remote(request))
-    return await get_provider(services)
+    return _provider_view(services)
 
 
-@router.get("/ledger")
-async def get_ledger(services: Annotated[Services, Depends(get_services)], by_mode: bool = True) -> dict:
+@router.get("/ledger", responses={401: {}, 403: {}})
+async def get_ledger(request: Request, services: Annotated[Services, Depends(get_services)],
+                     by_mode: bool = True):
     """`?by_mode=false`: the totals only, cheap enough to poll every second during a run."""
+    refused = await _audited_read(request, services, "ledger")
+    if refused is not None:
+        return refused
     return await services.store.ledger(by_mode_detail=by_mode)

@@ -308,7 +308,7 @@ def test_overcommit_alert_fires_under_skip_and_stays_silent_under_off(safety_run
     """Evaluated by the real Prometheus from the project's alerting rules, in a real (short)
     run of the loadtests' `safety` experiment: off, then skip, then skip_reserve."""
     prom, service = safety_run.prom, safety_run.service
-    ledger = httpx.get(f"{service.url}/admin/ledger", timeout=10).json()
+    ledger = httpx.get(f"{service.url}/admin/ledger", headers=service.admin_headers, timeout=10).json()
     assert ledger["overcommits"]["skip"] > 0, f"no over-commit under skip in this run: {ledger}"
     firing: list[dict] = []
     deadline = time.monotonic() + 40  # `for: 10s` after the first over-commit is scraped

@@ -69,7 +69,7 @@ class Harness:
         """Wait until every queued order is terminal; return the ledger."""
         deadline = time.monotonic() + timeout
         while True:
-            ledger = (await self.client.get("/admin/ledger")).json()
+            ledger = (await self.client.get("/admin/ledger", headers=AUTH)).json()
             if ledger["orders_nonterminal"] == 0 or time.monotonic() > deadline:
                 return ledger
             import anyio

@@ -54,7 +54,7 @@ def test_standalone_worker_finishes_orders_queued_by_a_service_without_workers(r
             "user_id": i + 1, "user_type": "live", "symbol": "EURUSD", "side": "buy", "volume": 0.01})
         assert r.status_code == 200
     time.sleep(0.3)
-    assert httpx.get(f"{svc.url}/admin/ledger").json()["orders_nonterminal"] == 5
+    assert httpx.get(f"{svc.url}/admin/ledger", headers=svc.admin_headers).json()["orders_nonterminal"] == 5
     port = free_port()
     worker = subprocess.Popen(
         [sys.executable, "-m", "execbench", "worker", "--metrics-port", str(port)],
@@ -62,9 +62,9 @@ def test_standalone_worker_finishes_orders_queued_by_a_service_without_workers(r
         stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
-        while httpx.get(f"{svc.url}/admin/ledger").json()["orders_nonterminal"] and time.monotonic() < deadline:
+        while httpx.get(f"{svc.url}/admin/ledger", headers=svc.admin_headers).json()["orders_nonterminal"] and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert httpx.get(f"{svc.url}/admin/ledger").json()["orders_nonterminal"] == 0
+        assert httpx.get(f"{svc.url}/admin/ledger", headers=svc.admin_headers).json()["orders_nonterminal"] == 0
         # The worker counts an outcome just after its commit, so the ledger can show the last order
         # terminal a moment before the counter moves.
         confirmed = 'executor_provider_outcomes_total{outcome="confirmed"} 5.0'

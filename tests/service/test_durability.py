@@ -22,7 +22,7 @@ def test_a_killed_process_finishes_its_queued_orders_after_restart(running_servi
                 "user_id": 1 + i % 10, "user_type": "live", "symbol": "GBPUSD", "side": "sell", "volume": 0.02})
             assert response.status_code == 200
             accepted.append(response.json()["order_id"])
-        assert client.get("/admin/ledger").json()["orders_nonterminal"] > 0
+        assert client.get("/admin/ledger", headers=first.admin_headers).json()["orders_nonterminal"] > 0
     first.stop(signal.SIGKILL)
 
     second = running_service(database_url=first.database_url, seed_users=None, extra_env=env, name="second")

@@ -9,7 +9,7 @@ import pytest
 
 from service.margin import order_margin_usd
 from service.prices import PriceFeed
-from tests.service.conftest import add_account, serving
+from tests.service.conftest import AUTH, add_account, serving
 
 pytestmark = pytest.mark.anyio
 BALANCE = 10_000.0
@@ -69,9 +69,9 @@ async def test_skip_over_commits_and_the_tool_shows_it(database_url):
         # every accepted order but the first found its elders still queued: skip's blind spot
         assert ledger["by_mode"]["skip"]["accepted_while_queued"] == accepted - 1
         # the sampler's light ledger: the same totals without the per-mode detail
-        light = await svc.client.get("/admin/ledger", params={"by_mode": "false"})
+        light = await svc.client.get("/admin/ledger", headers=AUTH, params={"by_mode": "false"})
         assert light.json() == {k: v for k, v in ledger.items() if k != "by_mode"}
-        assert (await svc.client.get("/admin/ledger", params={"by_mode": "maybe"})).status_code == 422
+        assert (await svc.client.get("/admin/ledger", headers=AUTH, params={"by_mode": "maybe"})).status_code == 422
         errors = ledger["by_mode"]["skip"]["abs_estimate_error_quantiles_usd"]
         assert errors["count"] == accepted  # every confirmation records how wrong the estimate was
         assert 0 < errors["p50"] <= errors["p99"]  # skip ignores the queued orders' margin
@@ -95,7 +95,7 @@ async def test_the_estimate_error_is_exact_for_off_and_the_queued_margin_for_ski
         await svc.set_mode("skip")
         second = await svc.order(user_id=600, volume=volume)  # first is still queued: unseen by skip
         store = svc.services.store
-        ledger_before = (await svc.client.get("/admin/ledger")).json()
+        ledger_before = (await svc.client.get("/admin/ledger", headers=AUTH)).json()
         assert ledger_before["orders_nonterminal"] == 2
         from service.provider import ProviderWorker
 
@@ -105,7 +105,7 @@ async def test_the_estimate_error_is_exact_for_off_and_the_queued_margin_for_ski
         rows = await store.claim_due("test", time.time() + 10, 5, 10, unsent_before=0)
         for row in sorted(rows, key=lambda r: r.id != first.json()["order_id"]):
             await worker._confirm(row, time.time())
-        ledger = (await svc.client.get("/admin/ledger")).json()
+        ledger = (await svc.client.get("/admin/ledger", headers=AUTH)).json()
     off, skip = ledger["by_mode"]["off"], ledger["by_mode"]["skip"]
     assert off["max_abs_estimate_error_usd"] < 0.05
     # skip's estimate misses the first order's margin, still queued when the second was accepted

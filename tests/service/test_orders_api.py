@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from service.db import make_engine, orders
 from service.profiles import STAGES
-from tests.service.conftest import add_account, serving
+from tests.service.conftest import AUTH, add_account, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -179,7 +179,7 @@ async def test_concurrent_duplicates_never_create_two_orders(database_url, mode)
         assert len({r.json()["order_id"] for r in responses}) == 1
         account = (await svc.client.get("/api/accounts/live/4")).json()
         assert account["queued_orders"] == 1
-        ledger = (await svc.client.get("/admin/ledger")).json()
+        ledger = (await svc.client.get("/admin/ledger", headers=AUTH)).json()
         assert ledger["reserved_vs_open_residual_usd"] == 0
 
 

@@ -5,7 +5,7 @@ import time
 import anyio
 import pytest
 
-from tests.service.conftest import serving
+from tests.service.conftest import AUTH, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -65,7 +65,7 @@ async def test_duplicate_and_out_of_order_answers_change_nothing(database_url):
         confirm_after_reject = await store.confirm(order_id, "live", 1, "w3", now, lambda s: 1.0,
                                                    lambda positions: (0.0, 0.0, 0.0))
         assert confirm_after_reject is None
-        ledger = (await svc.client.get("/admin/ledger")).json()
+        ledger = (await svc.client.get("/admin/ledger", headers=AUTH)).json()
         assert (ledger["releases_total"], ledger["double_releases"]) == (1, 0)
         assert ledger["reserved_vs_open_residual_usd"] == 0
 
@@ -76,7 +76,7 @@ async def test_duplicate_and_out_of_order_answers_change_nothing(database_url):
         assert result is not None
         assert await store.release(confirmed_id, "rejected", "w5", now) is None
         assert await store.release(confirmed_id, "timeout", "w6", now) is None
-        ledger = (await svc.client.get("/admin/ledger")).json()
+        ledger = (await svc.client.get("/admin/ledger", headers=AUTH)).json()
         assert (ledger["releases_total"], ledger["double_releases"], ledger["orders_nonterminal"]) == (1, 0, 0)
         assert ledger["reserved_vs_open_residual_usd"] == 0
 
