@@ -1,6 +1,7 @@
 """The run directory: `timeline.jsonl`, `requests.jsonl` and the small files around them.
 
-Record shapes are DESIGN's "Run directory records". Times inside the load generator are
+Record shapes are DESIGN's "Run directory records", their names execbench/rundir.py's (the
+one module writer and readers share). Times inside the load generator are
 epoch floats (cheap); they become ISO-8601 UTC with microseconds only when written.
 No Locust import here.
 """
@@ -8,7 +9,6 @@ No Locust import here.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,27 +16,13 @@ from typing import Any
 
 import orjson
 
+import execbench.rundir as fmt
+from execbench.rundir import iso, parse_iso, read_jsonl
+
+__all__ = ["RunWriter", "copy_timings", "iso", "parse_iso", "read_jsonl", "request_line",
+           "utc_stamp"]
+
 UTC = dt.UTC
-
-
-def iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_iso(text: str) -> float:
-    """ISO-8601 (with `Z` or an offset, any fraction length) -> epoch seconds."""
-    text = text.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    # Python < 3.11 rejects fractions that are not 3 or 6 digits; normalise to 6.
-    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)$", text)
-    if m:
-        frac = (m.group(2) or "0")[:6].ljust(6, "0")
-        text = f"{m.group(1)}.{frac}{m.group(3)}"
-    value = dt.datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
 
 
 def utc_stamp(ts: float) -> str:
@@ -46,17 +32,18 @@ def utc_stamp(ts: float) -> str:
 def request_line(rec: dict[str, Any]) -> bytes:
     """One requests.jsonl line from an in-memory record (epoch floats)."""
     out = {
-        "intended_ts": iso(rec["intended"]),
-        "sent_ts": iso(rec["sent"]),
-        "latency_ms": round(rec["latency_ms"], 3),
-        "latency_from_intended_ms": round(rec["latency_ms"] + (rec["sent"] - rec["intended"]) * 1000, 3),
-        "status": rec["status"],
-        "outcome": rec["outcome"],
-        "flow": rec["flow"],
-        "name": rec["name"],
-        "phase": rec["phase"],
-        "late": rec["late"],
-        "served_mode": rec.get("served_mode"),
+        fmt.R_INTENDED_TS: iso(rec["intended"]),
+        fmt.R_SENT_TS: iso(rec["sent"]),
+        fmt.R_LATENCY_MS: round(rec["latency_ms"], 3),
+        fmt.R_LATENCY_FROM_INTENDED_MS:
+            round(rec["latency_ms"] + (rec["sent"] - rec["intended"]) * 1000, 3),
+        fmt.R_STATUS: rec["status"],
+        fmt.R_OUTCOME: rec["outcome"],
+        fmt.R_FLOW: rec["flow"],
+        fmt.R_NAME: rec["name"],
+        fmt.R_PHASE: rec["phase"],
+        fmt.R_LATE: rec["late"],
+        fmt.R_SERVED_MODE: rec.get("served_mode"),
     }
     if rec.get("reason"):
         out["reason"] = rec["reason"]
@@ -71,7 +58,7 @@ def request_line(rec: dict[str, Any]) -> bytes:
     if rec.get("replayed"):
         out["replayed"] = True
     if rec.get("server_metrics"):
-        out["server_metrics"] = {k: round(v, 3) for k, v in rec["server_metrics"].items()}
+        out[fmt.R_SERVER_METRICS] = {k: round(v, 3) for k, v in rec["server_metrics"].items()}
     return orjson.dumps(out) + b"\n"
 
 
@@ -82,8 +69,8 @@ class RunWriter:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # Open for the whole run, closed by close(): records are appended as they arrive.
-        self._timeline = open(self.run_dir / "timeline.jsonl", "ab")  # noqa: SIM115
-        self._requests = open(self.run_dir / "requests.jsonl", "ab")  # noqa: SIM115
+        self._timeline = open(self.run_dir / fmt.TIMELINE, "ab")  # noqa: SIM115
+        self._requests = open(self.run_dir / fmt.REQUESTS, "ab")  # noqa: SIM115
         self._lock = threading.Lock()
         self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self.timeline_events: list[dict[str, Any]] = []
@@ -119,21 +106,6 @@ class RunWriter:
         with self._lock:
             self._requests.close()
             self._timeline.close()
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    out = []
-    if not Path(path).exists():
-        return out
-    with open(path, "rb") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                try:
-                    out.append(orjson.loads(line))
-                except orjson.JSONDecodeError:
-                    continue  # a torn last line of a log that was still being written
-    return out
 
 
 def copy_timings(sources: list[Path], dest: Path, start: float, end: float) -> int:
