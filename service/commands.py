@@ -16,9 +16,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(docs/DESIGN.md); the options below override them. Stop it with Ctrl-C or "
                     "SIGTERM (exit 0).")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=port_number, default=8000,
+                       help="port to listen on, 1-65535 (default: %(default)s)")
     serve.add_argument("--no-workers", action="store_true", help="run no provider workers in-process")
     serve.add_argument("--workers", type=int, default=1, help="provider worker tasks (default 1)")
+    limits = serve.add_argument_group("connection limits (hostile or broken clients)")
+    limits.add_argument("--max-header-bytes", type=_positive(int), default=32_768, metavar="N",
+                        help="a request head (request line and headers) above N bytes is answered "
+                             "431 and its connection closed (default: %(default)s)")
+    limits.add_argument("--header-timeout", type=_positive(float), default=10.0, metavar="S",
+                        help="close a connection that has not sent a complete request head S seconds "
+                             "after opening or after its last response (default: %(default)s)")
+    limits.add_argument("--idle-timeout", type=_positive(float), default=5.0, metavar="S",
+                        help="close a keep-alive connection idle for S seconds (default: %(default)s)")
+    limits.add_argument("--max-connections", type=_positive(int), default=1024, metavar="N",
+                        help="above N open connections or requests in flight, answer 503 "
+                             "(default: %(default)s)")
     _storage_overrides(serve)
     serve.set_defaults(handler=_serve)
 
@@ -29,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "or time each order out (releasing its margin). Any number of them may run "
                     "beside `execbench serve` (with or without --no-workers).")
     worker.add_argument("--workers", type=int, default=2, help="worker tasks (default: %(default)s)")
-    worker.add_argument("--metrics-port", type=int, default=9101,
+    worker.add_argument("--metrics-port", type=port_number_or_zero, default=9101,
                         help="/metrics port (0: none; default: %(default)s)")
     worker.add_argument("--metrics-host", default="127.0.0.1",
                         help="/metrics address (default: %(default)s)")
@@ -71,17 +84,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     flag.set_defaults(handler=_flag)
 
 
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {value}")
+    return value
+
+
+def port_number_or_zero(text: str) -> int:
+    return 0 if text.strip() == "0" else port_number(text)
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def _storage_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="overrides EXECBENCH_DATABASE_URL")
     parser.add_argument("--profile", help="overrides EXECBENCH_PROFILE (seed | none | file.toml)")
     parser.add_argument("--mode", choices=["off", "skip", "skip_reserve"], help="initial flag mode")
 
 
+def fail(message: str) -> int:
+    """The one error style of the commands: `execbench: error: …`, exit 2."""
+    print(f"execbench: error: {message}", file=sys.stderr)
+    return 2
+
+
+class SettingsError(Exception):
+    pass
+
+
 def _settings(args):
+    from pydantic import ValidationError
+
     from service.settings import Settings
 
     overrides = {k: v for k in ("database_url", "profile", "mode") if (v := getattr(args, k, None))}
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"EXECBENCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors())
+        raise SettingsError(problems) from None
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -91,31 +148,87 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _sqlite_path(url: str) -> str | None:
+    if url.startswith("sqlite") and ":///" in url:
+        path = url.split(":///", 1)[1].split("?", 1)[0]
+        return None if path in ("", ":memory:") else path
+    return None
+
+
+def lock_sqlite_file(url: str):
+    """One `serve` per SQLite file: SQLite has no cross-process user lock, so a second executor
+    on the same file over-commits in `off` (15 of 160 in the issue). An exclusive flock on
+    `<file>.serve.lock`, held for the process's life (the kernel drops it when the process dies,
+    even by SIGKILL). Returns the open file, or raises SettingsError naming the holder."""
+    import fcntl
+    import os
+
+    path = _sqlite_path(url)
+    if path is None:
+        return None
+    lock = open(f"{path}.serve.lock", "a+")  # noqa: SIM115 -- held open until the process exits
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise SettingsError(f"{path} is already served by {holder}; one `execbench serve` per SQLite "
+                            "file (run replicas on PostgreSQL)") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"execbench serve pid {os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
 def _serve(args) -> int:
     import logging
 
     import uvicorn
 
     from service.app import create_app
+    from service.http_server import guarded_protocol
     from service.profiles import ProfileError
 
-    settings = _settings(args)
-    _ensure_sqlite_dir(settings.database_url)
+    try:
+        settings = _settings(args)
+        _ensure_sqlite_dir(settings.database_url)
+        lock = lock_sqlite_file(settings.database_url)  # noqa: F841 -- held until exit
+    except SettingsError as exc:
+        return fail(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(settings, run_workers=not args.no_workers, worker_count=args.workers)
     except ProfileError as exc:
-        print(f"execbench serve: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
+    protocol = guarded_protocol(args.max_header_bytes, args.header_timeout)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=10)
-    server = _quiet_exit_server_class()(config)
+                            timeout_graceful_shutdown=10, timeout_keep_alive=args.idle_timeout,
+                            limit_concurrency=args.max_connections,
+                            h11_max_incomplete_event_size=args.max_header_bytes,
+                            **({"http": protocol} if protocol is not None else {}))
+    server = _quiet_exit_server_class(0 if args.no_workers else args.workers)(config)
     server.run()
-    return 0 if server.started else 3  # uvicorn's STARTUP_FAILURE: the port was taken, say
+    if not server.started:  # uvicorn's STARTUP_FAILURE: the port was taken, say
+        print(f"execbench: error: could not listen on {args.host}:{args.port} (see the log above)",
+              file=sys.stderr)
+        return 3
+    return 0
 
 
-def _quiet_exit_server_class():
+def describe(settings, host: str, port: int, mode: str, workers: int) -> str:
+    """The line `serve` logs once it listens: where, on what, how."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    return (f"listening on http://{host}:{port}; database {database}; "
+            f"profile {settings.profile}; mode {mode}; provider workers {workers}")
+
+
+def _quiet_exit_server_class(workers: int = 0):
     import contextlib
+    import logging
 
     import uvicorn
 
@@ -130,6 +243,18 @@ def _quiet_exit_server_class():
                 yield
                 self._captured_signals.clear()
 
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if not self.started:
+                return
+            app = self.config.loaded_app
+            while not hasattr(app, "state") and hasattr(app, "app"):  # uvicorn's wrappers
+                app = app.app
+            services = app.state.services
+            port = self.servers[0].sockets[0].getsockname()[1] if self.servers else self.config.port
+            logging.getLogger("execbench.serve").info(
+                describe(services.settings, self.config.host, port, services.flags.mode, workers))
+
     return QuietExitServer
 
 
@@ -138,7 +263,10 @@ def _worker(args) -> int:
 
     from service.worker_process import run_workers
 
-    settings = _settings(args)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        return fail(str(exc))
     _ensure_sqlite_dir(settings.database_url)
     asyncio.run(run_workers(settings, args.workers, args.metrics_host, args.metrics_port))
     return 0
@@ -149,9 +277,10 @@ def _seed(args) -> int:
 
     from service.db import make_engine
     from service.seed import AlreadySeeded, clear_database, seed_database
-    from service.settings import Settings
-
-    settings = Settings(**({"database_url": args.database_url} if args.database_url else {}))
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        return fail(str(exc))
     _ensure_sqlite_dir(settings.database_url)
 
     async def main():

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from execbench.contract import MODES
@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL: sqlite+aiosqlite:///… or postgresql+asyncpg://…",
     )
     profile: str = Field(default="seed", description="seed | none | path to a TOML profile")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        return async_database_url(url)
     mode: Mode = Field(default="off", description="initial provider_skip mode of a new database")
     admin_token: str | None = Field(default=None, description="bearer token of the admin API")
     flag_ttl_s: float = Field(default=1.0, gt=0, le=60)
@@ -53,6 +58,25 @@ class Settings(BaseSettings):
     provider_seed: int | None = None
     max_body_bytes: int = Field(default=16_384, ge=256)
     db_pool_size: int = Field(default=20, ge=1)
+
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg",
+                  "postgres": "postgresql+asyncpg"}
+_SUPPORTED = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def async_database_url(url: str) -> str:
+    """A plain SQLAlchemy URL (`sqlite:///x.db`, `postgresql://…`, as every SQLAlchemy user
+    writes it) mapped to the async driver the service runs on; another driver refused in one
+    line instead of SQLAlchemy's "the asyncio extension requires an async driver"."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r} (sqlite:///path.db or postgresql://user@host/db)")
+    scheme = _ASYNC_DRIVERS.get(scheme.lower(), scheme.lower())
+    if scheme not in _SUPPORTED:
+        raise ValueError(f"unsupported database driver {url.partition('://')[0]!r}: use sqlite:// "
+                         "(aiosqlite) or postgresql:// (asyncpg)")
+    return f"{scheme}://{rest}"
 
 
 @lru_cache

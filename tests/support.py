@@ -35,10 +35,43 @@ def require_binary(name: str, package: str) -> str:
     return path
 
 
+# Ports for the servers the tests start. Below Linux's ephemeral range (32768-60999), so no
+# outgoing connection (to PostgreSQL, between test processes) takes one between the check here
+# and the server's own bind, which the port 0 the OS hands out could not promise. Under xdist
+# each worker draws from its own slice, so two workers never pick the same port; the start in
+# the slice is random, so two suites on one machine rarely walk the same ports either.
+PORT_RANGE = (20000, 32000)
+_next_port: list[int] = []
+
+
+def _port_slice() -> tuple[int, int]:
+    low, high = PORT_RANGE
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist
+    if worker.startswith("gw"):
+        count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        span = (high - low) // count
+        low += int(worker[2:]) % count * span
+        high = low + span
+    return low, high
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, from this worker's slice (see PORT_RANGE)."""
+    import random
+
+    low, high = _port_slice()
+    if not _next_port:
+        _next_port.append(random.randrange(low, high))
+    for _ in range(high - low):
+        port = _next_port[0]
+        _next_port[0] = low + (port + 1 - low) % (high - low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or lingering): the next one
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def _psql(sql: str) -> subprocess.CompletedProcess:
@@ -128,6 +161,7 @@ def start_service(
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
     name: str = "service",
+    serve_args: list[str] | None = None,
 ) -> ServiceHandle:
     """Seed a database (unless seed_users is None) and start `execbench serve` on it."""
     import sys
@@ -157,6 +191,7 @@ def start_service(
     args = [*exe, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if not workers:
         args.append("--no-workers")
+    args += serve_args or []
     with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
