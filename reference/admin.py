@@ -39,7 +39,12 @@ class AdminClient:
                 resp = self.http.get("/healthz", timeout=2)
                 if resp.status_code == 200:
                     return
-                last = f"HTTP {resp.status_code}"
+                kind = resp.headers.get("content-type", "").split(";")[0] or "no content type"
+                last = f"HTTP {resp.status_code} ({kind})"
+                if resp.status_code not in (502, 503, 504):  # not starting: another service
+                    raise AdminError(f"GET {self.base_url}/healthz answered {last}: is this the "
+                                     "execbench reference service? (for your own service, "
+                                     "describe it in the experiment's [target])")
             except httpx.HTTPError as exc:
                 last = str(exc) or type(exc).__name__
             time.sleep(0.2)
