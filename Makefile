@@ -17,6 +17,10 @@ install: $(BIN)/execbench
 demo: install
 	$(BIN)/execbench demo $(ARGS)
 
+# Two workers (pytest-xdist) with a module's shared fixture kept on one worker (loadgroup, see
+# tests/conftest.py); the 15 slowest tests are listed at the end of every run, CI's included.
+PYTEST_WORKERS ?= 2
+
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(ARGS)

@@ -1,8 +1,31 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.support import create_postgres_database, drop_postgres_database
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (`make test` runs `-n 2 --dist loadgroup`): keep a module's shared fixture
+    shared, and start the long tests first.
+
+    A test that uses a module-scoped fixture (one service and run shared by the module's checks)
+    joins its module's xdist group, so one worker sets the fixture up once instead of each worker
+    building its own. The `slow` tests (real load for seconds) go first, so the suite does not
+    end on one worker with a long test left while the other idles.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    for item in items:
+        fixturedefs = getattr(item, "_fixtureinfo", None)
+        defs = fixturedefs.name2fixturedefs.values() if fixturedefs else ()
+        # the project's own fixtures (a plugin's, like tmp_path_factory, have no baseid)
+        if any(d and d[-1].baseid and d[-1].scope != "function" for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture
