@@ -17,9 +17,10 @@ install: $(BIN)/execbench
 demo: install
 	$(BIN)/execbench demo $(ARGS)
 
-# Two workers (pytest-xdist) with a module's shared fixture kept on one worker (loadgroup, see
+# Four workers (pytest-xdist; the tests mostly wait on services, sleeps and phases, so more
+# workers than the 2 cores pay) with a module's shared fixture kept on one worker (loadgroup, see
 # tests/conftest.py); the 15 slowest tests are listed at the end of every run, CI's included.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 4
 
 test: install
 	$(BIN)/ruff check .
