@@ -117,7 +117,15 @@ async def get_flags(services: Annotated[Services, Depends(get_services)]) -> dic
     return flag_view(services.flags.state)
 
 
-@router.put("/flags/provider_skip", responses={401: {}, 403: {}, 422: {}})
+def _documented_body(model) -> dict:
+    """The route reads any JSON (a refusal is audited before validation); the schema it
+    documents is the model's, which is what a client should send."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+
+
+@router.put("/flags/provider_skip", responses={401: {}, 403: {}, 422: {}},
+            openapi_extra=_documented_body(FlagChange))
 async def put_provider_skip(request: Request, services: Annotated[Services, Depends(get_services)],
                             body: Annotated[dict | list | str | int | float | bool | None, Body()] = None):
     change, refused = await _audited_change(request, services, FLAG, body, FlagChange)
@@ -165,7 +173,7 @@ def _provider_view(services: Services) -> dict:
             "timeout_s": settings.provider_timeout_s}
 
 
-@router.put("/provider", responses={401: {}, 403: {}, 422: {}})
+@router.put("/provider", responses={401: {}, 403: {}, 422: {}}, openapi_extra=_documented_body(ProviderChange))
 async def put_provider(request: Request, services: Annotated[Services, Depends(get_services)],
                        body: Annotated[dict | list | str | int | float | bool | None, Body()] = None):
     change, refused = await _audited_change(request, services, PROVIDER, body, ProviderChange)
