@@ -2,10 +2,12 @@
 
     python benchmarks/loadgen_bench.py capacity [--rates 100,200,400,...] [--step-s 10]
         Generator capacity: stepped fixed-rate arrivals from ONE `execbench run` process against
-        a trivial target (an asyncio HTTP server answering canned JSON, in its own process).
-        For each step: achieved rate, late sends, and the generator's CPU (psutil, sampled over
-        the step). The figure: the highest step held within 5 % with < 1 % late sends and the
-        generator at <= 70 % of one core.
+        a trivial target (an asyncio HTTP server answering canned JSON, in its own process),
+        through the generic HTTP target (no admin calls: any service's path). For each step:
+        achieved rate, late sends, lateness p99, and the generator's CPU per request (psutil
+        user+system time over the step / requests sent in it). Then plain Locust
+        (benchmarks/locust_peer.py, FastHttpUser, the same body and target) at each rate, its
+        CPU per request, and the ratio execbench / Locust, measured in the same run.
 
     python benchmarks/loadgen_bench.py accuracy [--rate 10] [--seconds 30]
         Measurement accuracy: a real `execbench serve` with profile `seed` (SQLite), a modest
@@ -76,6 +78,8 @@ class TrivialTarget:
             self.mode = json.loads(body)["mode"]
             self.applied_at = self._now()
             return 200, self._flag()
+        if path == "/admin/flags/audit":
+            return 200, b'{"entries":[]}'
         if path == "/admin/flags":
             return 200, json.dumps({"provider_skip": json.loads(self._flag())}).encode()
         if path == "/admin/ledger":
@@ -164,21 +168,43 @@ def stop(proc: subprocess.Popen) -> None:
 
 def write_spec(path: Path, name: str, phases: list[tuple[str, float, float]], mix="trader_mix",
                provider_share=0.5, max_inflight=256, arrival="fixed") -> None:
+    """A reference-pack spec (its order scenarios)."""
     lines = [f'name = "{name}"', 'profile = "none"', "", "[load]", f'arrival = "{arrival}"',
              "rate = 1.0", f"provider_share = {provider_share}", f"max_inflight = {max_inflight}",
              "drain_s = 1", "", "[load.population]", "users = 100", "", "[load.mix]",
              f"{mix} = 1.0", ""]
-    for pname, duration, rate in phases:
-        lines += ["[[phases]]", f'name = "{pname}"', f"duration_s = {duration}", 'mode = "off"',
-                  f"rate = {rate}", ""]
+    lines += _phases(phases)
     path.write_text("\n".join(lines))
 
 
-def run_cli(args: list[str], env: dict | None = None, sample_cpu: bool = False):
-    """Run `execbench ...`; with sample_cpu, sample its CPU% once a second: [(epoch, cpu%)]."""
+def write_generic_spec(path: Path, name: str, phases: list[tuple[str, float, float]],
+                       max_inflight=256) -> None:
+    """The same load through the generic HTTP target: one request, the peer's body."""
+    lines = [f'name = "{name}"', 'modes = ["off"]', "", "[target]", 'health = "/healthz"', "",
+             "[[target.requests]]", 'name = "order"', 'flow = "provider"', 'method = "POST"',
+             'path = "/api/orders/instant/execute"',
+             ('json = { user_id = 17, user_type = "live", symbol = "EURUSD", side = "buy", '
+              'volume = 0.01 }'), "", "[load]", 'arrival = "fixed"', "rate = 1.0",
+             f"max_inflight = {max_inflight}", "drain_s = 1", ""]
+    lines += _phases(phases)
+    path.write_text("\n".join(lines))
+
+
+def _phases(phases: list[tuple[str, float, float]]) -> list[str]:
+    lines = []
+    for pname, duration, rate in phases:
+        lines += ["[[phases]]", f'name = "{pname}"', f"duration_s = {duration}", 'mode = "off"',
+                  f"rate = {rate}", ""]
+    return lines
+
+
+def run_cli(args: list[str], env: dict | None = None, sample_cpu: bool = False,
+            argv: list[str] | None = None):
+    """Run `execbench ...` (or `argv`); with sample_cpu, sample its CPU time (user + system,
+    seconds) every 0.25 s: [(epoch, cpu_seconds)]."""
     import psutil
 
-    proc = subprocess.Popen([sys.executable, "-m", "execbench", *args], cwd=ROOT,
+    proc = subprocess.Popen(argv or [sys.executable, "-m", "execbench", *args], cwd=ROOT,
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     samples: list[tuple[float, float]] = []
@@ -186,17 +212,25 @@ def run_cli(args: list[str], env: dict | None = None, sample_cpu: bool = False):
         ps = psutil.Process(proc.pid)
 
         def sampler():
-            ps.cpu_percent(None)
             while proc.poll() is None:
-                time.sleep(1.0)
                 try:
-                    samples.append((time.time(), ps.cpu_percent(None)))
+                    t = ps.cpu_times()
+                    samples.append((time.time(), t.user + t.system))
                 except psutil.Error:
                     return
+                time.sleep(0.25)
 
         threading.Thread(target=sampler, daemon=True).start()
     out, _ = proc.communicate(timeout=3600)
     return proc.returncode, out, samples
+
+
+def cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float | None:
+    """CPU seconds the process used between two times (nearest samples inside)."""
+    inside = [(t, c) for t, c in samples if start <= t <= end]
+    if len(inside) < 2:
+        return None
+    return inside[-1][1] - inside[0][1], inside[-1][0] - inside[0][0]
 
 
 # --- benchmarks ------------------------------------------------------------------------------
@@ -208,16 +242,17 @@ def capacity(args) -> int:
     rates = [float(r) for r in args.rates.split(",")]
     port = free_port()
     target = subprocess.Popen([sys.executable, __file__, "serve-trivial", "--port", str(port)])
+    results: dict[float, dict] = {}
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/healthz")
         with tempfile.TemporaryDirectory() as tmp:
             spec = Path(tmp) / "capacity.toml"
             phases = [("warmup", 3, rates[0])] + [(f"r{int(r)}", args.step_s, r) for r in rates]
-            write_spec(spec, "loadgen-capacity", phases, max_inflight=args.max_inflight)
+            write_generic_spec(spec, "loadgen-capacity", phases, max_inflight=args.max_inflight)
             run_dir = Path(tmp) / "run"
             code, out, cpu = run_cli(["run", str(spec), "--target", url, "--run-dir", str(run_dir),
-                                      "--admin-token", "x", "--no-table"], sample_cpu=True)
+                                      "--no-table"], sample_cpu=True)
             if code != 0:
                 print(out)
                 return 1
@@ -228,30 +263,76 @@ def capacity(args) -> int:
                     windows[ev["phase"]] = [parse_iso(ev["ts"]), None]
                 elif ev["event"] == "phase_end":
                     windows[ev["phase"]][1] = parse_iso(ev["ts"])
-            print(f"generator capacity (one process, 2-core box, trivial target on the same box), "
-                  f"step {args.step_s:.0f} s")
-            print(f"{'target/s':>9} {'sent/s':>8} {'late %':>7} {'gen CPU %':>9} "
-                  f"{'p50 ms':>7} {'p99 ms':>7}  held")
-            best = None
             for r in rates:
                 start, end = windows[f"r{int(r)}"]
                 recs = [x for x in records if x["phase"] == f"r{int(r)}"]
                 sent = sum(1 for x in recs if start <= parse_iso(x["sent_ts"]) < end)
-                rate = sent / (end - start)
-                late = sum(1 for x in recs if x["late"]) / max(1, len(recs)) * 100
-                inside = [c for t, c in cpu if start + 1 <= t <= end]
-                mean_cpu = sum(inside) / len(inside) if inside else float("nan")
-                lat = sorted(x["latency_ms"] for x in recs) or [float("nan")]
-                ok = abs(rate - r) / r <= 0.05 and late < 1.0 and mean_cpu <= 70
-                if ok:
-                    best = r
-                print(f"{r:9.0f} {rate:8.1f} {late:7.2f} {mean_cpu:9.1f} "
-                      f"{lat[len(lat) // 2]:7.2f} {lat[int(len(lat) * 0.99)]:7.2f}  "
-                      f"{'yes' if ok else 'no'}")
-            print(f"highest step held at <= 70 % CPU with < 1 % late sends: {best} req/s")
+                lateness = sorted(max(0.0, (parse_iso(x["sent_ts"]) - parse_iso(x["intended_ts"]))
+                                      * 1000) for x in recs) or [float("nan")]
+                used = cpu_between(cpu, start + 1, end)
+                results[r] = {
+                    "rate": sent / (end - start),
+                    "late": sum(1 for x in recs if x["late"]) / max(1, len(recs)) * 100,
+                    "late_p99": lateness[int(len(lateness) * 0.99)],
+                    "cpu_us": used[0] / used[1] / (sent / (end - start)) * 1e6 if used else None,
+                    "cpu_pct": used[0] / used[1] * 100 if used else None,
+                }
+        for r in rates:
+            results[r]["peer"] = locust_peer(url, r, args.step_s)
     finally:
         stop(target)
+    print(f"generator CPU per request, one process each, trivial target on the same 2-core box, "
+          f"{args.step_s:.0f} s per rate")
+    print(f"{'target/s':>9} {'sent/s':>8} {'late %':>7} {'late p99':>9} {'CPU %':>6} "
+          f"{'µs/req':>7} | {'Locust/s':>9} {'CPU %':>6} {'µs/req':>7} | {'ratio':>6}")
+    for r in rates:
+        x, peer = results[r], results[r]["peer"]
+        ratio = x["cpu_us"] / peer["cpu_us"] if x["cpu_us"] and peer.get("cpu_us") else None
+        print(f"{r:9.0f} {x['rate']:8.1f} {x['late']:7.2f} {x['late_p99']:8.2f}ms "
+              f"{_f(x['cpu_pct'], 6, 0)} {_f(x['cpu_us'], 7, 0)} | {peer['rate']:9.1f} "
+              f"{_f(peer.get('cpu_pct'), 6, 0)} {_f(peer.get('cpu_us'), 7, 0)} | "
+              f"{_f(ratio, 6, 2)}")
+    print("ratio: execbench CPU per request / plain Locust FastHttpUser CPU per request, same run")
     return 0
+
+
+def _f(value, width: int, digits: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.{digits}f}"
+
+
+def locust_peer(url: str, rate: float, seconds: float) -> dict:
+    """Plain Locust at `rate` for `seconds` (plus a 3 s ramp); CPU per request over the
+    steady part, from Locust's own request count."""
+    import csv
+
+    per_user = 10.0
+    users = max(1, round(rate / per_user))
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = Path(tmp) / "peer"
+        argv = [sys.executable, "-m", "locust", "-f", str(ROOT / "benchmarks" / "locust_peer.py"),
+                "--headless", "-u", str(users), "-r", str(users), "-t", f"{seconds + 3:.0f}s",
+                "--host", url, "--csv", str(prefix), "--csv-full-history", "--only-summary",
+                "--loglevel", "WARNING"]
+        started = time.time()
+        code, out, cpu = run_cli([], sample_cpu=True, argv=argv,
+                                 env={"PEER_RATE_PER_USER": str(per_user)})
+        if code not in (0, 1):
+            return {"rate": float("nan"), "error": out[-500:]}
+        with open(f"{prefix}_stats_history.csv") as fh:
+            history = list(csv.DictReader(fh))
+    rows = [(float(h["Timestamp"]), int(h["Total Request Count"])) for h in history
+            if h["Name"] == "Aggregated"]
+    steady = [(t, n) for t, n in rows if t >= started + 3.5]
+    if len(steady) < 2:
+        return {"rate": float("nan")}
+    (t0, n0), (t1, n1) = steady[0], steady[-1]
+    used = cpu_between(cpu, t0, t1)
+    sent_rate = (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
+    out = {"rate": sent_rate}
+    if used and sent_rate > 0:
+        out["cpu_pct"] = used[0] / used[1] * 100
+        out["cpu_us"] = used[0] / used[1] / sent_rate * 1e6
+    return out
 
 
 def accuracy(args) -> int:
