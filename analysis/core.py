@@ -92,9 +92,17 @@ class Analysis:
     # reference runs and logs by default): (path, source label), or None
     checks_file: tuple | None = None
 
+    # what flows()/metrics() found (the tables do not change once ingested)
+    _cache: dict = field(default_factory=dict, repr=False)
+
     # ---- what the data has
     def flows(self) -> list[str]:
         """Flows with any record in a phase, the reference flows first."""
+        if "flows" not in self._cache:
+            self._cache["flows"] = self._flows()
+        return list(self._cache["flows"])
+
+    def _flows(self) -> list[str]:
         t = self.timings
         inside = self.attribution.phase_index >= 0
         codes = set(np.unique(t.cats["flow"][inside]).tolist())
@@ -110,6 +118,11 @@ class Analysis:
     def metrics(self) -> list[str]:
         """The primary table's metrics that hold a value: the timing log's durations (the
         executor first), or the client's latencies and server metrics."""
+        if "metrics" not in self._cache:
+            self._cache["metrics"] = self._metrics()
+        return list(self._cache["metrics"])
+
+    def _metrics(self) -> list[str]:
         fl = self.timings.floats
         if self.client_only:
             names = [*rd.CLIENT_METRICS, *server_metric_names(self.timings)]

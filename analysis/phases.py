@@ -6,8 +6,9 @@ before a flip reached the service (or after, in the previous phase). Such record
 phase as the *flip window* and left out of the phase's statistics, so every statistic is about one
 mode exactly. Records without a mode (a production log, a generic target's client records) are
 attributed to their phase's mode by time, except those sent between a flip's `flip_requested`
-and its `flip_applied`: which mode served them is unknown, so they are the phase's flip window
-too (mixed), left out of its statistics like the records of the other mode. Warmup
+and its `flip_applied` (or after the request of a flip that failed, `flip_failed`): which mode
+served them is unknown, so they are the phase's flip window too (mixed), left out of its
+statistics like the records of the other mode. Warmup
 (phases with analyse = false) and records outside every phase are counted and reported too.
 """
 
@@ -36,6 +37,7 @@ class PhaseWindow:
     source: str = "timeline"
     group: str | None = None
     rate: float | None = None
+    flip_failed: float | None = None  # the flip into the phase was never confirmed
 
     @property
     def unit(self) -> str:
@@ -69,6 +71,7 @@ def windows_from_timeline(spec: Spec | None, events: list[dict], first_ts: float
     groups: dict[str, str | None] = {}
     flips_req: dict[str, float] = {}
     flips_app: dict[str, float] = {}
+    flips_failed: dict[str, float] = {}
     order: list[str] = []
     run_start = next((e["ts"] for e in events if e["event"] == rd.EV_RUN_START), None)
     run_end = next((e["ts"] for e in events if e["event"] == rd.EV_RUN_END), None)
@@ -88,6 +91,8 @@ def windows_from_timeline(spec: Spec | None, events: list[dict], first_ts: float
             flips_req.setdefault(ph, e["ts"])
         elif ev == rd.EV_FLIP_APPLIED:
             flips_app.setdefault(ph, e["ts"])
+        elif ev == rd.EV_FLIP_FAILED:
+            flips_failed.setdefault(ph, e["ts"])
     spec_phases = {p.name: p for p in (spec.phases if spec else [])}
     windows: list[PhaseWindow] = []
     if order:
@@ -110,7 +115,11 @@ def windows_from_timeline(spec: Spec | None, events: list[dict], first_ts: float
             fr = flips_req.get(name) if i > 0 else None
             fa = flips_app.get(name) if i > 0 else None
             windows.append(PhaseWindow(name, mode, analysed, start, end, fr, fa,
-                                       group=group, rate=sp.rate if sp else None))
+                                       group=group, rate=sp.rate if sp else None,
+                                       flip_failed=flips_failed.get(name) if i > 0 else None))
+            if windows[-1].flip_failed is not None and fa is None:
+                notes.append(f"the flip into {name!r} failed (never confirmed): its records "
+                             "without a mode of their own are left out of its statistics")
         missing = [p.name for p in (spec.phases if spec else []) if p.name not in starts]
         if missing:
             notes.append(f"phases in the spec that never started: {', '.join(missing)}")
@@ -165,6 +174,9 @@ def attribute(t: Table, windows: list[PhaseWindow]) -> Attribution:
                 # no mode of their own, sent while the flip was on its way: either mode
                 wrong |= (in_phase & ~has_mode & (ts >= w.flip_requested)
                           & (ts < w.flip_applied))
+            elif w.flip_requested is not None and w.flip_failed is not None:
+                # the flip was never confirmed: from its request on, the mode is unknown
+                wrong |= in_phase & ~has_mode & (ts >= w.flip_requested)
             mismatched = int(wrong.sum())
             no_mode = int((in_phase & ~has_mode).sum()) if mode_codes is not None else total
             ok &= ~wrong

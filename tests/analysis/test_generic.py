@@ -419,3 +419,21 @@ def test_analyze_log_checks_option(tmp_path):
     c = next(c for c in summary_of(out)["checks"] if c["source"] == "slo")
     assert c["name"] == "after p50 under 50 ms" and not c["passed"]  # p50 ~88 ms
     assert math.isfinite(float(c["observed"].split()[1]))
+
+
+def test_a_failed_flip_leaves_its_modeless_records_out(tmp_path):
+    """flip_failed instead of flip_applied: which mode served the phase is unknown, so its
+    records without a served_mode are not counted as the new mode's."""
+    run = write_generic_run(tmp_path / "r", GenericSpec(rate=20.0))
+    lines = (run / rd.TIMELINE).read_bytes().splitlines()
+    events = [orjson.loads(x) for x in lines]
+    for e in events:
+        if e["event"] == rd.EV_FLIP_APPLIED and e["phase"] == "treatment":
+            e["event"] = rd.EV_FLIP_FAILED
+    (run / rd.TIMELINE).write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    analyze_run(run, console=quiet())
+    s = summary_of(run)
+    info = s["phase_info"]["treatment"]
+    assert info["records"] > 0 and info["kept"] == 0 and info["flip_window"] == info["records"]
+    assert any("the flip into 'treatment' failed" in n for n in s["ingest"]["notes"])
+    assert s["phase_info"]["rollback"]["kept"] > 0  # the next flip was confirmed
