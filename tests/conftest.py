@@ -7,25 +7,43 @@ import pytest
 from tests.support import create_postgres_database, drop_postgres_database
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
-def pytest_collection_modifyitems(config, items):
-    """Under xdist (`make test` runs `-n 2 --dist loadgroup`): keep a module's shared fixture
-    shared, and start the long tests first.
+def _modules_with_shared_fixtures() -> set[str]:
+    """Test modules (as node ids) that define a module-scoped fixture: a service or run shared
+    by the module's checks."""
+    from pathlib import Path
 
-    A test that uses a module-scoped fixture (one service and run shared by the module's checks)
-    joins its module's xdist group, so one worker sets the fixture up once instead of each worker
-    building its own. The `slow` tests (real load for seconds) go first, so the suite does not
-    end on one worker with a long test left while the other idles.
-    """
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    for item in items:
-        fixturedefs = getattr(item, "_fixtureinfo", None)
-        defs = fixturedefs.name2fixturedefs.values() if fixturedefs else ()
-        # the project's own fixtures (a plugin's, like tmp_path_factory, have no baseid)
-        if any(d and d[-1].baseid and d[-1].scope != "function" for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    root = Path(__file__).resolve().parent.parent
+    return {str(path.relative_to(root)) for path in (root / "tests").rglob("test_*.py")
+            if 'scope="module"' in path.read_text()}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` as this suite means it (`make test`): a module with a module-scoped
+    fixture runs on one worker, so its fixture is set up once instead of on every worker that
+    gets one of its tests; every other test is scheduled on its own, like `--dist load`.
+
+    xdist's own loadgroup reads `xdist_group` marks through a node id rename that pytest 9 no
+    longer honours (Node.nodeid is built from `_id`; xdist 3.8 sets `_nodeid`), so the grouping
+    is done here, in the scheduler, from the files."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    shared = _modules_with_shared_fixtures()
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in shared else nodeid
+
+    return SharedFixtureScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, the `slow` tests (real load for seconds) go first, so the suite does not end
+    on one worker with a long test left while the others idle."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture
