@@ -27,6 +27,9 @@ class AuditTrail:
         self._flush_s = flush_s
         self._clock = clock
         self._open: dict[tuple, list] = {}  # key -> [row id or None while inserting, pending count]
+        # One flush at a time: a reader's flush must wait for counts another flush has taken
+        # but not yet written, or the trail it reads misses them.
+        self._flushing = asyncio.Lock()
 
     async def note(self, *, action: str, flag: str, actor: str, remote: str | None, requested: str | None,
                    reason: str | None, http_status: int) -> None:
@@ -48,6 +51,10 @@ class AuditTrail:
                         exc_info=True)
 
     async def flush(self) -> None:
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         minute = int(self._clock() // 60)
         for key, entry in list(self._open.items()):
             row_id, pending = entry
