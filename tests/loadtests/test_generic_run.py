@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.examples.fastpath import start_fastpath
-from tests.loadtests.util import ROOT, ab_phases, cli_env, execbench, timeline, write_spec
+from tests.loadtests.util import ROOT, cli_env, execbench, timeline
 
 EXAMPLE = ROOT / "examples" / "fastpath"
 
@@ -70,14 +70,23 @@ def test_the_flagd_adapter_flips_the_flag_file_the_service_evaluates(fastpath, t
                        env=cli_env(FASTPATH_FLAGS_FILE=str(fastpath.flags_file)), timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert _flips(run_dir) == [("treatment", "fast"), ("rollback", "legacy")]
+    from loadtests.records import parse_iso
+
+    applied = {e["phase"]: parse_iso(e["ts"]) for e in timeline(run_dir)
+               if e["event"] == "flip_applied" and not e.get("initial")}
     records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
-    served = {}
+    checked = 0
     for r in records:
-        if r["outcome"] != "failure":
-            served.setdefault(r["phase"], []).append(r["served_mode"])
-    # requests in flight across a flip keep the variant they started with: nearly all, not all
-    for phase, mode in (("baseline", "legacy"), ("treatment", "fast"), ("rollback", "legacy")):
-        assert served[phase].count(mode) >= 0.8 * len(served[phase]), (phase, served[phase])
+        if r["outcome"] == "failure":
+            continue
+        # once `get` confirmed the flip, the service evaluates the new variant: every request
+        # sent after that is served in its phase's mode (those in flight before may not be)
+        if r["phase"] in applied and parse_iso(r["sent_ts"]) < applied[r["phase"]]:
+            continue
+        mode = {"baseline": "legacy", "treatment": "fast", "rollback": "legacy"}[r["phase"]]
+        assert r["served_mode"] == mode, r
+        checked += 1
+    assert checked >= 10, checked
     assert fastpath.evaluated_variant() == "legacy"
 
 
@@ -121,39 +130,32 @@ def test_a_health_check_that_answers_404_is_one_line_at_once(fastpath, tmp_path)
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_the_reference_service_through_the_generic_target_agrees_with_its_pack(
+def test_the_reference_service_through_the_generic_target_measures_what_its_pack_reads(
         running_service, tmp_path):
-    """Same service, same phases and rate, once through the reference pack (its scenarios,
-    admin API, timing log) and once as any service (requests, `http` flag adapter, the
-    server metric read from the response body). The verdicts agree and the optimized
-    provider medians agree within a factor a real bug (wrong mode, wrong metric) would
-    exceed: skip's 88 ms against off's 253 ms is a factor 2.9."""
-    svc = running_service(profile="seed", seed_users=100, orders_per_user=1)
-    phases = ab_phases(seconds=6, warmup=2)
-    checks = ('[[checks]]\nkind = "reduction_at_least"\nflow = "provider"\n'
-              'metric = "executor_ms"\nfrom = "baseline"\nto = "optimized"\npct = 35\n')
-    builtin = write_spec(tmp_path / "builtin.toml", phases=phases, rate=20.0, users=100,
-                         checks=checks).read_text().replace('profile = "none"', 'profile = "seed"')
-    (tmp_path / "builtin.toml").write_text(builtin)
+    """The reference service driven as any service (requests, the `http` flag adapter, the
+    server metric read from each answer's JSON) records exactly what the reference pack reads
+    from the service's own timing log: the same executor_ms values and the same modes, order
+    for order. (How close the two runs' latencies come is noise, not a test.)"""
+    svc = running_service(profile="none", seed_users=100, orders_per_user=1)
     generic = (ROOT / "examples" / "reference" / "provider-skip-over-http.toml").read_text()
-    medians = {}
-    for name, spec, extra in (("builtin", tmp_path / "builtin.toml",
-                               ["--timing-log", svc.timing_log]),
-                              ("generic", tmp_path / "generic.toml", [])):
-        if name == "generic":
-            spec.write_text(generic.replace("duration_s = 40", "duration_s = 6")
-                            .replace("duration_s = 10", "duration_s = 2"))
-        run_dir = tmp_path / name
-        result = execbench("run", spec, "--target", svc.url, "--run-dir", run_dir, "--no-table",
-                           *extra, env=cli_env(svc.admin_token), timeout=180)
-        assert result.returncode == 0, result.stdout + result.stderr
-        report = execbench("report", run_dir, timeout=120)
-        summary = _summary(run_dir)
-        reduction = next(c for c in summary["checks"] if c.get("kind") == "reduction_at_least")
-        medians[name] = (summary["phases"]["optimized"]["provider"]["executor_ms"]["p50"]["value"],
-                         summary["phases"]["baseline"]["provider"]["executor_ms"]["p50"]["value"],
-                         reduction["passed"], report.returncode)
-    (b_opt, b_base, b_pass, _), (g_opt, g_base, g_pass, _) = medians["builtin"], medians["generic"]
-    assert b_pass == g_pass, medians
-    assert 1 / 1.5 <= g_opt / b_opt <= 1.5, medians
-    assert 1 / 1.5 <= g_base / b_base <= 1.5, medians
+    spec = tmp_path / "generic.toml"
+    spec.write_text(generic.replace("duration_s = 40", "duration_s = 3")
+                    .replace("duration_s = 10", "duration_s = 1"))
+    run_dir = tmp_path / "run"
+    result = execbench("run", spec, "--target", svc.url, "--run-dir", run_dir, "--no-table",
+                       "--timing-log", svc.timing_log, env=cli_env(svc.admin_token), timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _flips(run_dir) == [("optimized", "skip"), ("rollback", "off")]
+    records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
+    timings = [json.loads(line) for line in (run_dir / "timings.jsonl").read_text().splitlines()]
+    answered = [r for r in records if r["status"] == 200]
+    served = [t for t in timings if t["status"] == "success"]
+    assert answered and len(answered) == len(served)
+    for flow in ("provider", "local"):
+        client = sorted((r["served_mode"], r["server_metrics"]["executor_ms"])
+                        for r in answered if r["flow"] == flow)
+        server = sorted((t["mode"], round(t["durations_ms"]["executor_ms"], 3))
+                        for t in served if t["flow"] == flow)
+        assert [m for m, _ in client] == [m for m, _ in server], flow
+        assert [v for _, v in client] == pytest.approx([v for _, v in server], abs=0.002), flow
+        assert {m for m, _ in client} == {"off", "skip"}
