@@ -299,8 +299,8 @@ def _seed(args) -> int:
         if args.if_empty:
             print(f"execbench seed: {settings.database_url} already has accounts; left as it is")
             return 0
-        print(f"execbench seed: {exc}", file=sys.stderr)
-        return 1
+        print(f"execbench: error: {exc}", file=sys.stderr)
+        return 2
     print(f"seeded {counts['accounts']} accounts and {counts['orders']} open orders "
           f"into {settings.database_url}")
     return 0
@@ -318,17 +318,18 @@ def _flag(args) -> int:
                   f"{current['changed_by']}; applied here {current['applied_at']})")
             return 0
         if not token:
-            print("execbench flag: set EXECBENCH_ADMIN_TOKEN to change the flag", file=sys.stderr)
+            print("execbench: error: set EXECBENCH_ADMIN_TOKEN to change the flag", file=sys.stderr)
             return 2
         response = httpx.put(f"{base}/admin/flags/provider_skip", timeout=10,
                              headers={"Authorization": f"Bearer {token}"},
                              json={"mode": args.mode, "reason": args.reason, "actor": args.actor})
     except httpx.HTTPError as exc:
-        print(f"execbench flag: cannot reach {base}: {exc}", file=sys.stderr)
+        print(f"execbench: error: cannot reach {base}: {exc}", file=sys.stderr)
         return 2
     if response.status_code != 200:
-        print(f"execbench flag: refused ({response.status_code}): {response.text}", file=sys.stderr)
-        return 1
+        print(f"execbench: error: the flag change was refused ({response.status_code}): "
+              f"{response.text}", file=sys.stderr)
+        return 2
     new = response.json()["provider_skip"]
     print(f"provider_skip: {current['mode']} -> {new['mode']} (applied {new['applied_at']} "
           f"on the replica that answered; others within the flag TTL)")

@@ -26,7 +26,7 @@ def test_flag_command_prints_old_new_and_applied_time(running_service):
     refused = execbench("flag", "skip", "--target", svc.url, env={"EXECBENCH_ADMIN_TOKEN": ""})
     assert refused.returncode == 2 and "EXECBENCH_ADMIN_TOKEN" in refused.stderr
     wrong = execbench("flag", "skip", "--target", svc.url, env={"EXECBENCH_ADMIN_TOKEN": "wrong"})
-    assert wrong.returncode == 1 and "403" in wrong.stderr
+    assert wrong.returncode == 2 and "403" in wrong.stderr
     changed = execbench("flag", "skip_reserve", "--target", svc.url, "--reason", "canary 5%",
                         env={"EXECBENCH_ADMIN_TOKEN": svc.admin_token})
     assert changed.returncode == 0, changed.stderr
@@ -39,7 +39,8 @@ def test_seed_refuses_to_overwrite_an_existing_database(tmp_path):
     first = execbench("seed", "--users", "3", "--orders-per-user", "2", "--database-url", url)
     assert first.returncode == 0 and "seeded 6 accounts and 12 open orders" in first.stdout
     again = execbench("seed", "--users", "3", "--database-url", url)
-    assert again.returncode == 1 and "already has accounts" in again.stderr
+    assert again.returncode == 2 and "already has accounts" in again.stderr
+    assert again.stderr.startswith("execbench: error: ")
     tolerant = execbench("seed", "--if-empty", "--users", "3", "--database-url", url)
     assert tolerant.returncode == 0 and "left as it is" in tolerant.stdout
 
