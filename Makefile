@@ -17,10 +17,11 @@ install: $(BIN)/execbench
 demo: install
 	$(BIN)/execbench demo $(ARGS)
 
-# Four workers (pytest-xdist; the tests mostly wait on services, sleeps and phases, so more
-# workers than the 2 cores pay) with a module's shared fixture kept on one worker (loadgroup, see
-# tests/conftest.py); the 15 slowest tests are listed at the end of every run, CI's included.
-PYTEST_WORKERS ?= 4
+# Two workers (pytest-xdist), one per core: with four, a busy core and the suite's own services,
+# a reference service under test got a quarter of a core and melted down (10 s timeouts at
+# 30 orders/s, a CI run of 2026-12-02); a module's shared fixture is kept on one worker
+# (loadgroup, see tests/conftest.py); the 15 slowest tests are listed at the end of every run.
+PYTEST_WORKERS ?= 2
 
 test: install
 	$(BIN)/ruff check .

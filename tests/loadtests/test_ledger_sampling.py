@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import time
 
 import pytest
@@ -244,9 +245,11 @@ outage = false
         assert s["orders_nonterminal"] >= floor, (s, floor)
         queued_floor.append(floor)
     assert max(queued_floor) > 0, "no outage order was ever seen queued"
-    # and once the provider answers again the backlog drains below its outage peak
-    late = [s["orders_nonterminal"] for s in samples if s["t"] >= starts["after"] + 4]
-    assert late and min(late) < max(s["orders_nonterminal"] for s in during)
+    # and once the provider answers again the backlog drains: how fast is the machine's
+    # business (a busy box drains slower than any fixed window), that it does is the run's
+    # settled ledger, read after the provider answered every order
+    ledger = json.loads((run_dir / "ledger.json").read_text())
+    assert ledger["orders_nonterminal"] == 0, ledger
     assert all(s["orders_total"] >= 60 for s in samples)
     assert "ledger_interval_s = 0.25" in (run_dir / "experiment.toml").read_text()  # as run
 

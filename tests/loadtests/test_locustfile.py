@@ -29,7 +29,8 @@ def test_locustfile_lists_scenarios_and_experiment_shapes():
 def test_headless_manual_load(running_service, tmp_path):
     svc = running_service(profile="none", seed_users=200, orders_per_user=1)
     run_dir = tmp_path / "manual"
-    result = _locust("--headless", "-u", 2, "-r", 2, "-t", "3s", "--host", svc.url,
+    # long enough for a starved machine to start its users and send (nothing asserts a rate)
+    result = _locust("--headless", "-u", 2, "-r", 2, "-t", "8s", "--host", svc.url,
                      "TraderMix", env=cli_env(EXECBENCH_RUN_DIR=str(run_dir),
                                               EXECBENCH_RATE_PER_USER="5"))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -24,7 +24,7 @@ from tests.support import free_port
 
 pytestmark = pytest.mark.slow
 
-RATE = 30.0
+RATE = 15.0  # orders/s: a service on a shared, busy 2-core box must keep up
 
 
 def _run(svc, spec, run_dir, *extra, timeout=120):
