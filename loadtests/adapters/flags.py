@@ -112,7 +112,8 @@ class HttpFlag(_Confirming):
         self.http = httpx.Client(timeout=float(self.conf["timeout_s"]))
         self.rng = random.Random()
         try:
-            self.set_t = compile_value(conf["set"])
+            # without `set` it only reads (the flagd adapter confirms through it)
+            self.set_t = compile_value(conf["set"]) if "set" in conf else None
             self.get_t = compile_value(conf["get"]) if self.can_read else None
         except TemplateError as exc:
             raise FlagError(f"[flag]: {exc}") from None
@@ -220,9 +221,9 @@ class FlagdFlag(_Confirming):
         self.name = self.flag
         getter = conf.get("get")
         if isinstance(getter, dict):
-            self.reader: _Confirming = HttpFlag({**conf, "set": {"url": "/"}}, base_url)
+            self.reader: _Confirming = HttpFlag(conf, base_url)
         else:
-            self.reader = CommandFlag({**conf, "set": ""}, base_url)
+            self.reader = CommandFlag(conf, base_url)
 
     def _document(self) -> dict[str, Any]:
         try:

@@ -61,18 +61,26 @@ class ServerMetric:
         self.name = metric_name(source)
 
     def read(self, headers, body: Any) -> float | None:
+        """The metric in ms: a `Server-Timing` entry's dur, or a number in the body."""
         if self.kind == "header":
             value = headers.get("server-timing")
             if not value:
                 return None
             return parse_server_timing(value).get(self.where)
-        try:
-            value = pointer(body, self.where)
-        except (KeyError, TypeError):
-            return None
+        value = self.raw(headers, body)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
         return float(value)
+
+    def raw(self, headers, body: Any) -> Any:
+        """The value where the source points: a header's text, or the JSON value (None when
+        absent)."""
+        if self.kind == "header":
+            return headers.get(self.where)
+        try:
+            return pointer(body, self.where)
+        except (KeyError, TypeError):
+            return None
 
 
 def read_population(load: dict[str, Any], base: Path) -> list[dict[str, str]] | None:

@@ -110,7 +110,8 @@ class HttpRequestsUser(ArrivalRateUser):
                         server[metric.name] = value
             served = None
             if req.served is not None and status:
-                served = _served(req.served, resp.headers, body)
+                value = req.served.raw(resp.headers, body)
+                served = str(value).strip() if value is not None else None
             if outcome == "failure":
                 resp.failure(reason)
             else:
@@ -119,15 +120,3 @@ class HttpRequestsUser(ArrivalRateUser):
                   flow=req.flow, name=req.name, served_mode=served, reason=reason,
                   server_metrics=server or None)
 
-
-def _served(source: ServerMetric, headers, body) -> str | None:
-    if source.kind == "header":
-        value = headers.get(source.where)
-        return value.strip() if value else None
-    from loadtests.adapters.templates import pointer
-
-    try:
-        value = pointer(body, source.where)
-    except (KeyError, TypeError):
-        return None
-    return str(value) if value is not None else None
