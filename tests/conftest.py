@@ -17,6 +17,7 @@ def _modules_with_shared_fixtures() -> set[str]:
             if 'scope="module"' in path.read_text()}
 
 
+@pytest.hookimpl(optionalhook=True)  # `-p no:xdist` runs the suite in one process
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadgroup` as this suite means it (`make test`): a module with a module-scoped
     fixture runs on one worker, so its fixture is set up once instead of on every worker that
