@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
 
+from service.admin_gate import AdminGate
 from service.audit import AuditTrail
 from service.container import Services
 from service.db import create_schema, make_engine
@@ -109,5 +110,8 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, on_reject=admin.audit_rejected_body)
+    # before the body guard and FastAPI: a refused admin call costs no routing, body or database
+    app.add_middleware(AdminGate, token=settings.admin_token, per_s=settings.admin_refusals_per_s,
+                       burst=settings.admin_refusal_burst, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorGuard)
     return app

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         return async_database_url(url)
     mode: Mode = Field(default="off", description="initial provider_skip mode of a new database")
     admin_token: str | None = Field(default=None, description="bearer token of the admin API")
+    # Refused admin attempts allowed per source address (service/admin_gate.py): a bucket of
+    # `admin_refusal_burst`, refilled at `admin_refusals_per_s`; above it 429 with Retry-After.
+    admin_refusals_per_s: float = Field(default=5.0, ge=0)
+    admin_refusal_burst: int = Field(default=20, ge=1)
     flag_ttl_s: float = Field(default=1.0, gt=0, le=60)
     timing_log: Path | None = None
     replica: str | None = Field(default=None, description="replica name in records; default host:pid")

@@ -344,12 +344,13 @@ class Store:
         return (old["value"] if old else None), dict(new)
 
     async def audit_note(self, *, action: str, flag: str, now: float, actor: str, remote: str | None,
-                         requested: str | None, reason: str | None, http_status: int) -> int:
+                         requested: str | None, reason: str | None, http_status: int,
+                         attempts: int = 1) -> int:
         """One aggregated audit row (a refusal or a read); returns its id (service/audit.py)."""
         async with self.write_engine.begin() as conn:
             result = await conn.execute(insert(flag_audit).values(
                 ts=now, action=action, flag=flag, actor=actor, remote=remote, old_value=None,
-                new_value=requested, reason=reason, http_status=http_status, attempts=1
+                new_value=requested, reason=reason, http_status=http_status, attempts=attempts
             ).returning(flag_audit.c.id))
             return int(result.scalar_one())
 

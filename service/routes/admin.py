@@ -2,11 +2,14 @@
 
 Changes and the admin reads (ledger, provider settings, audit trail) need
 `Authorization: Bearer <EXECBENCH_ADMIN_TOKEN>` (compared in constant time): no token → 401, a
-wrong one → 403, and with no token configured every one is refused. `GET /admin/flags` stays
-open: it answers from memory (no database read) what `/healthz` says too, the mode.
-Every change is written to the audit trail at once; refused attempts (of changes and of reads)
-and admin reads are noted per source and minute (service/audit.py), so a flood of them costs
-the database one row a minute per source, not one write per request.
+wrong one → 403, and with no token configured every one is refused; a source with too many
+refusals gets 429. Those refusals are answered by the admin gate (service/admin_gate.py) before
+any route runs; the routes check the token again (an app without the gate stays closed).
+`GET /admin/flags` stays open: it answers from memory (no database read) what `/healthz` says
+too, the mode. Every change is written to the audit trail at once (after the counts noted
+before it, so the trail's order is the order of events); refused attempts (of changes and of
+reads) and admin reads are counted per source and minute (service/audit.py), so a flood of
+them costs the database one row a minute per source, not one write per request.
 """
 
 from __future__ import annotations
@@ -67,22 +70,23 @@ async def _audited_change(request: Request, services: Services, flag: str, raw_b
     """Authenticate, then validate; either refusal is audited before anything changes."""
     requested = raw_body.get("mode") if isinstance(raw_body, dict) else None
 
-    async def audit(actor: str, reason: str, status: int) -> None:
-        await services.audit.note(
+    def audit(actor: str, reason: str, status: int) -> None:
+        services.audit.note(
             action="refused", flag=flag, actor=actor, remote=remote(request),
             requested=str(requested)[:64] if requested else None, reason=reason, http_status=status)
 
     try:
         check_token(request, services)
     except Refused as exc:
-        await audit("unauthenticated", exc.detail, exc.status)
+        audit("unauthenticated", exc.detail, exc.status)
         return None, refusal(exc)
     try:
         change = model.model_validate(raw_body)
     except ValidationError as exc:
-        await audit("admin-token", "invalid request body", 422)
+        audit("admin-token", "invalid request body", 422)
         raise RequestValidationError(exc.errors(include_url=False, include_context=False),
                                      body=raw_body) from None
+    await services.audit.flush()  # the attempts noted before this change get their rows first
     return change, None
 
 
@@ -91,11 +95,11 @@ async def _audited_read(request: Request, services: Services, what: str) -> JSON
     try:
         check_token(request, services)
     except Refused as exc:
-        await services.audit.note(action="refused", flag=what, actor="unauthenticated", remote=remote(request),
-                                  requested=None, reason=exc.detail, http_status=exc.status)
+        services.audit.note(action="refused", flag=what, actor="unauthenticated", remote=remote(request),
+                            requested=None, reason=exc.detail, http_status=exc.status)
         return refusal(exc)
-    await services.audit.note(action="read", flag=what, actor="admin-token", remote=remote(request),
-                              requested=None, reason=None, http_status=200)
+    services.audit.note(action="read", flag=what, actor="admin-token", remote=remote(request),
+                        requested=None, reason=None, http_status=200)
     return None
 
 
@@ -107,9 +111,9 @@ async def audit_rejected_body(scope, status: int, kind: str) -> None:
         return
     flag = FLAG if path.endswith(FLAG) else PROVIDER if path.endswith(PROVIDER) else path[:32]
     client = scope.get("client")
-    await services.audit.note(action="refused", flag=flag, actor="unknown", requested=None,
-                              remote=f"{client[0]}:{client[1]}" if client else None,
-                              reason=f"unusable request body ({kind})", http_status=status)
+    services.audit.note(action="refused", flag=flag, actor="unknown", requested=None,
+                        remote=f"{client[0]}:{client[1]}" if client else None,
+                        reason=f"unusable request body ({kind})", http_status=status)
 
 
 @router.get("/flags")
@@ -124,7 +128,7 @@ def _documented_body(model) -> dict:
         "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
 
-@router.put("/flags/provider_skip", responses={401: {}, 403: {}, 422: {}},
+@router.put("/flags/provider_skip", responses={401: {}, 403: {}, 422: {}, 429: {}},
             openapi_extra=_documented_body(FlagChange))
 async def put_provider_skip(request: Request, services: Annotated[Services, Depends(get_services)],
                             body: Annotated[dict | list | str | int | float | bool | None, Body()] = None):
@@ -139,7 +143,7 @@ async def put_provider_skip(request: Request, services: Annotated[Services, Depe
 AUDIT_PAGE_MAX = 500
 
 
-@router.get("/flags/audit", responses={401: {}, 403: {}})
+@router.get("/flags/audit", responses={401: {}, 403: {}, 429: {}})
 async def get_audit(request: Request, services: Annotated[Services, Depends(get_services)],
                     limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 100,
                     before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
@@ -155,7 +159,7 @@ async def get_audit(request: Request, services: Annotated[Services, Depends(get_
     return {"entries": [{**e, "ts": iso_utc(e["ts"])} for e in entries], "next_before_id": next_before}
 
 
-@router.get("/provider", responses={401: {}, 403: {}})
+@router.get("/provider", responses={401: {}, 403: {}, 429: {}})
 async def get_provider(request: Request, services: Annotated[Services, Depends(get_services)]):
     refused = await _audited_read(request, services, "provider")
     if refused is not None:
@@ -173,7 +177,7 @@ def _provider_view(services: Services) -> dict:
             "timeout_s": settings.provider_timeout_s}
 
 
-@router.put("/provider", responses={401: {}, 403: {}, 422: {}}, openapi_extra=_documented_body(ProviderChange))
+@router.put("/provider", responses={401: {}, 403: {}, 422: {}, 429: {}}, openapi_extra=_documented_body(ProviderChange))
 async def put_provider(request: Request, services: Annotated[Services, Depends(get_services)],
                        body: Annotated[dict | list | str | int | float | bool | None, Body()] = None):
     change, refused = await _audited_change(request, services, PROVIDER, body, ProviderChange)
@@ -186,7 +190,7 @@ async def put_provider(request: Request, services: Annotated[Services, Depends(g
     return _provider_view(services)
 
 
-@router.get("/ledger", responses={401: {}, 403: {}})
+@router.get("/ledger", responses={401: {}, 403: {}, 429: {}})
 async def get_ledger(request: Request, services: Annotated[Services, Depends(get_services)],
                      by_mode: bool = True):
     """`?by_mode=false`: the totals only, cheap enough to poll every second during a run."""

@@ -8,12 +8,14 @@ fixed 500-entry view, and 53 of 100 concurrent flips on PostgreSQL recorded a wr
 
 import itertools
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 pytestmark = pytest.mark.slow
+NO_THROTTLE = {"EXECBENCH_ADMIN_REFUSAL_BURST": "1000000"}
 
 
 def test_admin_reads_need_the_token(running_service):
@@ -27,7 +29,8 @@ def test_admin_reads_need_the_token(running_service):
 
 
 def test_a_flood_of_refusals_is_audited_in_aggregate(running_service, database_url):
-    svc = running_service(database_url=database_url, seed_users=2)
+    # the per-source throttle (429) is another test's: here every refusal is a 401 or 403
+    svc = running_service(database_url=database_url, seed_users=2, extra_env=NO_THROTTLE)
     tries = 300
     wrong = {"Authorization": "Bearer nope"}
 
@@ -99,3 +102,70 @@ def test_concurrent_flips_record_the_true_previous_mode(running_service, databas
     assert chain[0]["old_value"] == "off"
     for earlier, later in itertools.pairwise(chain):
         assert later["old_value"] == earlier["new_value"], (earlier, later)
+
+
+def test_a_refused_flood_is_answered_by_the_gate_throttled_and_counted(running_service, database_url):
+    """Unauthenticated admin calls are refused before the app (no body read, no database write
+    per attempt), a source past its refusal budget gets 429 with Retry-After, and a caller with
+    the token is never throttled, even from the flooding address."""
+    burst = 40
+    svc = running_service(database_url=database_url, seed_users=2, extra_env={
+        "EXECBENCH_ADMIN_REFUSAL_BURST": str(burst), "EXECBENCH_ADMIN_REFUSALS_PER_S": "1"})
+    wrong = {"Authorization": "Bearer nope"}
+    # refused before the body guard: a body over the 16 KiB limit is not even read (401, not 413)
+    big = httpx.put(f"{svc.url}/admin/flags/provider_skip", content=b"x" * 20_000,
+                    headers={"content-type": "application/json"}, timeout=30)
+    assert big.status_code == 401 and big.headers["www-authenticate"] == "Bearer"
+    statuses: Counter = Counter()
+    retry_after: set = set()
+    lock = threading.Lock()
+    throttled, stop = threading.Event(), threading.Event()
+
+    def flood(k: int) -> None:
+        with httpx.Client(base_url=svc.url, timeout=30) as client:
+            i = k
+            while not stop.is_set():
+                if i % 3 == 0:
+                    response = client.put("/admin/flags/provider_skip", json={"mode": "skip", "reason": "x"})
+                elif i % 3 == 1:
+                    response = client.put("/admin/flags/provider_skip", json={"mode": "skip", "reason": "x"},
+                                          headers=wrong)
+                else:
+                    response = client.get("/admin/ledger", headers=wrong if i % 2 else None)
+                i += 1
+                with lock:
+                    statuses[response.status_code] += 1
+                    if response.status_code == 429:
+                        retry_after.add(response.headers.get("retry-after"))
+                        throttled.set()
+
+    threads = [threading.Thread(target=flood, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert throttled.wait(120), statuses  # the budget ran out
+        # during the flood, from the same address: the token's calls are never throttled
+        with httpx.Client(base_url=svc.url, timeout=30, headers=svc.admin_headers) as admin:
+            flip = admin.put("/admin/flags/provider_skip", json={"mode": "skip_reserve", "reason": "in flood"})
+            assert flip.status_code == 200, flip.text
+            assert admin.get("/admin/ledger", params={"by_mode": "false"}).status_code == 200
+            while sum(statuses.values()) < 600:  # and the flood goes on after the flip
+                stop.wait(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert set(statuses) <= {401, 403, 429}, statuses
+    assert statuses[401] + statuses[403] >= burst - 1 and statuses[429] > 0, statuses
+    assert retry_after and all(value.isdigit() and int(value) >= 1 for value in retry_after), retry_after
+    assert httpx.get(f"{svc.url}/admin/flags").json()["provider_skip"]["mode"] == "skip_reserve"
+    with httpx.Client(base_url=svc.url, timeout=30, headers=svc.admin_headers) as admin:
+        refused = admin.get("/admin/flags/audit", params={"action": "refused", "limit": 500}).json()["entries"]
+        changed = admin.get("/admin/flags/audit", params={"action": "changed"}).json()["entries"]
+    # every refusal (the 429s too) counted, in one row per (endpoint, status, source, minute)
+    assert sum(e["attempts"] for e in refused) == sum(statuses.values()) + 1
+    keys = [(e["flag"], e["http_status"], e["remote"], e["ts"][:16]) for e in refused]
+    assert len(keys) == len(set(keys)), keys
+    assert len(refused) < 30 and {e["http_status"] for e in refused} == {401, 403, 429}
+    assert [e["reason"] for e in changed] == ["in flood"]
+    assert "Traceback" not in svc.log_path.read_text()
