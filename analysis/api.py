@@ -12,7 +12,8 @@ from pathlib import Path
 
 import orjson
 
-EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
+EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
 
 
 class UnusableInput(Exception):
@@ -224,7 +225,7 @@ def analyze_run(run_dir: Path, *, console=None, checks=None) -> int:
     out = write_outputs(a, Path(run_dir), console, title=f"execbench report: {Path(run_dir).name}")
     print_summary(a.summary, console)
     console.print(f"summary: {out.summary_path}\nreport:  {out.report_path}")
-    return EXIT_PASS if a.summary["verdict"] == "pass" else EXIT_FAIL
+    return EXIT_CODES[a.summary["verdict"]]
 
 
 def parse_split(value: str) -> float:
@@ -288,7 +289,7 @@ def analyze_log(path: Path, split_at: str, *, out_dir: Path | None = None, conso
     out = write_outputs(a, out_dir, console, title=f"execbench log analysis: {path.name}")
     print_summary(a.summary, console)
     console.print(f"summary: {out.summary_path}\nreport:  {out.report_path}")
-    return EXIT_PASS if a.summary["verdict"] == "pass" else EXIT_FAIL
+    return EXIT_CODES[a.summary["verdict"]]
 
 
 def compare_runs(run_a: Path, run_b: Path, *, out_dir: Path | None = None, console=None) -> int:

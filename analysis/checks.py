@@ -1,8 +1,13 @@
 """Checks and the verdict: a pack's checks file, the experiment's own checks, the run's
 errors and (for the reference pack) the safety ledger.
 
-Every check is `{"name", "passed", "observed", "expected"}` (plus `source` and `kind`); the
-verdict passes when every check passes. Findings are reported facts that gate nothing (the
+Every check is `{"name", "verdict", "passed", "observed", "expected"}` (plus `source`, `kind`
+and, unless it passed, `why`). A check's verdict is three-valued: "pass", "fail", or
+"inconclusive" when the data cannot decide it (fewer than `min_samples` records in a group it
+compares, no interval at that sample size, or an interval that straddles the threshold);
+`passed` is true, false or null to match. The run's verdict is FAIL when any check fails,
+else INCONCLUSIVE when any is inconclusive (or there is no check at all), else PASS; exit
+codes 0 / 1 / 3 (2: unusable input). Findings are reported facts that gate nothing (the
 over-commits `skip` allows, a p50 faster than the seed claimed, malformed lines).
 
 Checks (`[[checks]]` in experiment.toml or a checks file) are read by `kind` (docs/analysis.md
@@ -23,8 +28,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .recovery import recovery_text
 from .safety import part as safety_part
-from .stats import recovery_text
 
 SEED_CLAIMS = "seed-claims.toml"  # the reference pack's checks: reference/checks/
 
@@ -66,14 +71,55 @@ def load_checks_file(path: Path) -> ChecksFile:
     return ChecksFile(path, source, checks)
 
 
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+
+
+class Undecided(str):
+    """A check's outcome when the data cannot decide it: the reason, for people."""
+
+
 def _chk(name, passed, observed, expected, source, kind, covers=None) -> dict:
-    """`covers`: what the check tests, as a hashable key; a built-in check whose key an
-    experiment check also covers is dropped, so one fact is tested (and counted) once."""
-    c = {"name": name, "passed": bool(passed), "observed": observed, "expected": expected,
-         "source": source, "kind": kind}
+    """`passed`: True, False, or an `Undecided(reason)` (INCONCLUSIVE). `covers`: what the
+    check tests, as a hashable key; a built-in check whose key an experiment check also covers
+    is dropped, so one fact is tested (and counted) once."""
+    if isinstance(passed, Undecided):
+        verdict, why = INCONCLUSIVE, str(passed)
+    else:
+        verdict, why = (PASS, None) if passed else (FAIL, None)
+    c = {"name": name, "verdict": verdict,
+         "passed": None if verdict == INCONCLUSIVE else verdict == PASS,
+         "observed": observed, "expected": expected, "source": source, "kind": kind}
+    if why:
+        c["why"] = why
     if covers is not None:
         c["covers"] = covers
     return c
+
+
+def run_verdict(checks: list[dict]) -> str:
+    """FAIL beats INCONCLUSIVE beats PASS; no check at all decides nothing."""
+    verdicts = {c["verdict"] for c in checks}
+    if FAIL in verdicts:
+        return FAIL
+    if INCONCLUSIVE in verdicts or not checks:
+        return INCONCLUSIVE
+    return PASS
+
+
+def by_interval(lo, hi, low: float, high: float, *, n: int | None = None,
+                min_n: int = 0, what: str = "the interval"):
+    """A threshold judged on an interval [lo, hi] of the estimate: inside [low, high] PASS,
+    wholly outside FAIL, straddling a bound INCONCLUSIVE; no interval, or n below min_n,
+    INCONCLUSIVE with the reason."""
+    if n is not None and n < min_n:
+        return Undecided(f"n={n} is below the minimum of {min_n} per group")
+    if lo is None or hi is None:
+        return Undecided(f"no 95% interval at n={n}" if n is not None else "no interval")
+    if low <= lo and hi <= high:
+        return True
+    if hi < low or lo > high:
+        return False
+    return Undecided(f"{what} straddles the threshold: more data would decide it")
 
 
 def _dedupe(checks: list[dict]) -> list[dict]:
@@ -112,7 +158,8 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
         for c in [c for c in checks if c["source"] != "experiment"]:
             checks.remove(c)
             findings.append({"name": c["name"], "observed": c["observed"],
-                             "note": ("holds" if c["passed"] else "does not hold")
+                             "note": {PASS: "holds", FAIL: "does not hold",
+                                      INCONCLUSIVE: "undecided"}[c["verdict"]]
                              + " (not gated: the load varies between phases)"})
 
     # ---- errors
@@ -326,7 +373,7 @@ def _ratio_ci(a, ref: str, ph: str, flow: str, metric: str, q: float):
     if len(r) == 0:
         return None  # a reference quantile of 0 (a skipped stage): no ratio
     lo, hi = np.quantile(r, [0.025, 0.975])
-    return quantile_sorted(x, q), quantile_sorted(y, q), float(lo), float(hi)
+    return quantile_sorted(x, q), quantile_sorted(y, q), float(lo), float(hi), min(len(x), len(y))
 
 
 def _check_phases(a, refs) -> list[str]:
@@ -516,9 +563,11 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
         return _chk(name, passed, observed, expected, src, kind, covers)
 
     def nodata(observed, expected="data"):
-        c = chk(False, observed, expected)
+        c = chk(Undecided("no data to decide it"), observed, expected)
         c["_no_data"] = True
         return c
+
+    min_n = a.settings.min_samples
 
     if error is not None:
         return chk(False, error, "a valid check")
@@ -545,7 +594,9 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
                 exp = f"{qlabel} >= {lo:g} ms"
             else:
                 exp = f"{lo:g} <= {qlabel} <= {hi:g} ms"
-            c = chk(lo <= v <= hi, observed, exp)
+            c = chk(by_interval(est["ci_low"], est["ci_high"], lo, hi, n=est["n"],
+                                min_n=min_n, what=f"the {qlabel}'s 95% interval"),
+                    observed, exp + " (the whole 95% interval)")
             below = raw.get("finding_if_ci_below")
             if isinstance(below, (int, float)) and est["ci_high"] is not None \
                     and est["ci_high"] < below:
@@ -564,18 +615,22 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
             _check_phases(a, [ref, ph])
             covers = ("reduction", flow, metric, ref, ph, qv, pct, method)
             if method == "hl":
-                return _reduction_hl(a, summary, ref, ph, flow, metric, pct, chk, nodata)
+                return _reduction_hl(a, summary, ref, ph, flow, metric, pct, chk, nodata, min_n)
             if method != "ratio":
                 raise ValueError(f"method {method!r} (expected 'ratio' or 'hl')")
             r = _ratio_ci(a, ref, ph, flow, metric, qv)
             if r is None:
                 return nodata(f"not enough {flow} {metric} records in {ref}/{ph}")
-            qa, qb, lo, hi = r
-            red, red_conf = 100 * (1 - qb / qa), 100 * (1 - hi)
-            return chk(red_conf >= pct,
+            qa, qb, lo, hi, n = r
+            red = 100 * (1 - qb / qa)
+            red_lo = None if hi is None else 100 * (1 - hi)
+            red_hi = None if lo is None else 100 * (1 - lo)
+            shown = ("no 95% interval" if red_lo is None else
+                     f"95% CI of the reduction {red_lo:.1f}%-{red_hi:.1f}%")
+            return chk(by_interval(red_lo, red_hi, pct, math.inf, n=n, min_n=min_n,
+                                   what="the reduction's 95% interval"),
                        f"{_quantile_name(qv) or qv} {qa:.1f} -> {qb:.1f} ms: -{red:.1f}% "
-                       f"(95% CI of the reduction {100 * (1 - hi):.1f}%-{100 * (1 - lo):.1f}%)",
-                       f">= {pct:g}% (lower 95% bound)")
+                       f"({shown})", f">= {pct:g}% (lower 95% bound)")
         if kind == "equivalent":
             pair = raw.get("phases") or [raw.get("a", roles["baseline"]), raw.get("b")]
             ref, ph = pair
@@ -594,11 +649,16 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
             x, y = a.values(ref, flow, metric), a.values(ph, flow, metric)
             if len(x) < 2 or len(y) < 2:
                 return nodata(f"not enough {flow} {metric} records in {ref}/{ph}")
+            if min(len(x), len(y)) < min_n:
+                return chk(Undecided(f"n={min(len(x), len(y))} is below the minimum of "
+                                     f"{min_n} per group"),
+                           f"{len(x)} vs {len(y)} {flow} {metric} records",
+                           f"within +-{margin:g}% of {ref}")
             if abs(qv - 0.5) < 1e-12:
                 c = _comparison(summary, ref, ph, flow, metric, margin) or \
                     compare_samples(np.asarray(x), np.asarray(y), margin_pct=margin)
                 eq = c["equivalence"]
-                return chk(eq["equivalent"],
+                return chk(_equivalence_outcome(eq),
                            f"p50 {c['ref_p50']:.1f} vs {c['p50']:.1f} ms; HL shift "
                            f"{c['shift_ms']['value']:+.1f} ms, 90% CI [{eq['ci90_ms'][0]:+.1f}, "
                            f"{eq['ci90_ms'][1]:+.1f}], TOST p={eq['p']:.3g}",
@@ -606,8 +666,11 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
             r = _ratio_ci(a, ref, ph, flow, metric, qv)
             if r is None:
                 return nodata(f"no ratio for {ref}/{ph} (a quantile of 0)")
-            qa, qb, lo, hi = r
+            qa, qb, lo, hi, _n = r
             ok = (1 - margin / 100) < lo and hi < (1 + margin / 100)
+            if not ok and (1 - margin / 100) <= hi and lo <= (1 + margin / 100):
+                ok = Undecided("the ratio's interval reaches past the margin: not shown "
+                               "equivalent, not shown different")
             return chk(ok, f"q{qv:g} {qa:.1f} vs {qb:.1f} ms; ratio 95% CI [{lo:.3f}, {hi:.3f}]",
                        f"ratio CI inside 1 +- {margin / 100:g}")
         if kind == "error_rate_below":
@@ -623,16 +686,9 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
             rate = err / tot
             obs = (f"{what} {err}/{tot} = {rate:.3%} (95% Wilson CI {lo:.3%}-{hi:.3%})")
             exp = f"error rate < {lim:g} (the upper 95% bound)"
-            if hi < lim:
-                return chk(True, obs, exp)
-            if rate > lim:
-                return chk(False, obs, exp)
-            # the point estimate is within the limit, the interval is not: too few requests
-            # to tell (INCONCLUSIVE once verdicts are three-valued; a failure until then)
-            c = chk(False, obs + "; inconclusive: too few requests to bound it below the limit",
-                    exp)
-            c["inconclusive"] = True
-            return c
+            # Wilson's interval is honest at any n: no minimum sample on top of it
+            return chk(by_interval(lo, hi, -math.inf, lim, what="the error rate's 95% interval"),
+                       obs, exp)
         if kind in ERROR_KINDS:
             members = _members(a, raw)
             lim = _number(a, raw, "max_failure_ratio", "max", default=0.0)
@@ -693,7 +749,8 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
             rec = f["flows"].get(flow, {}) if f else {}
             r = rec.get("recovery_s")
             if rec.get("resolvable") is False:
-                return nodata(f"{recovery_text(rec)}: {rec.get('note')}", f"<= {max_s:g} s")
+                return chk(Undecided("too few records after the flip to date the recovery"),
+                           f"{recovery_text(rec)}: {rec.get('note')}", f"<= {max_s:g} s")
             if r is None:
                 why = "never recovered" if f and f["flows"] else "no records after the flip"
                 return chk(False, why if f else f"no flip into {ph}", f"<= {max_s:g} s")
@@ -706,6 +763,24 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
         return chk(False, f"invalid check parameters: {exc}", "a valid check")
     return _chk(f"unsupported check: {name}", False, f"unknown kind {kind!r}",
                 "a kind this analysis knows (see docs/analysis.md)", src, "unsupported")
+
+
+def _equivalence_outcome(eq: dict):
+    """A TOST result as a check outcome: equivalent PASS; shown different by more than the
+    margin FAIL; otherwise (the interval reaches past the margin but not wholly) INCONCLUSIVE."""
+    v = eq.get("verdict")
+    if v is None:  # a result without its own verdict: the 90% interval against +-delta
+        lo, hi = eq["ci90_ms"]
+        d = eq["delta"]
+        v = ("equivalent" if eq["equivalent"] else
+             "different" if lo is not None and hi is not None and (lo > d or hi < -d)
+             else "inconclusive")
+    if v == "equivalent":
+        return True
+    if v == "different":
+        return False
+    return Undecided("the interval reaches past the margin: not shown equivalent, "
+                     "not shown different")
 
 
 def _members(a, raw: dict) -> list[str]:
@@ -732,7 +807,7 @@ def _comparison(summary: dict, ref: str, ph: str, flow: str, metric: str, margin
     return None
 
 
-def _reduction_hl(a, summary, ref, ph, flow, metric, pct, chk, nodata) -> dict:
+def _reduction_hl(a, summary, ref, ph, flow, metric, pct, chk, nodata, min_n: int) -> dict:
     """The p50 reduction judged on the Hodges-Lehmann shift: passes when the upper bound of its
     95% interval is at least pct% of the reference p50 below zero (the seed claim's method)."""
     import numpy as np
@@ -754,12 +829,18 @@ def _reduction_hl(a, summary, ref, ph, flow, metric, pct, chk, nodata) -> dict:
         return nodata(f"no usable {flow} comparison {ref} -> {ph}",
                       f"{flow}-flow records in both phases")
     base = c["ref_p50"]
-    hi = c["shift_ms"]["ci_high"]
+    lo, hi = c["shift_ms"]["ci_low"], c["shift_ms"]["ci_high"]
     red_pt = 100 * (1 - c["p50"] / base) if base else None
     red_ci = -100 * hi / base if base and hi is not None else None
-    if red_ci is None or red_pt is None:
+    red_max = -100 * lo / base if base and lo is not None else None
+    if red_pt is None:
         return nodata(f"no reduction for {ref} -> {ph} (a reference p50 of 0)")
-    return chk(red_ci >= pct,
+    outcome = by_interval(red_ci, red_max, pct, math.inf, n=min(c["n_ref"], c["n"]),
+                          min_n=min_n, what="the reduction's 95% interval")
+    if red_ci is None:
+        return chk(outcome, f"p50 {_fmt(base)} -> {_fmt(c['p50'])} (-{red_pt:.1f}%); no "
+                   "95% interval", f">= {pct:g}% at 95% confidence")
+    return chk(outcome,
                f"p50 {_fmt(base)} -> {_fmt(c['p50'])} (-{red_pt:.1f}%); HL shift "
                f"{_fmt(c['shift_ms']['value'])}, 95% CI upper bound = -{red_ci:.1f}% of {ref}",
                f">= {pct:g}% at 95% confidence (the HL interval's upper bound)")

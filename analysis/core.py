@@ -20,7 +20,7 @@ import numpy as np
 
 from execbench import rundir as rd
 
-from . import stats
+from . import recovery, stats
 from .ingest import METRICS, Table, server_metric_names
 from .phases import Attribution, PhaseWindow
 from .spec import Spec
@@ -45,6 +45,8 @@ class Settings:
     recovery_hold_s: float = 10.0
     recovery_max_s: float = 60.0
     residual_max_usd: float = 0.01
+    # the fewest records per compared group a check decides on: below it INCONCLUSIVE
+    min_samples: int = 30
     # non-terminal recovery after a provider fault (ledger samples): the pre-fault level is the
     # largest count in this many seconds before the fault; recovered once the count is back at
     # or below that level plus a tolerance and stays there this long (or to the last sample)
@@ -449,26 +451,37 @@ def comparisons(a: Analysis, roles: dict) -> list[dict]:
     return out
 
 
-def recoveries(a: Analysis) -> list[dict]:
+def recoveries(a: Analysis, roles: dict | None = None) -> list[dict]:
     """Recovery after each flip, per flow: the user-visible series (every success record of
-    the flow, whatever mode it ran in) against the target phase's steady p50."""
+    the flow, whatever mode it ran in) against the level it should reach: the baseline's p50
+    when the flip returns to the baseline's mode (a rollback), else the target phase's steady
+    p50 (see analysis/recovery.py)."""
     out = []
+    base = (roles or {}).get("baseline")
+    names = [w.name for w in a.attribution.windows]
+    base_mode = a.mode_of(base) if base in names else None
     for k, w in enumerate(a.attribution.windows):
         if w.flip_requested is None:
             continue
+        to_baseline = (base_mode is not None and w.mode == base_mode and w.name != base
+                       and a.attribution.windows[names.index(base)].analysed)
         entry = {"phase": w.name, "mode": w.mode, "requested_at": iso(w.flip_requested),
                  "applied_at": iso(w.flip_applied),
                  "apply_lag_s": (w.flip_applied - w.flip_requested)
                  if w.flip_applied is not None else None,
-                 "flows": recovery_after(a, k, w.flip_requested)}
+                 "flows": recovery_after(a, k, w.flip_requested,
+                                         target_phase=base if to_baseline else None)}
         out.append(entry)
     return out
 
 
-def recovery_after(a: Analysis, k: int, event_ts: float) -> dict:
+def recovery_after(a: Analysis, k: int, event_ts: float, *, target_phase: str | None = None
+                   ) -> dict:
     """Per flow: seconds from `event_ts` (a flip, the end of a provider fault) until the rolling
-    p50 settles within the tolerance of window k's steady p50 (its second half); see
-    `stats.recovery_time`. Flows with fewer than 5 steady records are left out."""
+    p50 settles within the tolerance of the level it should reach: `target_phase`'s p50 (every
+    analysed record of it; the baseline, for a rollback), else window k's steady p50 (its
+    second half); the previous window's p50 dates the change (analysis/recovery.py). Flows
+    with fewer than 5 records at the target are left out."""
     t = a.timings
     s = a.settings
     w = a.attribution.windows[k]
@@ -476,13 +489,23 @@ def recovery_after(a: Analysis, k: int, event_ts: float) -> dict:
     success = t.cats["status"] == t.code("status", "success")
     out = {}
     metric = t.floats[a.primary]
+    names = [x.name for x in a.attribution.windows]
     for flow in a.flows():
         fm = success & (t.cats["flow"] == t.code("flow", flow)) & ~np.isnan(metric)
         steady = fm & a.attribution.kept & (a.attribution.phase_index == k)
         steady &= ts >= w.start + w.duration_s / 2
         if steady.sum() < 5:
             continue
-        target = float(np.median(metric[steady]))
+        level = steady
+        if target_phase is not None:
+            level = fm & a.attribution.kept & (a.attribution.phase_index
+                                                == names.index(target_phase))
+            if level.sum() < 5:
+                level = steady
+        target = float(np.median(metric[level]))
+        prev = fm & a.attribution.kept & (a.attribution.phase_index == k - 1) if k > 0 \
+            else np.zeros_like(fm)
+        before = float(np.median(metric[prev])) if prev.sum() >= 5 else None
         # sparse series (a quiet production log): widen the window to ~50 records
         rate = steady.sum() / max(w.duration_s / 2, 1e-9)
         window = max(s.recovery_window_s, 50.0 / rate)
@@ -502,16 +525,17 @@ def recovery_after(a: Analysis, k: int, event_ts: float) -> dict:
                                  f"{window:.0f} s wide in the {span_s:.0f} s after the event"}
             continue
         span = fm & (ts >= event_ts - window) & (ts < w.end)
-        out[flow] = stats.recovery_time(
+        out[flow] = recovery.recovery_time(
             ts[span], metric[span], flip_ts=event_ts, end_ts=w.end,
             target=target, tolerance_pct=s.recovery_tolerance_pct,
             window_s=window, step_s=step,
-            hold_s=min(hold, max(w.end - event_ts, 0.0)))
+            hold_s=min(hold, max(w.end - event_ts, 0.0)), before=before,
+            target_phase=target_phase if level is not steady else w.name)
     return out
 
 
 def build_summary(a: Analysis) -> dict:
-    from .checks import evaluate
+    from .checks import evaluate, run_verdict
     from .safety import safety_section
 
     roles = a.roles()
@@ -537,7 +561,7 @@ def build_summary(a: Analysis) -> dict:
         "comparisons": comparisons(a, roles),
         "safety": None,
         "rollback": None,
-        "flips": recoveries(a),
+        "flips": recoveries(a, roles),
         "ingest": ingest_report(a),
         "settings": a.settings.__dict__.copy(),
         "methods": methods(a),
@@ -560,7 +584,7 @@ def build_summary(a: Analysis) -> dict:
     checks, findings = evaluate(a, summary)
     summary["checks"] = checks
     summary["findings"] = findings
-    summary["verdict"] = "pass" if all(c["passed"] for c in checks) else "fail"
+    summary["verdict"] = run_verdict(checks)
     a.summary = summary
     return summary
 
@@ -589,12 +613,15 @@ def methods(a: Analysis) -> dict:
         "test": "Mann-Whitney U, two-sided (scipy.stats.mannwhitneyu)",
         "equivalence": "TOST: two one-sided Mann-Whitney tests at alpha=0.05 against +-margin "
                        "(margin = a percentage of the reference phase's p50); 90% HL CI shown",
-        "recovery": f"centred rolling p50 over {s.recovery_window_s:g} s windows every "
-                    f"{s.recovery_step_s:g} s (widened to ~50 records for sparse series); "
-                    f"recovered when within +-{s.recovery_tolerance_pct:g}% of the target phase's "
-                    f"steady p50 (its second half) for {s.recovery_hold_s:g} s; windows hold only "
-                    "post-flip records, and a window read in band r s after the flip dates the "
-                    "change at (r + w/2)/2 while r < w/2 (the first window: at most w/4)",
+        "recovery": f"recovered when a centred rolling p50 ({s.recovery_window_s:g} s windows "
+                    f"every {s.recovery_step_s:g} s, widened to ~50 records for sparse series, "
+                    f"post-flip records only) is within +-{s.recovery_tolerance_pct:g}% of the "
+                    "level the flip should reach (a rollback: the baseline's p50; else the "
+                    f"target phase's steady p50) and stays there for {s.recovery_hold_s:g} s; "
+                    "the time is then the change point that best splits the records between "
+                    "the previous phase's level and that one (0/1 loss on a log scale); never "
+                    "in the band: not recovered (benchmarks/recovery_bias.py measures the "
+                    "error)",
         "records": "phase statistics use status=success records whose own mode is the phase's"
                    + (" (client records: outcome ok, mode from served_mode or the phase's; "
                       "those sent between a flip's request and its application left out)"

@@ -7,7 +7,7 @@ import base64
 import html
 from pathlib import Path
 
-from . import stats
+from .recovery import recovery_text
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;
@@ -19,6 +19,8 @@ th{background:#f4f4f4;text-align:left} td.num{text-align:right;font-variant-nume
 .fail{color:#fff;background:#c0392b;font-weight:bold;text-align:center}
 .banner{padding:10px 14px;font-size:18px;font-weight:bold;border-radius:4px;color:#fff}
 .banner.pass{background:#1e8449}.banner.fail{background:#c0392b}
+.inconclusive{color:#000;background:#f4d03f;font-weight:bold;text-align:center}
+.banner.inconclusive{background:#f4d03f;color:#000}
 .muted{color:#666;font-size:12px} img{max-width:100%;border:1px solid #eee;margin:6px 0}
 code{background:#f4f4f4;padding:0 3px}
 .warn{color:#222;background:#f5b041;font-weight:bold;text-align:center}
@@ -70,14 +72,23 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
     desc = a.spec.raw.get("description") if a.spec else None
     if isinstance(desc, str) and desc:
         out.append(f"<p><i>{_e(desc)}</i></p>")
-    ok = s["verdict"] == "pass"
-    failed = [c for c in s["checks"] if not c["passed"]]
-    out.append(f"<div class='banner {'pass' if ok else 'fail'}'>verdict: {s['verdict'].upper()}"
-               f" &mdash; {len(s['checks']) - len(failed)}/{len(s['checks'])} checks passed</div>")
+    counts = {v: sum(1 for c in s["checks"] if c["verdict"] == v)
+              for v in ("pass", "fail", "inconclusive")}
+    tally = ", ".join([f"{counts['pass']} passed"] + [
+        f"{counts[v]} {'failed' if v == 'fail' else v}" for v in ("fail", "inconclusive")
+        if counts[v]])
+    out.append(f"<div class='banner {s['verdict']}'>verdict: {s['verdict'].upper()}"
+               f" &mdash; {tally} of {len(s['checks'])} checks</div>")
+    if s["verdict"] == "inconclusive":
+        out.append("<p class=muted>INCONCLUSIVE: no check failed, but the data could not "
+                   "decide at least one (too few records, or an interval across its "
+                   "threshold); exit code 3.</p>")
 
     out.append("<h2>Checks</h2>")
-    rows = [(_status(c["passed"]), _e(c["name"]),
-             _e(c["observed"]), _e(c["expected"]), _e(c.get("source", "")))
+    rows = [(_status(c["passed"] if c["verdict"] != "inconclusive" else "inconclusive"),
+             _e(c["name"]),
+             _e(c["observed"]) + (f" <i>({_e(c['why'])})</i>" if c.get("why") else ""),
+             _e(c["expected"]), _e(c.get("source", "")))
             for c in s["checks"]]
     out.append(_table(["", "check", "observed", "expected", "source"], rows))
     if s["findings"]:
@@ -193,7 +204,7 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
         for flow, r in f["flows"].items():
             rows.append((_e(f["phase"]), _e(f["mode"] or "deploy"), _e(f["requested_at"]),
                          _num(f["apply_lag_s"], 3), _e(flow), _num(r["target_p50"]),
-                         _e(stats.recovery_text(r)),
+                         _e(recovery_text(r)),
                          _e(r["excursions_after"] if r["excursions_after"] is not None else "-")))
     if rows:
         out.append(_table(["into phase", "mode", "requested", "apply lag s", "flow", "target p50",
@@ -267,6 +278,8 @@ def write_report(a, plots: dict[str, Path], path: Path, *, title: str,
 def _status(passed) -> str:
     if passed is None:
         return "-"
+    if passed == "inconclusive":
+        return "<span class=inconclusive>&nbsp;INCONCLUSIVE&nbsp;</span>"
     return f"<span class={'pass' if passed else 'fail'}>&nbsp;{'PASS' if passed else 'FAIL'}&nbsp;</span>"
 
 
@@ -275,7 +288,7 @@ def _usd(v, d=2) -> str:
 
 
 def _recovery_cells(flows: dict) -> list[tuple]:
-    return [(_e(flow), _e(stats.recovery_text(r)), _num(r["target_p50"])) for flow, r in flows.items()]
+    return [(_e(flow), _e(recovery_text(r)), _num(r["target_p50"])) for flow, r in flows.items()]
 
 
 def p50s(d: dict) -> str:

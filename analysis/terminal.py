@@ -8,7 +8,7 @@ from rich.table import Table
 
 from execbench.console import make_console
 
-from . import stats
+from .recovery import recovery_text
 
 
 def _ci(q: dict | None) -> str:
@@ -115,9 +115,22 @@ def checks_table(summary: dict) -> Table:
     t.add_column("observed")
     t.add_column("expected")
     for c in summary["checks"]:
-        mark = "[bold green]PASS[/]" if c["passed"] else "[bold red]FAIL[/]"
-        t.add_row(mark, c["name"], str(c["observed"]), str(c["expected"]))
+        observed = str(c["observed"]) + (f" [yellow]({c['why']})[/]" if c.get("why") else "")
+        t.add_row(VERDICT_MARKS[c["verdict"]], c["name"], observed, str(c["expected"]))
     return t
+
+
+VERDICT_MARKS = {"pass": "[bold green]PASS[/]", "fail": "[bold red]FAIL[/]",
+                 "inconclusive": "[bold yellow]INCONCLUSIVE[/]"}
+
+
+def verdict_line(summary: dict) -> str:
+    """`verdict: FAIL (9 passed, 1 failed, 2 inconclusive of 12 checks)`."""
+    counts = {v: sum(1 for c in summary["checks"] if c["verdict"] == v) for v in VERDICT_MARKS}
+    parts = [f"{counts['pass']} passed"] + [f"{counts[v]} {'failed' if v == 'fail' else v}"
+                                            for v in ("fail", "inconclusive") if counts[v]]
+    return (f"verdict: {VERDICT_MARKS[summary['verdict']]} ({', '.join(parts)} of "
+            f"{len(summary['checks'])} checks)")
 
 
 def safety_block(summary: dict) -> list:
@@ -208,7 +221,7 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     for f in summary["flips"]:
         parts = []
         for flow, r in f["flows"].items():
-            text = stats.recovery_text(r)
+            text = recovery_text(r)
             parts.append(f"{flow} {text}{' s' if text[:1].isdigit() or text[:1] == '<' else ''}")
         lag = f", applied after {seconds(f['apply_lag_s'])}" if f.get("apply_lag_s") is not None \
             else ""
@@ -219,7 +232,4 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     console.print(checks_table(summary))
     for f in summary["findings"]:
         console.print(f"[yellow]finding[/] {f['name']}: {f['observed']} ({f['note']})")
-    ok = summary["verdict"] == "pass"
-    failed = sum(1 for c in summary["checks"] if not c["passed"])
-    console.print(f"verdict: {'[bold green]PASS' if ok else '[bold red]FAIL'}[/] "
-                  f"({len(summary['checks']) - failed}/{len(summary['checks'])} checks passed)")
+    console.print(verdict_line(summary))

@@ -181,17 +181,20 @@ def _errors(run: Path, phases: set[str], flow: str | None = None) -> tuple[int, 
 
 def _error_rate_checks(run: Path) -> str:
     """error_rate_below checks whose limits are placed from the run's own counts: below the
-    point estimate (FAIL), between it and the Wilson upper bound (not decided: FAIL until
-    verdicts are three-valued), above the upper bound (PASS)."""
+    Wilson lower bound (FAIL), between the point estimate and the upper bound, or between the
+    lower bound and the point estimate (both INCONCLUSIVE: the interval straddles the limit),
+    above the upper bound (PASS)."""
     k, n = _errors(run, {"baseline", "treatment", "rollback"})
-    hi = binomtest(k, n).proportion_ci(0.95, method="wilson").high
+    ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+    lo, hi = ci.low, ci.high
     kc, nc = _errors(run, {"treatment"}, "checkout")
     hic = binomtest(kc, nc).proportion_ci(0.95, method="wilson").high
     assert 0 < k < n and 0 < kc < nc
     out = ""
     for name, lim, extra in (("error rate pass", hi * 1.05, ""),
-                             ("error rate fail", 0.9 * k / n, ""),
+                             ("error rate fail", 0.9 * lo, ""),
                              ("error rate undecided", (k / n + hi) / 2, ""),
+                             ("error rate undecided, above", (lo + k / n) / 2, ""),
                              ("checkout error rate pass (role)", hic * 1.05,
                               'flow = "checkout"\nphase = "treatment"\n')):
         out += f'\n[[checks]]\nname = "{name}"\nkind = "error_rate_below"\n{extra}' \
@@ -282,7 +285,7 @@ def test_served_mode_is_used_when_the_target_reports_it(tmp_path):
     assert wrong > 0 and s["phase_info"]["treatment"]["flip_window"] == wrong
 
 
-@pytest.mark.parametrize(("name", "passed"), [
+@pytest.mark.parametrize(("name", "verdict"), [
     ("q-below pass", True), ("q-below fail", False),
     ("q-between pass", True), ("q-between fail", False),
     ("client latency below (role)", True),
@@ -290,13 +293,17 @@ def test_served_mode_is_used_when_the_target_reports_it(tmp_path):
     ("equivalent pass", True), ("equivalent fail", False),
     ("rollback equivalent p95 pass", True),
     ("no errors fail", False), ("no errors pass", True),
-    ("error rate pass", True), ("error rate fail", False), ("error rate undecided", False),
+    ("error rate pass", True), ("error rate fail", False),
+    ("error rate undecided", None), ("error rate undecided, above", None),
     ("checkout error rate pass (role)", True),
-    ("no such phase", False), ("no such flow", False),
+    ("no such phase", False), ("no such flow", None),
 ])
-def test_every_generic_kind_is_judged(generic_run, name, passed):
+def test_every_generic_kind_is_judged(generic_run, name, verdict):
+    """Every kind, three-valued: True PASS, False FAIL, None INCONCLUSIVE (no data for the
+    flow, or an interval across the limit)."""
     c = _checks(generic_run)[name]
-    assert c["passed"] is passed, c
+    assert c["passed"] is verdict, c
+    assert c["verdict"] == {True: "pass", False: "fail", None: "inconclusive"}[verdict]
     assert c["source"] == "experiment"
 
 
@@ -309,8 +316,9 @@ def test_check_details(generic_run):
     findings = {f["name"]: f for f in summary_of(generic_run)["findings"]}
     assert "no such flow, a finding: not tested" in findings
     undecided = checks["error rate undecided"]
-    assert undecided.get("inconclusive") is True and "Wilson" in undecided["observed"]
-    assert "inconclusive" not in checks["error rate fail"]
+    assert undecided["verdict"] == "inconclusive" and "Wilson" in undecided["observed"]
+    assert "straddles" in undecided["why"]
+    assert "why" not in checks["error rate fail"]
     assert checks["reduction hl pass"]["expected"].endswith("(the HL interval's upper bound)")
 
 

@@ -357,11 +357,15 @@ def test_analyze_log_without_provider_records_cannot_pass(tmp_path):
     local_only.write_bytes(b"".join(line + b"\n" for line in log.read_bytes().splitlines()
                                     if orjson.loads(line)["flow"] == "local"))
     out = tmp_path / "o"
-    assert analyze_log(local_only, iso(split), out_dir=out, console=quiet()) == 1
-    failed = [c for c in summary_of(out)["checks"] if not c["passed"]]
-    # the seed's provider claims (reference/checks/seed-claims.toml) cannot be tested: they fail
-    assert [(c["kind"], c["source"]) for c in failed] == [("quantile_below", "seed"),
-                                                          ("reduction_at_least", "seed")]
+    assert analyze_log(local_only, iso(split), out_dir=out, console=quiet()) == 3
+    summary = summary_of(out)
+    assert summary["verdict"] == "inconclusive"
+    failed = [c for c in summary["checks"] if not c["passed"]]
+    # the seed's provider claims (reference/checks/seed-claims.toml) cannot be tested: they are
+    # undecided, and the run cannot PASS
+    assert [(c["kind"], c["source"], c["verdict"]) for c in failed] == [
+        ("quantile_below", "seed", "inconclusive"), ("reduction_at_least", "seed", "inconclusive")]
+    assert all(c["passed"] is None and c["why"] == "no data to decide it" for c in failed)
     assert failed[0]["observed"] == "no provider executor_ms records in after"
     assert failed[1]["observed"] == "no usable provider comparison before -> after"
 
