@@ -209,6 +209,15 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                          "observed": ", ".join(f"{ph} {n}" for ph, n in flips),
                          "note": "excluded from their phase's statistics"})
 
+    censored = _censored_counts(summary)
+    if censored:
+        findings.append({
+            "name": "failed or timed-out requests in the client latency (censored)",
+            "observed": ", ".join(f"{k} {n}" for k, n in censored.items()),
+            "note": "each entered the client latency quantiles at its elapsed time, a lower "
+                    "bound of what it would have taken: where they reach the tail, the "
+                    "quantiles are lower bounds too"})
+
     primary = a.primary
     small = [f"{ph}/{flow} (n={m[primary]['count']})"
              for ph, flows in summary["phases"].items() for flow, m in flows.items()
@@ -226,6 +235,18 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
             checks += got
             findings += found
     return _dedupe(checks), findings
+
+
+def _censored_counts(summary: dict) -> dict[str, int]:
+    """{"<phase>/<flow>": failures counted at their elapsed time} in the client latency."""
+    table = summary["client"] or (summary["phases"] if summary.get("client_only") else {})
+    out = {}
+    for ph, flows in table.items():
+        for flow, m in flows.items():
+            n = (m.get("latency_ms") or {}).get("censored") if isinstance(m, dict) else None
+            if n:
+                out[f"{ph}/{flow}"] = n
+    return out
 
 
 def _ledger_checks(a, summary: dict, led: dict, checks: list, findings: list) -> None:

@@ -208,21 +208,28 @@ class Analysis:
         modes = {self.attribution.windows[i].mode for i in self.indices(name)}
         return modes.pop() if len(modes) == 1 else None
 
-    def mask(self, name: str, flow: str, *, success: bool = True) -> np.ndarray:
+    def mask(self, name: str, flow: str, *, success: bool = True, metric: str | None = None
+             ) -> np.ndarray:
+        """The kept records of a phase/group and flow; `success`: only successes, and for a
+        client latency (`metric`) also the failures, censored (see `censored_metric`)."""
         t = self.timings
         m = self.attribution.kept & np.isin(self.attribution.phase_index, self.indices(name))
         m &= t.cats["flow"] == t.code("flow", flow)
         if success:
-            m &= t.cats["status"] == t.code("status", "success")
+            ok = t.cats["status"] == t.code("status", "success")
+            if self.client_only and censored_metric(metric):
+                ok |= t.cats["status"] == t.code("status", "error")
+            m &= ok
         return m
 
     def values(self, name: str, flow: str, metric: str | None = None) -> np.ndarray:
-        """The kept success values of a phase/group, flow and metric: from the primary table
-        when it has the metric, else from requests.jsonl (a run with a timing log)."""
+        """The kept success values of a phase/group, flow and metric (a client latency: with
+        the failures' elapsed times): from the primary table when it has the metric, else from
+        requests.jsonl (a run with a timing log)."""
         metric = metric or self.primary
         if not self.in_primary(metric):
             return client_values(self, name, flow, metric)
-        v = self.timings.floats[metric][self.mask(name, flow)]
+        v = self.timings.floats[metric][self.mask(name, flow, metric=metric)]
         return v[~np.isnan(v)]
 
     def role_modes(self) -> tuple[str | None, tuple[str, ...]]:
@@ -333,18 +340,36 @@ def late_sends(a: Analysis, phases: list[str]) -> dict | None:
             "late_ms": late_ms_threshold(a)}
 
 
+def censored_metric(metric: str | None) -> bool:
+    """A client latency: a failed or timed-out request took at least its elapsed time, so it
+    enters the latency's quantiles at that time (right-censored: the quantiles are then lower
+    bounds where failures reach the tail), counted as `censored`. Dropping it would make a
+    stall longer than the client's timeout vanish from p99."""
+    return metric in rd.CLIENT_METRICS
+
+
+def _with_censored(d: dict | None, values: np.ndarray, failed: np.ndarray) -> dict | None:
+    if d is not None:
+        d["censored"] = int((failed & ~np.isnan(values)).sum())
+    return d
+
+
 def _unit_stats(a: Analysis, name: str) -> dict:
     t = a.timings
     out = {}
     metrics = a.metrics()
+    error = t.cats["status"] == t.code("status", "error")
     for flow in a.flows():
         m = a.mask(name, flow)
         if not m.any():
             continue
         per_metric = {}
         for metric in metrics:
-            d = stats.describe(t.floats[metric][m], name, flow, metric,
+            mm = a.mask(name, flow, metric=metric) if censored_metric(metric) else m
+            d = stats.describe(t.floats[metric][mm], name, flow, metric,
                                b=a.settings.bootstrap_replicates)
+            if censored_metric(metric) and a.client_only:
+                d = _with_censored(d, t.floats[metric][mm], error[mm])
             if d is not None:
                 per_metric[metric] = d
         out[flow] = per_metric
@@ -360,6 +385,7 @@ def client_statistics(a: Analysis) -> dict:
         return {}
     out: dict = {}
     ok = r.cats["outcome"] == r.code("outcome", "ok")
+    failed = r.cats["outcome"] == r.code("outcome", "failure")
     names = a.phase_names() + [g for g in a.pooled_groups() if g not in a.phase_names()]
     flows = [f for f in FLOWS if f in r.levels["flow"]] + [f for f in r.levels["flow"]
                                                            if f not in FLOWS]
@@ -376,8 +402,12 @@ def client_statistics(a: Analysis) -> dict:
                 continue
             entry[flow] = {}
             for metric in metrics:
-                d = stats.describe(r.floats[metric][fm], "client", phase, flow, metric,
+                mm = fm | (pm & failed & (r.cats["flow"] == r.code("flow", flow))) \
+                    if censored_metric(metric) else fm
+                d = stats.describe(r.floats[metric][mm], "client", phase, flow, metric,
                                    b=a.settings.bootstrap_replicates)
+                if censored_metric(metric):
+                    d = _with_censored(d, r.floats[metric][mm], failed[mm])
                 if d is not None:
                     entry[flow][metric] = d
         out[phase] = entry
@@ -403,7 +433,10 @@ def client_values(a: Analysis, phase: str, flow: str, metric: str = "latency_ms"
     if r is None or metric not in r.floats:
         return np.empty(0)
     m = _client_phase_mask(a, phase) & (r.cats["flow"] == r.code("flow", flow))
-    m &= r.cats["outcome"] == r.code("outcome", "ok")
+    ok = r.cats["outcome"] == r.code("outcome", "ok")
+    if censored_metric(metric):
+        ok |= r.cats["outcome"] == r.code("outcome", "failure")
+    m &= ok
     v = r.floats[metric][m]
     return v[~np.isnan(v)]
 
