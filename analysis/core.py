@@ -545,10 +545,15 @@ def recovery_after(a: Analysis, k: int, event_ts: float, *, target_phase: str | 
         step = s.recovery_step_s * window / s.recovery_window_s
         hold = max(s.recovery_hold_s, 2 * window)
         span_s = max(w.end - event_ts, 0.0)
-        if window > s.recovery_window_s and (window > span_s / 4
-                                             or window / 4 > s.recovery_max_s):
-            # too sparse for the method: the widened window would date the change no finer
-            # than w/4, coarser than the recovery being judged or than the span it lies in
+        dated = before is not None and abs(before - target) > abs(target) * \
+            s.recovery_tolerance_pct / 100
+        if window > s.recovery_window_s and (
+                window > span_s / 2 if dated
+                else window > span_s / 4 or window / 4 > s.recovery_max_s):
+            # too sparse for the method: the widened window leaves no room for the hold after
+            # it (a change point dates the change finer than the window), or, with nothing to
+            # date it by, it would date the change no finer than w/4, coarser than the
+            # recovery being judged or than the span it lies in
             out[flow] = {"target_p50": target, "tolerance_pct": s.recovery_tolerance_pct,
                          "window_s": window, "step_s": step, "hold_s": hold,
                          "recovery_s": None, "at_most_s": None, "recovered_at": None,
