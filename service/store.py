@@ -425,6 +425,11 @@ class Store:
             errors = (await conn.execute(select(orders.c.mode, orders.c.estimate_error_usd)
                                          .where(orders.c.estimate_error_usd.is_not(None)))).all()
             exposed = dict((await conn.execute(self._accepted_while_queued())).all())
+            per_account = (await conn.execute(
+                select(orders.c.mode, orders.c.user_type, orders.c.user_id, func.count(),
+                       func.count().filter(orders.c.overcommit_counted == 1))
+                .where(orders.c.flow == "provider")
+                .group_by(orders.c.mode, orders.c.user_type, orders.c.user_id))).all()
         per_mode = {m: {"overcommits": 0, "max_overcommit_usd": 0.0, "overcommits_within_allowance": 0,
                         "provider_orders": 0, "accepted_while_queued": 0,
                         "max_abs_estimate_error_usd": 0.0, "mean_estimate_error_usd": 0.0}
@@ -443,6 +448,16 @@ class Store:
         for mode, count in exposed.items():
             if mode in per_mode:
                 per_mode[mode]["accepted_while_queued"] = int(count)
+        # per mode, how provider orders and over-commits fall on accounts, as [orders,
+        # over-commits, accounts] triples: a burst of one account over-commits together, so the
+        # analysis resamples accounts, not orders, for the rate's interval
+        clusters: dict[str, dict[tuple[int, int], int]] = {}
+        for mode, _type, _id, n, k in per_account:
+            c = clusters.setdefault(mode, {})
+            c[(int(n), int(k))] = c.get((int(n), int(k)), 0) + 1
+        for mode, c in clusters.items():
+            if mode in per_mode:
+                per_mode[mode]["accounts"] = [[n, k, m] for (n, k), m in sorted(c.items())]
         for mode, values in by_mode_errors.items():
             if mode in per_mode:
                 q = np.quantile(np.asarray(values), [0.5, 0.9, 0.95, 0.99])

@@ -68,6 +68,10 @@ async def test_skip_over_commits_and_the_tool_shows_it(database_url):
         assert ledger["by_mode"]["skip"]["max_overcommit_usd"] > 0
         # every accepted order but the first found its elders still queued: skip's blind spot
         assert ledger["by_mode"]["skip"]["accepted_while_queued"] == accepted - 1
+        # the burst is one account's: its orders and over-commits fall on one cluster
+        # (provider orders counts every order that went to the provider, rejected ones too)
+        provider = ledger["by_mode"]["skip"]["provider_orders"]
+        assert ledger["by_mode"]["skip"]["accounts"] == [[provider, accepted - 3, 1]]
         # the sampler's light ledger: the same totals without the per-mode detail
         light = await svc.client.get("/admin/ledger", headers=AUTH, params={"by_mode": "false"})
         assert light.json() == {k: v for k, v in ledger.items() if k != "by_mode"}
