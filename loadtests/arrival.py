@@ -6,7 +6,13 @@ answered, so when the service slows down the load drops and the slow period is u
 send times at a fixed or Poisson rate, independent of responses, and hands each arrival to a
 greenlet from a bounded pool. Every record keeps the intended and the actual send time; the
 client latency is measured from both; an arrival sent more than `late_ms` after its intended
-time (the pool was full, or the process could not keep up) is counted as a late send.
+time (the pool was full, the process could not keep up, or the arrival's own preparation
+requests were slow) is counted as a late send.
+
+The schedule is the truth: every record of an arrival carries the arrival's scheduled time,
+preparation requests included (a stall in them shows in `latency_from_intended_ms` of every
+later request of the arrival), and every scheduled arrival writes at least one record. One that
+a scenario cannot use writes `outcome: "skipped"` with a `reason` from SKIP_REASONS.
 
 With `load.model = "users"` the same scenarios run as a classic closed loop (think time
 `load.think_s`), for comparison.
@@ -24,24 +30,27 @@ from locust import task
 from locust.contrib.fasthttp import FastHttpSession, FastHttpUser
 
 from loadtests.clock import ArrivalClock
+from loadtests.records import SKIP_REASONS, SKIPPED
 from loadtests.state import ProcessState, state_of
 
 
 class Arrival:
     """One scheduled arrival: what a scenario's `act` gets."""
 
-    __slots__ = ("intended", "phase", "shift", "started")
+    __slots__ = ("intended", "phase", "prep_ms", "records", "started")
 
     def __init__(self, intended: float, started: float, phase: str | None):
         self.intended = intended
         self.started = started
         self.phase = phase
-        self.shift = 0.0
+        self.prep_ms: float | None = None
+        self.records = 0
 
     def prepared(self) -> None:
-        """Preparation requests (account, probe) are done: they are not the arrival's lateness,
-        so later orders' intended time moves by the time they took; the generator's delay stays."""
-        self.shift = time.time() - self.started
+        """Preparation requests (account, probe) are done. The intended time does not move
+        (coordinated omission: a stall in the preparation is the arrival's latency); the
+        time they took is kept as `prep_ms` on the records that follow, so it can be told apart."""
+        self.prep_ms = (time.time() - self.started) * 1000
 
 
 class ArrivalRateUser(FastHttpUser):
@@ -129,20 +138,41 @@ class ArrivalRateUser(FastHttpUser):
             raise
         except Exception as exc:  # noqa: BLE001 - a scenario bug must not stop the generator
             self.environment.events.user_error.fire(user_instance=self, exception=exc, tb=exc.__traceback__)
+            self.skip(arrival, "error")
+        if not arrival.records:
+            self.skip(arrival, "no_record")
 
     def act(self, arrival: Arrival) -> None:
         raise NotImplementedError
 
     # --- records ------------------------------------------------------------------------
 
-    def emit(self, arrival: Arrival, *, sent: float, latency_ms: float, status: int, outcome: str,
-             flow: str, name: str, **extra: Any) -> None:
-        """Record one request of an arrival. Its intended time is the arrival's, moved by the
-        preparation requests the scenario declared (`Arrival.prepared`)."""
-        intended = arrival.intended + arrival.shift
-        late = (sent - intended) * 1000 > float(self.state.load.get("late_ms", 10.0))
-        self.state.emit({
+    def emit(self, arrival: Arrival, *, sent: float, latency_ms: float | None, status: int,
+             outcome: str, flow: str | None, name: str, **extra: Any) -> None:
+        """Record one request of an arrival, at the arrival's scheduled time. A request that got
+        no response (status 0: connection error or the client timeout) is `censored`: its
+        latency is the elapsed time until the failure, a lower bound of the true one."""
+        intended = arrival.intended
+        arrival.records += 1
+        sending = outcome != SKIPPED
+        late = sending and (sent - intended) * 1000 > float(self.state.load.get("late_ms", 10.0))
+        rec = {
             "intended": intended, "sent": sent, "latency_ms": latency_ms,
             "status": status, "outcome": outcome, "flow": flow, "name": name,
             "phase": arrival.phase, "late": late, "worker": self.state.worker_id, **extra,
-        })
+        }
+        if sending and status == 0 and outcome == "failure":
+            rec["censored"] = True
+        if arrival.prep_ms is not None and sending:
+            rec.setdefault("prep_ms", arrival.prep_ms)
+        self.state.emit(rec)
+
+    def skip(self, arrival: Arrival, reason: str, *, status: int = 0, flow: str | None = None,
+             elapsed: bool = False) -> None:
+        """Record an arrival the scenario could not use: not a request sent, not a failure.
+        With `elapsed`, `latency_ms` is the time spent on it since it started (its preparation
+        requests), else null."""
+        assert reason in SKIP_REASONS, reason
+        latency_ms = (time.time() - arrival.started) * 1000 if elapsed else None
+        self.emit(arrival, sent=arrival.started, latency_ms=latency_ms, status=status,
+                  outcome=SKIPPED, flow=flow, name=self.scenario, reason=reason)

@@ -30,10 +30,14 @@ class LiveStats:
         self.failures = 0
         self.rejections = 0
         self.late = 0
+        self.skipped = 0
         self.flows: list[str] = []  # in order of first appearance: the target's, whatever they are
 
     def observe(self, records: list[dict[str, Any]]) -> None:
         for rec in records:
+            if rec["outcome"] == "skipped":  # an arrival nothing was sent for
+                self.skipped += 1
+                continue
             self.total += 1
             self.sends.append(rec["sent"])
             if rec["outcome"] == "failure":

@@ -64,6 +64,8 @@ class LoadtestMetrics:
     def observe(self, records: list[dict[str, Any]]) -> None:
         for rec in records:
             name, flow = rec["name"], rec["flow"]
+            if rec["outcome"] == "skipped":  # an arrival nothing was sent for: not a request
+                continue
             self.duration.labels(name, flow).observe(rec["latency_ms"] / 1000)
             from_intended = rec["latency_ms"] / 1000 + (rec["sent"] - rec["intended"])
             self.duration_intended.labels(name, flow).observe(from_intended)

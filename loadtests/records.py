@@ -19,10 +19,22 @@ import orjson
 import execbench.rundir as fmt
 from execbench.rundir import iso, parse_iso, read_jsonl
 
-__all__ = ["RunWriter", "copy_timings", "iso", "parse_iso", "read_jsonl", "request_line",
+__all__ = ["SKIPPED", "SKIP_REASONS", "RunWriter", "copy_timings", "iso", "parse_iso", "read_jsonl", "request_line",
            "utc_stamp"]
 
 UTC = dt.UTC
+
+SKIPPED = "skipped"
+# Why an arrival sent no measured request (the `reason` of a skipped record):
+SKIP_REASONS = {
+    "no_account": "every account of the scenario's slice is busy or out of margin",
+    "prep_failed": "a preparation request (account read, margin probe) failed",
+    "too_small": "the account's free margin is too small for the smallest order",
+    "edge_ambiguous": "rounding brought the order too close to the margin edge to judge",
+    "no_phase": "the arrival fell outside every phase",
+    "error": "the scenario raised before its measured request (the traceback went to user_error)",
+    "no_record": "the scenario returned without recording anything",
+}
 
 
 def utc_stamp(ts: float) -> str:
@@ -31,12 +43,13 @@ def utc_stamp(ts: float) -> str:
 
 def request_line(rec: dict[str, Any]) -> bytes:
     """One requests.jsonl line from an in-memory record (epoch floats)."""
+    latency = rec["latency_ms"]  # null on a skipped arrival that spent no time
     out = {
         fmt.R_INTENDED_TS: iso(rec["intended"]),
         fmt.R_SENT_TS: iso(rec["sent"]),
-        fmt.R_LATENCY_MS: round(rec["latency_ms"], 3),
+        fmt.R_LATENCY_MS: None if latency is None else round(latency, 3),
         fmt.R_LATENCY_FROM_INTENDED_MS:
-            round(rec["latency_ms"] + (rec["sent"] - rec["intended"]) * 1000, 3),
+            None if latency is None else round(latency + (rec["sent"] - rec["intended"]) * 1000, 3),
         fmt.R_STATUS: rec["status"],
         fmt.R_OUTCOME: rec["outcome"],
         fmt.R_FLOW: rec["flow"],
@@ -47,6 +60,10 @@ def request_line(rec: dict[str, Any]) -> bytes:
     }
     if rec.get("reason"):
         out["reason"] = rec["reason"]
+    if rec.get("censored"):
+        out["censored"] = True  # no response: latency_ms is the elapsed time, a lower bound
+    if rec.get("prep_ms") is not None:
+        out["prep_ms"] = round(rec["prep_ms"], 3)
     if rec.get("burst") is not None:
         out["burst"] = rec["burst"]
     if rec.get("worker") is not None:

@@ -61,7 +61,8 @@ def per_phase(run_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for name, start, end, mode in windows:
         for flow in flows:
-            recs = [r for r in requests if r.get("phase") == name and str(r.get("flow")) == flow]
+            recs = [r for r in requests if r.get("phase") == name and str(r.get("flow")) == flow
+                    and r.get("outcome") != "skipped"]
             lat = np.array([r["latency_ms"] for r in recs if r["outcome"] != "failure"], dtype=float)
             srv = np.array(server.get((name, flow), []), dtype=float)
             rows.append({

@@ -28,22 +28,28 @@ class MarginEdge(OrderUser):
         user_type = conf["user_type"]
         account_id = self.picker.acquire(self.state.phase_index_at(arrival.intended))
         if account_id is None:
+            self.skip(arrival, "no_account", flow="provider" if user_type == "live" else "local")
             return
+        flow = "provider" if user_type == "live" else "local"
         exhausted = False
         try:
             symbol = self.rng.choice(conf["symbols"])
             per_lot = self.sizer.margin_per_lot(self, arrival, user_type, account_id, symbol)
             account = self.account(user_type, account_id)
             if not per_lot or not account:
+                self.skip(arrival, "prep_failed", flow=flow, elapsed=True)
                 return
             free = float(account["free_margin"])
             volume = round(self.rng.choice(conf["fractions"]) * free / per_lot, 2)
             if volume < 0.01 or free <= 0:
                 exhausted = True
+                self.skip(arrival, "too_small", flow=flow, elapsed=True)
                 return
             actual = volume * per_lot / free
             if 0.95 <= actual <= 1.05:
-                return  # rounding brought it too close to the edge to judge
+                # rounding brought it too close to the edge to judge
+                self.skip(arrival, "edge_ambiguous", flow=flow, elapsed=True)
+                return
             arrival.prepared()
             self.order(arrival, user_type=user_type, user_id=account_id, symbol=symbol,
                        side="buy", volume=volume, expect="accept" if actual < 1 else "reject")

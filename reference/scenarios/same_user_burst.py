@@ -35,17 +35,21 @@ class SameUserBurst(OrderUser):
         user_type = conf["user_type"]
         account_id = self.picker.acquire(self.state.phase_index_at(arrival.intended))
         if account_id is None:
+            self.skip(arrival, "no_account", flow="provider" if user_type == "live" else "local")
             return  # every account of the slice is busy or out of margin
+        flow = "provider" if user_type == "live" else "local"
         exhausted = False
         try:
             symbol = self.rng.choice(conf["symbols"])
             per_lot = self.sizer.margin_per_lot(self, arrival, user_type, account_id, symbol)
             account = self.account(user_type, account_id)
             if not per_lot or not account:
+                self.skip(arrival, "prep_failed", flow=flow, elapsed=True)
                 return
             volume = round(float(conf["fraction"]) * float(account["free_margin"]) / per_lot, 2)
             if volume < 0.01:
                 exhausted = True
+                self.skip(arrival, "too_small", flow=flow, elapsed=True)
                 return
             arrival.prepared()
             burst = uuid.uuid4().hex[:12]
