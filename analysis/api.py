@@ -229,67 +229,241 @@ def analyze_run(run_dir: Path, *, console=None, checks=None) -> int:
 
 
 def parse_split(value: str) -> float:
-    from .ingest import _parse_one_time
+    from .ingest import parse_log_time
 
     try:
-        return _parse_one_time(value)
-    except (ValueError, TypeError):
-        raise UnusableInput(f"--split-at {value!r} is not an ISO-8601 time") from None
+        return parse_log_time(value)
+    except (ValueError, TypeError, OverflowError):
+        raise UnusableInput(f"--split-at {value!r} is not a time (ISO 8601, or epoch seconds or "
+                            "milliseconds)") from None
 
 
-def load_log(path: Path, split: float, *, checks=None):
-    from .core import Analysis, Settings
-    from .ingest import read_timings
-    from .phases import attribute, split_windows
+def log_selection(*, component: str | None = None, endpoint: str | None = None, where=(),
+                  flow_field: str | None = None, metric: str | None = None,
+                  ts_field: str | None = None):
+    """The records of a log `analyze-log` analyses (analysis/ingest.py `LogSelection`): None
+    for an option not given (its default: component `python_api`, endpoint
+    `orders/instant/execute`, each keeping records without the field; flow `flow`, metric
+    `executor_ms`, the timestamp detected). `where`: "FIELD=VALUE" strings (or pairs)."""
+    from .ingest import DEFAULT_COMPONENT, DEFAULT_ENDPOINT, LogSelection
+
+    pairs = []
+    for w in where or ():
+        if isinstance(w, str):
+            field, sep, value = w.partition("=")
+            if not sep or not field.strip():
+                raise UnusableInput(f"--where {w!r}: expected FIELD=VALUE")
+            pairs.append((field.strip(), value))
+        else:
+            field, value = w
+            pairs.append((str(field), str(value)))
+    for name, v in (("--flow-field", flow_field), ("--metric", metric), ("--ts-field", ts_field),
+                    ("--component", component), ("--endpoint", endpoint)):
+        if v is not None and not str(v).strip():
+            raise UnusableInput(f"{name}: empty")
+    return LogSelection(
+        component=DEFAULT_COMPONENT if component is None else component,
+        component_explicit=component is not None,
+        endpoint=DEFAULT_ENDPOINT if endpoint is None else endpoint,
+        endpoint_explicit=endpoint is not None,
+        where=tuple(pairs), flow_field=flow_field or "flow", metric=metric or "executor_ms",
+        ts_field=ts_field or None)
+
+
+def _reasons_text(excluded: dict) -> str:
+    items = sorted(excluded.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {v}" for k, v in items) or "none"
+
+
+def _no_log_records(path: Path, info: dict, read, sel) -> UnusableInput:
+    """Why a log gave no record: the lines excluded by reason, the first malformed ones, and
+    what the selection and the timestamp detection looked for."""
+    from .ingest import MALFORMED_REASONS
+
+    excluded = info["excluded"]
+    shown = {k: v for k, v in excluded.items() if k != "blank_line"}
+    if not shown:
+        return UnusableInput(f"{path}: no records (the file is empty or blank)")
+    if all(k in MALFORMED_REASONS for k in shown):
+        exc = _no_valid_records(path, read.table)
+        text = str(exc)
+    else:
+        text = (f"{path}: no record left to analyse ({info['lines']} lines): excluded "
+                f"{_reasons_text(shown)}")
+        d = sel.as_dict()
+        text += (f"\n  selection: component {d['component'] or 'any'!s}, endpoint "
+                 f"{d['endpoint'] or 'any'!s}" + (f", where {' and '.join(d['where'])}"
+                                                  if d["where"] else "")
+                 + " (--component/--endpoint '*' take any)")
+        if read.table.malformed.count:
+            text += "\n" + "\n".join(f"  line {n}: {r}"
+                                       for n, r in read.table.malformed.examples[:5])
+    if "no_timestamp" in shown or "bad_timestamp" in shown:
+        text += ("\n  no usable timestamp: tried the fields " + ", ".join(sel.ts_fields)
+                 + " (ISO 8601, epoch seconds or milliseconds); name yours with --ts-field, "
+                 "or compare two files without a split: analyze-log BEFORE.log AFTER.log")
+    if "no_metric" in shown:
+        text += (f"\n  metric {sel.metric!r}: neither a durations_ms key nor a top-level "
+                 "number of these records (--metric)")
+    if "no_flow" in shown:
+        text += f"\n  flow field {sel.flow_field!r}: absent (--flow-field)"
+    return UnusableInput(text)
+
+
+def _log_analysis_class():
+    from execbench.contract import METRICS
+
+    from .core import Analysis
+
+    class LogAnalysis(Analysis):
+        """A log's metrics: the one it is analysed on (--metric) first, then the
+        `durations_ms` stages it reports."""
+
+        def _metrics(self) -> list[str]:
+            fl = self.timings.floats
+            names = dict.fromkeys((self.primary, *METRICS))
+            return [m for m in names if m in fl and (~_isnan(fl[m])).any()]
+
+    return LogAnalysis
+
+
+def load_log(path: Path, split: float | None = None, *, checks=None, after: Path | None = None,
+             selection=None):
+    """A timing log as an Analysis with phases `before` and `after`: one file split at
+    `split` (epoch seconds; its records need a timestamp), or two files (`path` before,
+    `after` after; timestamps optional). `selection`: `log_selection(...)` (default: the
+    note's executor records). The lines left out are counted by reason (`a.log["excluded"]`)."""
+    import dataclasses
+
+    import numpy as np
+
+    from .core import Settings
+    from .ingest import read_log
+    from .phases import PhaseWindow, attribute, split_windows
 
     path = Path(path)
-    if not path.is_file():
-        raise UnusableInput(f"{path}: no such file")
-    timings = read_timings(path)
-    if timings.n == 0:
-        raise _no_valid_records(path, timings)
-    ts = timings.times["ts"]
-    finite = ts[~_isnan(ts)]
+    files = [path] if after is None else [path, Path(after)]
+    for p in files:
+        if not p.is_file():
+            raise UnusableInput(f"{p}: no such file")
+    if after is None and split is None:
+        raise UnusableInput("one log needs --split-at TIME; or give two files, BEFORE AFTER")
+    if after is not None and split is not None:
+        raise UnusableInput("two files are the two phases: --split-at is for one file")
+    sel = dataclasses.replace(selection or log_selection(), need_ts=after is None)
+    read = read_log(files, sel)
+    timings = read.table
+    for p, info in zip(files, read.files):
+        if info["records"] == 0:
+            raise _no_log_records(p, info, read, sel)
     notes = []
-    if len(finite) < timings.n:
-        notes.append(f"{timings.n - len(finite)} records without ts cannot be placed and are left out")
-    if len(finite) == 0:
-        raise UnusableInput(f"{path}: no record has a timestamp")
-    lo, hi = float(finite.min()), float(finite.max())
-    if not lo < split <= hi:
-        raise UnusableInput("--split-at is outside the log's time range")
-    windows = split_windows(lo, hi, split)
+    ts = timings.times["ts"]
+    time_axis = "timestamps"
+    if after is None:
+        lo, hi = float(ts.min()), float(ts.max())
+        if not lo < split <= hi:
+            raise UnusableInput("--split-at is outside the log's time range")
+        windows = split_windows(lo, hi, split)
+    else:
+        first = read.file_index == 0
+        tb, ta = ts[first], ts[~first]
+        if not _isnan(ts).any() and float(tb.max()) < float(ta.min()):
+            windows = split_windows(float(tb.min()), float(ta.max()), float(ta.min()))
+        else:
+            # no timestamps (the note's format), or files that overlap in time: the records
+            # are placed by their order, before's first; no time is read from them
+            time_axis = "record order"
+            nb, n = int(first.sum()), timings.n
+            timings.times["ts"] = np.arange(n, dtype=np.float64)
+            windows = [PhaseWindow("before", None, True, 0.0, float(nb), source="file"),
+                       PhaseWindow("after", None, True, float(nb), float(n), source="file")]
+            notes.append("two files without timestamps in every record (or overlapping in "
+                         "time): each file is its phase, records placed by their order; the "
+                         "time axis counts records, not seconds, and no recovery is dated")
     attribution = attribute(timings, windows)
     attribution.notes += notes
     for w in windows:
         if attribution.counts[w.name]["kept"] == 0:
             raise UnusableInput(f"no records {w.name} the split")
-    a = Analysis("log", str(path), timings, attribution, Settings(), None, None, None)
+    a = _log_analysis_class()("log", " + ".join(str(p) for p in files), timings, attribution,
+                              Settings(), None, None, None)
+    a.primary = sel.metric
     # a timing log in the seed's format is the reference executor's: its claims by default
     a.checks_file = checks_file(checks, reference=True)
+    a.log = {"files": read.files, "selection": sel.as_dict(),
+             "lines": sum(f["lines"] for f in read.files), "records": timings.n,
+             "excluded": read.excluded, "excluded_first_lines": read.examples,
+             "ts_fields": read.ts_fields, "time_axis": time_axis}
     return a
 
 
-def analyze_log(path: Path, split_at: str, *, out_dir: Path | None = None, console=None,
-                checks=None) -> int:
-    """`checks`: None (the seed's claims, reference/checks/seed-claims.toml), "none", or the
-    path of a checks file applied instead."""
+def _compare_primary(a) -> None:
+    """The comparisons (and the checks quoting them) on the log's own metric when it is not
+    `executor_ms` (the only one the run comparisons make from a timing log)."""
+    from . import stats
+    from .checks import evaluate, run_verdict
+
+    s = a.summary
+    metric = a.primary
+    if metric == "executor_ms":
+        return
+    roles = s["roles"]
+    for c in s["comparisons"]:
+        for flow in a.flows():
+            margin = a.settings.local_margin_pct if (a.reference and flow == "local"
+                                                     and c["phase"] != roles["rollback"]) \
+                else a.settings.rollback_margin_pct
+            x, y = a.values(c["ref"], flow, metric), a.values(c["phase"], flow, metric)
+            if len(x) and len(y):
+                c["flows"].setdefault(flow, {})[metric] = stats.compare_samples(
+                    x, y, margin_pct=margin)
+    s["checks"], s["findings"] = evaluate(a, s)
+    s["verdict"] = run_verdict(s["checks"])
+
+
+def analyze_log(path: Path, split_at: str | None = None, *, after: Path | None = None,
+                out_dir: Path | None = None, console=None, checks=None, component=None,
+                endpoint=None, where=(), flow_field=None, metric=None, ts_field=None) -> int:
+    """Before/after in a timing log: `split_at` a time in one file, or two files (`path`
+    before, `after` after). `checks`: None (the seed's claims, reference/checks/
+    seed-claims.toml), "none", or the path of a checks file applied instead (the
+    experiment's check kinds). The selection options: see `log_selection`."""
     from .core import build_summary
     from .terminal import print_summary
 
     console = _console(console)
     path = Path(path)
     try:
-        a = load_log(path, parse_split(split_at), checks=checks)
+        sel = log_selection(component=component, endpoint=endpoint, where=where,
+                            flow_field=flow_field, metric=metric, ts_field=ts_field)
+        split = parse_split(split_at) if split_at is not None else None
+        a = load_log(path, split, checks=checks, after=after, selection=sel)
     except UnusableInput as exc:
         return _unusable(console, exc)
     build_summary(a)
-    a.summary["split_at"] = split_at
+    _compare_primary(a)
+    s = a.summary
+    if split_at is not None:
+        s["split_at"] = split_at
+    s["excluded"] = a.log["excluded"]
+    s["log"] = a.log
+    if a.log["time_axis"] == "record order":
+        for info in s["phase_info"].values():
+            info.update(start=None, end=None, duration_s=None, throughput_rps=None)
     out_dir = Path(out_dir) if out_dir else path.parent / f"{path.stem}-analysis"
-    out = write_outputs(a, out_dir, console, title=f"execbench log analysis: {path.name}")
-    print_summary(a.summary, console)
+    out = write_outputs(a, out_dir, console, title=f"execbench log analysis: {path.name}"
+                        + (f" vs {Path(after).name}" if after is not None else ""))
+    print_summary(s, console)
+    console.print(excluded_line(s), highlight=False)
     console.print(f"summary: {out.summary_path}\nreport:  {out.report_path}")
-    return EXIT_CODES[a.summary["verdict"]]
+    return EXIT_CODES[s["verdict"]]
+
+
+def excluded_line(summary: dict) -> str:
+    """The terminal's account of a log's lines: records kept, lines excluded by reason."""
+    log = summary.get("log") or {}
+    return (f"log lines: {log.get('lines', '?')}, records {log.get('records', '?')}; excluded: "
+            f"{_reasons_text(summary.get('excluded') or {})}")
 
 
 def compare_runs(run_a: Path, run_b: Path, *, out_dir: Path | None = None, console=None) -> int:

@@ -23,9 +23,19 @@ def _compare(args) -> int:
 
 
 def _analyze_log(args) -> int:
-    from .api import analyze_log
+    from .api import EXIT_UNUSABLE, analyze_log
 
-    return analyze_log(args.file, args.split_at, out_dir=args.out, checks=args.checks)
+    files = args.files
+    if len(files) > 2 or (len(files) == 2) == (args.split_at is not None):
+        import sys
+
+        print("execbench analyze-log: give FILE --split-at TIME, or two files BEFORE AFTER "
+              "(no --split-at)", file=sys.stderr)
+        return EXIT_UNUSABLE
+    return analyze_log(files[0], args.split_at, after=files[1] if len(files) == 2 else None,
+                       out_dir=args.out, checks=args.checks, component=args.component,
+                       endpoint=args.endpoint, where=args.where or (),
+                       flow_field=args.flow_field, metric=args.metric, ts_field=args.ts_field)
 
 
 def register(subparsers) -> None:
@@ -53,15 +63,38 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_compare)
 
     p = subparsers.add_parser(
-        "analyze-log", help="before/after a deploy time in a production timing log",
-        description="Read a timing log in the seed's format (JSONL) and compare the records before "
-                    "and after --split-at with the same statistics, checks and report.")
-    p.add_argument("file", type=Path, metavar="FILE")
-    p.add_argument("--split-at", required=True, metavar="ISO_TIME",
-                   help="the deploy time, ISO-8601 (UTC if no offset), e.g. 2026-11-25T12:00:00Z")
+        "analyze-log", help="before/after a deploy in a production timing log (or two logs)",
+        description="Read a timing log (JSONL, the seed's format or your own) and compare the "
+                    "records before and after --split-at with the same statistics, checks and "
+                    "report; or two logs, BEFORE AFTER, each one phase (no timestamps needed). "
+                    "Lines left out are counted by reason (summary.json `excluded`).")
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                   help="one log with --split-at, or two (BEFORE AFTER) without it")
+    p.add_argument("--split-at", default=None, metavar="TIME",
+                   help="the deploy time: ISO 8601 (UTC if no offset), e.g. 2026-11-25T12:00:00Z, "
+                        "or epoch seconds/milliseconds")
     p.add_argument("--out", type=Path, default=None,
                    help="output directory (default: FILE's directory / <stem>-analysis)")
     p.add_argument("--checks", default=None, metavar="FILE",
-                   help="a TOML file of [[checks]] to judge the log on (default: the seed's "
-                        "claims, reference/checks/seed-claims.toml); 'none' for none")
+                   help="a TOML file of [[checks]] (the experiment's check kinds) to judge the "
+                        "log on (default: the seed's claims, reference/checks/seed-claims.toml); "
+                        "'none' for none")
+    p.add_argument("--component", default=None, metavar="NAME",
+                   help="keep records of this component (default python_api; records without "
+                        "`component` are kept unless this is given; '*' for any)")
+    p.add_argument("--endpoint", default=None, metavar="NAME",
+                   help="keep records of this endpoint (default orders/instant/execute; records "
+                        "without `endpoint` are kept unless this is given; '*' for any)")
+    p.add_argument("--where", action="append", default=None, metavar="FIELD=VALUE",
+                   help="keep records whose top-level FIELD is VALUE, as text (a number or "
+                        "boolean by its JSON text: status_code=200, cached=true); repeatable, "
+                        "all must hold")
+    p.add_argument("--flow-field", default=None, metavar="NAME",
+                   help="the field that names the flow (default flow)")
+    p.add_argument("--metric", default=None, metavar="NAME",
+                   help="the metric analysed: a durations_ms key or a top-level number "
+                        "(default executor_ms)")
+    p.add_argument("--ts-field", default=None, metavar="NAME",
+                   help="the timestamp field (default: the first present of ts, timestamp, "
+                        "time, @timestamp); ISO 8601, epoch seconds or milliseconds")
     p.set_defaults(handler=_analyze_log)

@@ -752,3 +752,310 @@ def as_records(req: Table) -> Table:
     floats = {k: v for k, v in req.floats.items() if k not in (rd.R_STATUS, rd.R_LATE)}
     return Table(req.path, req.n, {"ts": ts}, floats, cats, levels, req.malformed,
                  req.lines_read, req.blank_lines)
+
+
+# ---------------------------------------------------------------- a production timing log
+
+# `execbench analyze-log` on a user's own log: records are selected (component, endpoint,
+# --where), each excluded line counted by its reason, the timestamp found in whichever of the
+# usual fields holds it and read in whichever of the usual forms it has.
+
+LOG_TS_FIELDS = ("ts", "timestamp", "time", "@timestamp")  # tried in this order
+DEFAULT_COMPONENT = "python_api"  # the note's timing log (reference/provider-skip-step1.md)
+DEFAULT_ENDPOINT = "orders/instant/execute"
+ANY = "*"  # --component '*' / --endpoint '*': no selection on that field
+EPOCH_MS_ABOVE = 1e11  # an epoch number above this is milliseconds (1e11 s is the year 5138)
+
+# why a line is not a record of the analysis, in the order they are tested (a line is counted
+# once, under the first that applies)
+EXCLUDE_REASONS = (
+    "blank_line",  # empty or whitespace only
+    "bad_json",  # not JSON
+    "not_an_object",  # JSON, but not an object
+    "other_component",  # `component` names another component
+    "no_component",  # no `component`, and --component was given
+    "other_endpoint",
+    "no_endpoint",
+    "where_mismatch",  # a --where FIELD=VALUE does not hold (or FIELD is absent)
+    "no_flow",  # no flow field (--flow-field), or not a string/number
+    "no_status",  # no `status` string
+    "no_metric",  # the metric (--metric) absent, not a number, or negative
+    "no_timestamp",  # a split (--split-at) needs a time: none of the fields tried is there
+    "bad_timestamp",  # the time field holds something that is not a time
+)
+# the reasons that make a line malformed (it claims to be a record and is not one); the others
+# are selections
+MALFORMED_REASONS = ("bad_json", "not_an_object", "no_flow", "no_status", "no_metric",
+                     "no_timestamp", "bad_timestamp")
+
+
+@dataclass(frozen=True)
+class LogSelection:
+    """Which lines of a timing log are records of the analysis, and where their fields are.
+    `component`/`endpoint`: the value to keep (ANY or None: any); `*_explicit`: given by the
+    user, so a record without the field is excluded (by default it is kept: a log that does not
+    name its component is taken to be the executor's). `where`: (field, value) pairs, all must
+    hold, compared as text (a number or boolean by its JSON text). `metric`: a `durations_ms`
+    key or a top-level number. `ts_field`: None detects the first of LOG_TS_FIELDS present.
+    `need_ts`: a record without a usable time is excluded (a split by time needs it)."""
+
+    component: str | None = DEFAULT_COMPONENT
+    component_explicit: bool = False
+    endpoint: str | None = DEFAULT_ENDPOINT
+    endpoint_explicit: bool = False
+    where: tuple[tuple[str, str], ...] = ()
+    flow_field: str = rd.T_FLOW
+    metric: str = "executor_ms"
+    ts_field: str | None = None
+    need_ts: bool = True
+
+    @property
+    def ts_fields(self) -> tuple[str, ...]:
+        return (self.ts_field,) if self.ts_field else LOG_TS_FIELDS
+
+    def as_dict(self) -> dict:
+        return {"component": self.component if self.component != ANY else None,
+                "component_explicit": self.component_explicit,
+                "endpoint": self.endpoint if self.endpoint != ANY else None,
+                "endpoint_explicit": self.endpoint_explicit,
+                "where": [f"{k}={v}" for k, v in self.where], "flow_field": self.flow_field,
+                "metric": self.metric, "ts_fields": list(self.ts_fields)}
+
+
+@dataclass
+class LogRead:
+    """A log's records as a Table (`ts`, `status`/`flow`/`mode`, the metric and the
+    `durations_ms` keys of METRICS) and what was left out: `excluded` {reason: lines}, with the
+    first line numbers of each reason in `examples`; `ts_fields` {field: records timed by it};
+    `file_index` per record (which of the files read it came from)."""
+
+    table: Table
+    excluded: dict[str, int]
+    examples: dict[str, list[int]]
+    ts_fields: dict[str, int]
+    file_index: np.ndarray
+    files: list[dict]
+
+
+def parse_log_time(v) -> float:
+    """A log's timestamp as epoch seconds (UTC): ISO 8601 with or without an offset (`Z` too;
+    no offset = UTC), or an epoch number in seconds or milliseconds (told apart by magnitude),
+    as a number or a numeric string. ValueError for anything else."""
+    if isinstance(v, bool) or v is None:
+        raise ValueError(f"not a time: {v!r}")
+    if isinstance(v, str):
+        s = v.strip()
+        try:
+            x = float(s)
+        except ValueError:
+            x = None
+        if x is None:
+            dt = datetime.fromisoformat(s)  # ValueError names the value
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            return dt.timestamp()
+        v = x
+    if isinstance(v, (int, float)):
+        x = float(v)
+        if not math.isfinite(x):
+            raise ValueError(f"not a time: {v!r}")
+        return x / 1000.0 if abs(x) > EPOCH_MS_ABOVE else x
+    raise ValueError(f"not a time: {v!r}")
+
+
+def _as_text(v) -> str | None:
+    """A field's value as --where compares it: a string as itself, anything else as its JSON
+    text (`true`, `200`, `1.5`, `null`)."""
+    if type(v) is str:
+        return v
+    try:
+        return orjson.dumps(v).decode()
+    except TypeError:
+        return None
+
+
+def _label(v) -> str | None:
+    """A categorical field's value: a string, or a number's JSON text (a numeric flow id)."""
+    if type(v) is str:
+        return v
+    if type(v) in (int, float) and not isinstance(v, bool):
+        return orjson.dumps(v).decode()
+    return None
+
+
+_MAX_EXAMPLES = 5  # first line numbers kept per exclusion reason
+
+
+def read_log(paths, sel: LogSelection) -> LogRead:
+    """Read one or more timing logs (in order) record by record, applying `sel`. A line is
+    either a record or counted under one reason of EXCLUDE_REASONS; the malformed ones are
+    also in the table's `malformed` (with their line numbers, and the file's name when several
+    files are read)."""
+    from array import array
+
+    paths = [Path(p) for p in paths]
+    several = len(paths) > 1
+    metric = sel.metric
+    metric_keys = tuple(dict.fromkeys((metric, *METRICS)))
+    floats = {k: array("d") for k in metric_keys}
+    ts_out = array("d")
+    fidx = array("b")
+    cat_names = (rd.T_STATUS, rd.T_FLOW, rd.T_MODE)
+    codes = {k: array("h") for k in cat_names}
+    maps: dict[str, dict] = {k: {} for k in cat_names}
+    excluded = dict.fromkeys(EXCLUDE_REASONS, 0)
+    examples: dict[str, list[int]] = {r: [] for r in EXCLUDE_REASONS}
+    ts_used: dict[str, int] = {}
+    malformed = Malformed()
+    files = []
+    want_c = sel.component if sel.component not in (None, ANY) else None
+    want_e = sel.endpoint if sel.endpoint not in (None, ANY) else None
+    where = sel.where
+    flow_field = sel.flow_field
+    ts_fields = sel.ts_fields
+    need_ts = sel.need_ts
+    nan = math.nan
+    lines_total = 0
+    blank_total = 0
+    loads = orjson.loads
+    durations = rd.T_DURATIONS
+
+    def code(name, v):
+        m = maps[name]
+        c = m.get(v)
+        if c is None:
+            c = m[v] = len(m)
+        return c
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for fi, path in enumerate(paths):
+            file_excluded = dict.fromkeys(EXCLUDE_REASONS, 0)
+            kept = 0
+            line_no = 0
+            prefix = f"{path.name}: " if several else ""
+            with open(path, "rb") as fh:
+                for raw in fh:
+                    line_no += 1
+                    reason, detail = None, None
+                    line = raw.strip()
+                    if not line:
+                        reason = "blank_line"
+                    else:
+                        try:
+                            o = loads(line)
+                        except orjson.JSONDecodeError as exc:
+                            o = None
+                            reason = "bad_json"
+                            detail = f"invalid JSON ({str(exc).split(':')[0]})"
+                        if reason is None and type(o) is not dict:
+                            reason = "not_an_object"
+                            detail = f"not a JSON object ({type(o).__name__})"
+                    if reason is None:
+                        reason, detail, rec = _select(o, want_c, sel.component_explicit,
+                                                      want_e, sel.endpoint_explicit, where,
+                                                      flow_field, metric, ts_fields, need_ts,
+                                                      durations)
+                    if reason is not None:
+                        excluded[reason] += 1
+                        file_excluded[reason] += 1
+                        if len(examples[reason]) < _MAX_EXAMPLES:
+                            examples[reason].append(line_no)
+                        if reason in MALFORMED_REASONS:
+                            malformed.add(line_no, prefix + detail)
+                        continue
+                    status, flow, mode, ts, field, values, d = rec
+                    codes[rd.T_STATUS].append(code(rd.T_STATUS, status))
+                    codes[rd.T_FLOW].append(code(rd.T_FLOW, flow))
+                    codes[rd.T_MODE].append(-1 if mode is None else code(rd.T_MODE, mode))
+                    ts_out.append(ts)
+                    if field is not None:
+                        ts_used[field] = ts_used.get(field, 0) + 1
+                    floats[metric].append(values)
+                    for k in metric_keys[1:]:
+                        v = d.get(k) if d is not None else None
+                        floats[k].append(float(v) if (type(v) is float or type(v) is int)
+                                         and math.isfinite(v) and v >= 0 else nan)
+                    fidx.append(fi)
+                    kept += 1
+            lines_total += line_no
+            blank_total += file_excluded["blank_line"]
+            files.append({"path": str(path), "lines": line_no, "records": kept,
+                          "excluded": {k: v for k, v in file_excluded.items() if v}})
+    finally:
+        if was_enabled:
+            gc.enable()
+    n = len(ts_out)
+    levels = {}
+    cats = {}
+    for name in cat_names:
+        levels[name] = list(maps[name])
+        cats[name] = np.frombuffer(codes[name], dtype=np.int16).copy() if n else \
+            np.empty(0, np.int16)
+    table = Table(paths[0], n, {"ts": np.frombuffer(ts_out, dtype=np.float64).copy()
+                                if n else np.empty(0)},
+                  {k: np.frombuffer(v, dtype=np.float64).copy() if n else np.empty(0)
+                   for k, v in floats.items()},
+                  cats, levels, malformed, lines_total, blank_total)
+    return LogRead(table, {k: v for k, v in excluded.items() if v},
+                   {k: v for k, v in examples.items() if v}, ts_used,
+                   np.frombuffer(fidx, dtype=np.int8).copy() if n else np.empty(0, np.int8),
+                   files)
+
+
+def _select(o: dict, want_c, c_explicit, want_e, e_explicit, where, flow_field, metric,
+            ts_fields, need_ts, durations):
+    """(reason, detail, None) for a record left out, else (None, None, fields)."""
+    if want_c is not None:
+        c = o.get("component")
+        if c is None:
+            if c_explicit:
+                return "no_component", None, None
+        elif c != want_c:
+            return "other_component", None, None
+    if want_e is not None:
+        e = o.get("endpoint")
+        if e is None:
+            if e_explicit:
+                return "no_endpoint", None, None
+        elif e != want_e:
+            return "other_endpoint", None, None
+    for k, v in where:
+        if k not in o or _as_text(o[k]) != v:
+            return "where_mismatch", None, None
+    flow = _label(o.get(flow_field))
+    if flow is None:
+        return "no_flow", (f"missing field {flow_field!r}" if o.get(flow_field) is None
+                           else f"field {flow_field!r} is not a string"), None
+    status = o.get(rd.T_STATUS)
+    if type(status) is not str:
+        return "no_status", (f"missing field {rd.T_STATUS!r}" if status is None
+                             else f"field {rd.T_STATUS!r} is not a string"), None
+    d = o.get(durations)
+    if type(d) is not dict:
+        d = None
+    v = d.get(metric) if d is not None and metric in d else o.get(metric)
+    if v is None:
+        return "no_metric", f"missing field {metric!r}", None
+    if not ((type(v) is float or type(v) is int) and math.isfinite(v) and v >= 0):
+        return "no_metric", f"field {metric!r} is not a non-negative number", None
+    ts = math.nan
+    field = None
+    for f in ts_fields:
+        raw = o.get(f)
+        if raw is not None:
+            field = f
+            try:
+                ts = parse_log_time(raw)
+            except (ValueError, TypeError, OverflowError):
+                if need_ts:
+                    return "bad_timestamp", f"field {f!r} is not a time: {str(raw)[:40]!r}", \
+                        None
+                field = None
+            break
+    if field is None and need_ts and math.isnan(ts):
+        return "no_timestamp", "no timestamp (tried " + ", ".join(ts_fields) + ")", None
+    mode = o.get(rd.T_MODE)
+    return None, None, (status, flow, mode if type(mode) is str else None, ts, field,
+                        float(v), d)
