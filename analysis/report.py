@@ -259,6 +259,8 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
     out.append(f"<p>records outside every phase: {ing['outside_phases']}</p>")
     if ing["notes"]:
         out.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in ing["notes"]) + "</ul>")
+    if s.get("excluded") is not None:
+        out.append(excluded_section(s))
 
     if errors:
         out.append("<h2>Problems drawing this report</h2><ul>"
@@ -266,6 +268,25 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
     out.append("<h2>Methods</h2><ul>" + "".join(
         f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in s["methods"].items()) + "</ul>")
     out.append("</body></html>")
+    return "\n".join(out)
+
+
+def excluded_section(s: dict) -> str:
+    """`analyze-log`: the log's lines left out of the analysis, by reason."""
+    log = s.get("log") or {}
+    sel = log.get("selection") or {}
+    picked = [f"component {_e(sel.get('component') or 'any')}",
+              f"endpoint {_e(sel.get('endpoint') or 'any')}",
+              *(f"where {_e(w)}" for w in sel.get("where") or []),
+              f"flow field {_e(sel.get('flow_field', 'flow'))}",
+              f"metric {_e(sel.get('metric', s.get('primary_metric')))}"]
+    out = [(f"<h2>Excluded lines</h2><p>{log.get('lines', '?')} lines read, "
+            f"{log.get('records', '?')} records analysed; selection: {', '.join(picked)}.</p>")]
+    first = log.get("excluded_first_lines") or {}
+    rows = [(_e(r), n, _e(", ".join(str(x) for x in first.get(r, [])) or "-"))
+            for r, n in sorted(s["excluded"].items(), key=lambda kv: -kv[1])]
+    out.append(_table(["reason", "lines", "first lines"], rows, (1,)) if rows
+               else "<p>No line was excluded.</p>")
     return "\n".join(out)
 
 
