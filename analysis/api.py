@@ -284,30 +284,29 @@ def _no_log_records(path: Path, info: dict, read, sel) -> UnusableInput:
     shown = {k: v for k, v in excluded.items() if k != "blank_line"}
     if not shown:
         return UnusableInput(f"{path}: no records (the file is empty or blank)")
+    lines = []
     if all(k in MALFORMED_REASONS for k in shown):
-        exc = _no_valid_records(path, read.table)
-        text = str(exc)
+        text = str(_no_valid_records(path, read.table))
     else:
-        text = (f"{path}: no record left to analyse ({info['lines']} lines): excluded "
-                f"{_reasons_text(shown)}")
+        text = f"{path}: no record left to analyse ({info['lines']} lines)"
         d = sel.as_dict()
-        text += (f"\n  selection: component {d['component'] or 'any'!s}, endpoint "
-                 f"{d['endpoint'] or 'any'!s}" + (f", where {' and '.join(d['where'])}"
-                                                  if d["where"] else "")
-                 + " (--component/--endpoint '*' take any)")
-        if read.table.malformed.count:
-            text += "\n" + "\n".join(f"  line {n}: {r}"
-                                       for n, r in read.table.malformed.examples[:5])
+        lines.append(f"selection: component {d['component'] or 'any'}, endpoint "
+                     f"{d['endpoint'] or 'any'}"
+                     + (f", where {' and '.join(d['where'])}" if d["where"] else "")
+                     + " (--component/--endpoint '*' take any)")
+        lines += [f"line {n}: {r}" for n, r in read.table.malformed.examples[:5]]
+    lines.insert(0, f"excluded by reason: {_reasons_text(shown)}")
     if "no_timestamp" in shown or "bad_timestamp" in shown:
-        text += ("\n  no usable timestamp: tried the fields " + ", ".join(sel.ts_fields)
-                 + " (ISO 8601, epoch seconds or milliseconds); name yours with --ts-field, "
-                 "or compare two files without a split: analyze-log BEFORE.log AFTER.log")
+        lines.append("no usable timestamp; fields tried: " + ", ".join(sel.ts_fields)
+                     + " (ISO 8601, epoch seconds or milliseconds)")
+        lines.append("name the field with --ts-field; logs without timestamps: "
+                     "analyze-log BEFORE.log AFTER.log")
     if "no_metric" in shown:
-        text += (f"\n  metric {sel.metric!r}: neither a durations_ms key nor a top-level "
-                 "number of these records (--metric)")
+        lines.append(f"metric {sel.metric!r}: not a durations_ms key or top-level number of "
+                     "these records (--metric)")
     if "no_flow" in shown:
-        text += f"\n  flow field {sel.flow_field!r}: absent (--flow-field)"
-    return UnusableInput(text)
+        lines.append(f"flow field {sel.flow_field!r}: absent (--flow-field)")
+    return UnusableInput(text + "".join(f"\n  {x}" for x in lines))
 
 
 def _log_analysis_class():
