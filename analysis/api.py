@@ -248,7 +248,7 @@ def log_selection(*, component: str | None = None, endpoint: str | None = None, 
     from .ingest import DEFAULT_COMPONENT, DEFAULT_ENDPOINT, LogSelection
 
     pairs = []
-    for w in where or ():
+    for w in [where] if isinstance(where, str) else where or ():
         if isinstance(w, str):
             field, sep, value = w.partition("=")
             if not sep or not field.strip():
@@ -350,7 +350,10 @@ def load_log(path: Path, split: float | None = None, *, checks=None, after: Path
     if after is not None and split is not None:
         raise UnusableInput("two files are the two phases: --split-at is for one file")
     sel = dataclasses.replace(selection or log_selection(), need_ts=after is None)
-    read = read_log(files, sel)
+    try:
+        read = read_log(files, sel)
+    except ValueError as exc:
+        raise UnusableInput(f"{' + '.join(str(p) for p in files)}: {exc}") from None
     timings = read.table
     for p, info in zip(files, read.files):
         if info["records"] == 0:

@@ -924,6 +924,9 @@ def read_log(paths, sel: LogSelection) -> LogRead:
         m = maps[name]
         c = m.get(v)
         if c is None:
+            if len(m) >= np.iinfo(np.int16).max:
+                raise ValueError(f"more than {len(m)} distinct values of {name!r} "
+                                 "(categorical columns hold 32767)")
             c = m[v] = len(m)
         return c
 
