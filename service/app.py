@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, on_reject=admin.audit_rejected_body)
     # before the body guard and FastAPI: a refused admin call costs no routing, body or database
     app.add_middleware(AdminGate, token=settings.admin_token, per_s=settings.admin_refusals_per_s,
-                       burst=settings.admin_refusal_burst, max_body_bytes=settings.max_body_bytes)
+                       burst=settings.admin_refusal_burst, tarpit_s=settings.admin_refusal_tarpit_s,
+                       max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorGuard)
     return app

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     # `admin_refusal_burst`, refilled at `admin_refusals_per_s`; above it 429 with Retry-After.
     admin_refusals_per_s: float = Field(default=5.0, ge=0)
     admin_refusal_burst: int = Field(default=20, ge=1)
+    admin_refusal_tarpit_s: float = Field(default=1.0, ge=0, le=10, description="pause before a 429")
     flag_ttl_s: float = Field(default=1.0, gt=0, le=60)
     timing_log: Path | None = None
     replica: str | None = Field(default=None, description="replica name in records; default host:pid")

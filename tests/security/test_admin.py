@@ -110,7 +110,8 @@ def test_a_refused_flood_is_answered_by_the_gate_throttled_and_counted(running_s
     the token is never throttled, even from the flooding address."""
     burst = 40
     svc = running_service(database_url=database_url, seed_users=2, extra_env={
-        "EXECBENCH_ADMIN_REFUSAL_BURST": str(burst), "EXECBENCH_ADMIN_REFUSALS_PER_S": "1"})
+        "EXECBENCH_ADMIN_REFUSAL_BURST": str(burst), "EXECBENCH_ADMIN_REFUSALS_PER_S": "1",
+        "EXECBENCH_ADMIN_REFUSAL_TARPIT_S": "0"})  # 429s at once: the tarpit is test_admin_gate's
     wrong = {"Authorization": "Bearer nope"}
     # refused before the body guard: a body over the 16 KiB limit is not even read (401, not 413)
     big = httpx.put(f"{svc.url}/admin/flags/provider_skip", content=b"x" * 20_000,
