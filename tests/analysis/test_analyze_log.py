@@ -307,7 +307,7 @@ def test_no_timestamp_anywhere_names_the_fields_tried(tmp_path, capsys):
     assert "fields tried: when (" in said(capsys)
 
 
-def _note_files(tmp_path: Path, n: int = 400, seed: int = 5, stamped: bool = False):
+def _note_files(tmp_path: Path, n: int = 1000, seed: int = 5, stamped: bool = False):
     """Two logs in the note's exact format, before and after the deploy."""
     rng = np.random.default_rng(seed)
     out = []
