@@ -468,10 +468,11 @@ def excluded_line(summary: dict) -> str:
             f"{_reasons_text(summary.get('excluded') or {})}")
 
 
-def compare_runs(run_a: Path, run_b: Path, *, out_dir: Path | None = None, console=None) -> int:
-    """Two runs side by side: each phase both have, per flow, B relative to A. The check:
-    B is not slower than A by more than the margin (non-inferiority: the upper bound of the 90%
-    HL interval of B - A below +margin% of A's p50)."""
+def compare_runs(run_a: Path, run_b: Path, *, out_dir: Path | None = None, console=None,
+                 margin_pct: float | None = None, quantiles: tuple[float, ...] = (0.5,)) -> int:
+    """Two runs side by side: each phase both have, per flow, B relative to A, answered better /
+    equivalent / worse / inconclusive per judged quantile against +-margin_pct (analysis/compare.py);
+    exit 1 when B is worse somewhere, 3 when something is undecided, else 0."""
     from .compare import compare_analyses
 
     console = _console(console)
@@ -480,4 +481,5 @@ def compare_runs(run_a: Path, run_b: Path, *, out_dir: Path | None = None, conso
         b = load_run(Path(run_b))
     except UnusableInput as exc:
         return _unusable(console, exc)
-    return compare_analyses(a, b, out_dir=out_dir, console=console)
+    return compare_analyses(a, b, out_dir=out_dir, console=console, margin_pct=margin_pct,
+                            quantiles=quantiles)

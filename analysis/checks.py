@@ -109,16 +109,22 @@ def run_verdict(checks: list[dict]) -> str:
 def by_interval(lo, hi, low: float, high: float, *, n: int | None = None,
                 min_n: int = 0, what: str = "the interval"):
     """A threshold judged on an interval [lo, hi] of the estimate: inside [low, high] PASS,
-    wholly outside FAIL, straddling a bound INCONCLUSIVE; no interval, or n below min_n,
-    INCONCLUSIVE with the reason."""
+    wholly outside FAIL, straddling a bound INCONCLUSIVE; n below min_n INCONCLUSIVE with the
+    reason. A missing bound (a sample too small for it, e.g. the upper bound of a p99 from 100
+    values) is unbounded: it can still FAIL on the bound it has, never PASS on the one it lacks."""
     if n is not None and n < min_n:
         return Undecided(f"n={n} is below the minimum of {min_n} per group")
-    if lo is None or hi is None:
+    if lo is None and hi is None:
         return Undecided(f"no 95% interval at n={n}" if n is not None else "no interval")
-    if low <= lo and hi <= high:
+    lo_, hi_ = -math.inf if lo is None else lo, math.inf if hi is None else hi
+    if low <= lo_ and hi_ <= high:
         return True
-    if hi < low or lo > high:
+    if hi_ < low or lo_ > high:
         return False
+    if (lo is None and low > -math.inf) or (hi is None and high < math.inf):
+        side = "lower" if lo is None and low > -math.inf else "upper"
+        return Undecided(f"{what} has no {side} bound at n={n}: too few records for that "
+                         "quantile at 95%")
     return Undecided(f"{what} straddles the threshold: more data would decide it")
 
 
@@ -356,11 +362,11 @@ def _quantile_name(q: float) -> str | None:
 
 def _quantile(a, name: str, flow: str, metric: str, q: float, summary: dict | None = None
               ) -> dict | None:
-    """The q-quantile of a phase/group with its bootstrap CI: the summary's own figure when it
+    """The q-quantile of a phase/group with its order-statistic CI: the summary's own figure when it
     has one (so a check and the latency table never quote two intervals for one quantile)."""
     import numpy as np
 
-    from .stats import quantile_with_ci, rng_for
+    from .stats import quantile_with_ci
 
     qname = _quantile_name(q)
     table = "client" if metric in ("latency_ms", "latency_from_intended_ms") else "phases"
@@ -371,30 +377,22 @@ def _quantile(a, name: str, flow: str, metric: str, q: float, summary: dict | No
     v = a.values(name, flow, metric)
     if len(v) == 0:
         return None
-    est = quantile_with_ci(np.sort(v), q, rng_for("check", name, flow, metric, str(q)),
-                           b=a.settings.bootstrap_replicates)
+    est = quantile_with_ci(np.sort(v), q)
     return {"value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high, "n": len(v)}
 
 
 def _ratio_ci(a, ref: str, ph: str, flow: str, metric: str, q: float):
-    """Percentile-bootstrap 95% CI of Q_q(ph) / Q_q(ref) from independent replicates."""
+    """Q_q(ph) / Q_q(ref) with its 95% interval (stats.quantile_ratio: MOVER from the two
+    order-statistic intervals); a bound the samples are too small for is None."""
     import numpy as np
 
-    from .stats import bootstrap_quantile_replicates, quantile_sorted, rng_for
+    from .stats import quantile_ratio
 
     x, y = np.sort(a.values(ref, flow, metric)), np.sort(a.values(ph, flow, metric))
-    if len(x) < 2 or len(y) < 2:
-        return None
-    b = a.settings.bootstrap_replicates
-    rx = bootstrap_quantile_replicates(x, q, rng_for("ratio", ref, flow, metric), b)
-    ry = bootstrap_quantile_replicates(y, q, rng_for("ratio", ph, flow, metric), b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = ry / rx
-    r = r[np.isfinite(r)]
-    if len(r) == 0:
-        return None  # a reference quantile of 0 (a skipped stage): no ratio
-    lo, hi = np.quantile(r, [0.025, 0.975])
-    return quantile_sorted(x, q), quantile_sorted(y, q), float(lo), float(hi), min(len(x), len(y))
+    r = quantile_ratio(x, y, q)
+    if r is None:
+        return None  # no records, or a quantile of 0 (a skipped stage): no ratio
+    return r["ref"], r["value"], r["ci_low"], r["ci_high"], r["n"]
 
 
 def _check_phases(a, refs) -> list[str]:
@@ -646,8 +644,9 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
             red = 100 * (1 - qb / qa)
             red_lo = None if hi is None else 100 * (1 - hi)
             red_hi = None if lo is None else 100 * (1 - lo)
-            shown = ("no 95% interval" if red_lo is None else
-                     f"95% CI of the reduction {red_lo:.1f}%-{red_hi:.1f}%")
+            shown = ("no lower 95% bound: too few records for that quantile" if red_lo is None
+                     else f"95% CI of the reduction {red_lo:.1f}%-"
+                     + ("?" if red_hi is None else f"{red_hi:.1f}%"))
             return chk(by_interval(red_lo, red_hi, pct, math.inf, n=n, min_n=min_n,
                                    what="the reduction's 95% interval"),
                        f"{_quantile_name(qv) or qv} {qa:.1f} -> {qb:.1f} ms: -{red:.1f}% "
@@ -665,7 +664,7 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
                 covers = ("equivalent", flow, metric, ref, ph, margin, qv)
             import numpy as np
 
-            from .stats import compare_samples
+            from .stats import ratio_equivalence
 
             x, y = a.values(ref, flow, metric), a.values(ph, flow, metric)
             if len(x) < 2 or len(y) < 2:
@@ -675,25 +674,19 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
                                      f"{min_n} per group"),
                            f"{len(x)} vs {len(y)} {flow} {metric} records",
                            f"within +-{margin:g}% of {ref}")
-            if abs(qv - 0.5) < 1e-12:
-                c = _comparison(summary, ref, ph, flow, metric, margin) or \
-                    compare_samples(np.asarray(x), np.asarray(y), margin_pct=margin)
-                eq = c["equivalence"]
-                return chk(_equivalence_outcome(eq),
-                           f"p50 {c['ref_p50']:.1f} vs {c['p50']:.1f} ms; HL shift "
-                           f"{c['shift_ms']['value']:+.1f} ms, 90% CI [{eq['ci90_ms'][0]:+.1f}, "
-                           f"{eq['ci90_ms'][1]:+.1f}], TOST p={eq['p']:.3g}",
-                           f"within +-{margin:g}% of {ref}'s p50 (+-{eq['delta']:.1f} ms)")
-            r = _ratio_ci(a, ref, ph, flow, metric, qv)
-            if r is None:
+            c = _comparison(summary, ref, ph, flow, metric, margin) \
+                if abs(qv - 0.5) < 1e-12 else None
+            eq = c["equivalence"] if c else ratio_equivalence(
+                np.sort(np.asarray(x)), np.sort(np.asarray(y)), margin_pct=margin, q=qv)
+            if eq is None:
                 return nodata(f"no ratio for {ref}/{ph} (a quantile of 0)")
-            qa, qb, lo, hi, _n = r
-            ok = (1 - margin / 100) < lo and hi < (1 + margin / 100)
-            if not ok and (1 - margin / 100) <= hi and lo <= (1 + margin / 100):
-                ok = Undecided("the ratio's interval reaches past the margin: not shown "
-                               "equivalent, not shown different")
-            return chk(ok, f"q{qv:g} {qa:.1f} vs {qb:.1f} ms; ratio 95% CI [{lo:.3f}, {hi:.3f}]",
-                       f"ratio CI inside 1 +- {margin / 100:g}")
+            qn = _quantile_name(qv) or f"q{qv:g}"
+            return chk(_equivalence_outcome(eq),
+                       f"{qn} {_fmt(float(np.quantile(x, qv)))} vs "
+                       f"{_fmt(float(np.quantile(y, qv)))}: ratio {eq['ratio']:.3f}, 90% CI "
+                       f"{_bounds(eq['ci90'])}",
+                       f"{qn} ratio within 1 +- {margin / 100:g} (90% interval inside: "
+                       "two one-sided tests at 5%)")
         if kind == "error_rate_below":
             members = _members(a, raw)
             flow = raw.get("flow")
@@ -787,21 +780,20 @@ def experiment_check(a, summary: dict, raw: dict, source: str = "experiment",
 
 
 def _equivalence_outcome(eq: dict):
-    """A TOST result as a check outcome: equivalent PASS; shown different by more than the
-    margin FAIL; otherwise (the interval reaches past the margin but not wholly) INCONCLUSIVE."""
-    v = eq.get("verdict")
-    if v is None:  # a result without its own verdict: the 90% interval against +-delta
-        lo, hi = eq["ci90_ms"]
-        d = eq["delta"]
-        v = ("equivalent" if eq["equivalent"] else
-             "different" if lo is not None and hi is not None and (lo > d or hi < -d)
-             else "inconclusive")
+    """An equivalence result (stats.ratio_equivalence) as a check outcome: equivalent PASS;
+    shown different by more than the margin FAIL; otherwise INCONCLUSIVE."""
+    v = eq["verdict"]
     if v == "equivalent":
         return True
     if v == "different":
         return False
-    return Undecided("the interval reaches past the margin: not shown equivalent, "
+    return Undecided("the ratio's interval reaches past the margin: not shown equivalent, "
                      "not shown different")
+
+
+def _bounds(ci) -> str:
+    lo, hi = ci
+    return f"[{'-' if lo is None else f'{lo:.3f}'}, {'-' if hi is None else f'{hi:.3f}'}]"
 
 
 def _members(a, raw: dict) -> list[str]:

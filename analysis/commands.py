@@ -1,12 +1,13 @@
 """`execbench report`, `execbench compare`, `execbench analyze-log`.
 
 Only argument declarations here: numpy, scipy and matplotlib are imported by the handlers, so
-`execbench --help` stays fast. Exit status: 0 every check passed, 1 a check failed, 2 unusable
-input.
+`execbench --help` stays fast. Exit status: 0 every check passed, 1 a check failed, 3 a check
+undecided (inconclusive), 2 unusable input.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 
@@ -16,10 +17,25 @@ def _report(args) -> int:
     return analyze_run(args.run_dir, checks=args.checks)
 
 
+def _margin(text: str) -> float:
+    v = float(text)
+    if not 0 < v < 100:
+        raise argparse.ArgumentTypeError(f"a margin in percent between 0 and 100, not {text}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    v = float(text)
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"a quantile between 0 and 1 (exclusive), not {text}")
+    return v
+
+
 def _compare(args) -> int:
     from .api import compare_runs
 
-    return compare_runs(args.run_a, args.run_b, out_dir=args.out)
+    return compare_runs(args.run_a, args.run_b, out_dir=args.out, margin_pct=args.margin,
+                        quantiles=tuple(args.q or (0.5,)))
 
 
 def _analyze_log(args) -> int:
@@ -53,13 +69,20 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "compare", help="two runs side by side (B relative to A)",
-        description="Compare RUN_B with RUN_A phase by phase and flow by flow (Hodges-Lehmann "
-                    "shift, Mann-Whitney, non-inferiority). Exit 1 when B is slower than A beyond "
-                    "the margin somewhere, 2 for unusable input.")
+        description="Compare RUN_B with RUN_A phase by phase and flow by flow: quantiles with "
+                    "their intervals, the Hodges-Lehmann shift, Mann-Whitney, and per judged "
+                    "quantile an answer on the ratio B/A against 1 +- margin: better, equivalent, "
+                    "worse or inconclusive. Exit 0 (better or equivalent everywhere), 1 (worse "
+                    "somewhere), 3 (undecided somewhere), 2 (unusable input).")
     p.add_argument("run_a", type=Path, metavar="RUN_A")
     p.add_argument("run_b", type=Path, metavar="RUN_B")
     p.add_argument("--out", type=Path, default=None,
                    help="write compare.json and compare.html here (default: RUN_B/compare-<A>)")
+    p.add_argument("--margin", type=_margin, default=None, metavar="PCT",
+                   help="equivalence margin in percent of A's quantile, fixed before the data "
+                        "(default 5)")
+    p.add_argument("--q", type=_fraction, action="append", default=None, metavar="Q",
+                   help="a quantile to judge, e.g. 0.5 or 0.95 (repeatable; default 0.5)")
     p.set_defaults(handler=_compare)
 
     p = subparsers.add_parser(

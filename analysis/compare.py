@@ -1,9 +1,18 @@
 """`execbench compare RUN_A RUN_B`: the same statistics for two runs, side by side.
 
-For each analysed phase both runs have and each flow: p50/p95/p99 with bootstrap CIs in A and in
-B, the Hodges-Lehmann shift B - A with its 95% CI, Mann-Whitney p, and a non-inferiority check:
-B passes when the upper bound of the 90% HL interval is below +margin (default 5% of A's p50),
-i.e. the one-sided test at alpha = 0.05 that B is not slower than A by more than the margin.
+For each analysed phase both runs have and each flow: p50/p95/p99 with order-statistic CIs in A
+and in B, the Hodges-Lehmann shift B - A with its 95% CI, Mann-Whitney p, and one answer per
+judged quantile (p50 unless `--q` says more) on the ratio r = Q(B) / Q(A) with its intervals
+(stats.quantile_ratio) against the margin m (`--margin`, default 5%):
+
+- worse: the 95% interval lies above 1 + m (B shown slower than A by more than the margin);
+- better: the 95% interval lies below 1 - m;
+- equivalent: the 90% interval lies inside (1 - m, 1 + m) (two one-sided tests at 5%);
+- inconclusive: none of these, or fewer than the minimum records per group.
+
+Worse is a FAIL (exit 1), inconclusive INCONCLUSIVE (exit 3), better and equivalent PASS (exit 0).
+Two identical runs are "worse" only when an interval misses: at most 2.5% per answer
+(benchmarks/coverage.py measures it).
 """
 
 from __future__ import annotations
@@ -18,44 +27,97 @@ import orjson
 from . import stats
 from .core import iso
 
+ANSWERS = ("better", "equivalent", "worse", "inconclusive")
 
-def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
+
+def judge(xs_sorted, ys_sorted, *, q: float, margin_pct: float, min_n: int) -> dict:
+    """One answer for Q_q(B) / Q_q(A) against 1 +- margin (see the module docstring)."""
+    m = margin_pct / 100
+    n = min(len(xs_sorted), len(ys_sorted))
+    r95 = stats.quantile_ratio(xs_sorted, ys_sorted, q, level=0.95)
+    r90 = stats.quantile_ratio(xs_sorted, ys_sorted, q, level=0.90)
+    out = {"q": q, "n": n, "margin_pct": margin_pct, "ratio": None, "ci95": [None, None],
+           "ci90": [None, None]}
+    if r95 is None or r90 is None:
+        return {**out, "answer": "inconclusive", "why": "no ratio (no records or a quantile of 0)"}
+    out.update(ratio=r95["ratio"], ci95=[r95["ci_low"], r95["ci_high"]],
+               ci90=[r90["ci_low"], r90["ci_high"]])
+    lo95, hi95 = r95["ci_low"], r95["ci_high"]
+    lo90, hi90 = r90["ci_low"], r90["ci_high"]
+    if n < min_n:
+        return {**out, "answer": "inconclusive",
+                "why": f"n={n} is below the minimum of {min_n} per group"}
+    if lo95 is not None and lo95 > 1 + m:
+        return {**out, "answer": "worse", "why": None}
+    if hi95 is not None and hi95 < 1 - m:
+        return {**out, "answer": "better", "why": None}
+    if lo90 is not None and hi90 is not None and 1 - m < lo90 and hi90 < 1 + m:
+        return {**out, "answer": "equivalent", "why": None}
+    missing = lo90 is None or hi90 is None
+    return {**out, "answer": "inconclusive",
+            "why": ("too few records for a two-sided interval of that quantile" if missing else
+                    "the ratio's interval reaches past the margin: more data would decide it")}
+
+
+def _ratio_text(j: dict) -> str:
+    def f(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    if j["ratio"] is None:
+        return "no ratio"
+    return (f"ratio B/A {j['ratio']:.3f}, 95% CI [{f(j['ci95'][0])}, {f(j['ci95'][1])}], "
+            f"90% CI [{f(j['ci90'][0])}, {f(j['ci90'][1])}], n={j['n']}")
+
+
+def compare_analyses(a, b, *, out_dir: Path | None, console, margin_pct: float | None = None,
+                     quantiles: tuple[float, ...] = (0.5,)) -> int:
     from datetime import datetime
 
     from rich.table import Table
 
-    margin = a.settings.compare_margin_pct
+    from .api import EXIT_CODES
+    from .checks import FAIL, INCONCLUSIVE, PASS, _quantile_name, run_verdict
+
+    margin = a.settings.compare_margin_pct if margin_pct is None else margin_pct
+    min_n = a.settings.min_samples
     phases = [p for p in a.unit_names() if p in b.unit_names()]
     flows = [f for f in a.flows() if f in b.flows()]
     # the runs' primary metric; a run with a timing log against one without: client latency
     metric = a.primary if a.primary == b.primary else "latency_ms"
     result = {"run_a": a.source, "run_b": b.source, "margin_pct": margin,
+              "quantiles": list(quantiles), "min_n": min_n,
               "generated_at": iso(datetime.now(UTC).timestamp()), "phases": {},
               "checks": [], "verdict": None}
     if not phases:
-        result["checks"].append({"name": "the runs share an analysed phase", "passed": False,
+        result["checks"].append({"name": "the runs share an analysed phase", "verdict": FAIL,
+                                 "passed": False, "answer": None,
                                  "observed": "none", "expected": "at least one"})
+    verdict_of = {"worse": FAIL, "inconclusive": INCONCLUSIVE, "better": PASS, "equivalent": PASS}
     for ph in phases:
         result["phases"][ph] = {}
         for flow in flows:
             x, y = a.values(ph, flow, metric), b.values(ph, flow, metric)
             if len(x) == 0 or len(y) == 0:
                 continue
-            da = stats.describe(x, ph, flow, metric)
-            db = stats.describe(y, ph, flow, metric)
+            da, db = stats.describe(x), stats.describe(y)
             c = stats.compare_samples(x, y, margin_pct=margin)
-            result["phases"][ph][flow] = {"a": da, "b": db, "comparison": c}
-            eq = c.get("equivalence")
-            if eq:
-                upper = eq["ci90_ms"][1]
-                result["checks"].append({
-                    "name": f"{ph}/{flow}: B not slower than A by more than {margin:g}%",
-                    "passed": upper is not None and upper < eq["delta"],
-                    "observed": f"HL shift {c['shift_ms']['value']:+.2f} ms, 90% CI upper "
-                                f"{upper:+.2f} ms",
-                    "expected": f"< +{eq['delta']:.2f} ms"})
-    result["verdict"] = "pass" if result["checks"] and all(
-        c["passed"] for c in result["checks"]) else "fail"
+            result["phases"][ph][flow] = {"a": da, "b": db, "comparison": c, "answers": {}}
+            xs, ys = np.sort(x), np.sort(y)
+            for q in quantiles:
+                qn = _quantile_name(q) or f"q{q:g}"
+                j = judge(xs, ys, q=q, margin_pct=margin, min_n=min_n)
+                result["phases"][ph][flow]["answers"][qn] = j
+                v = verdict_of[j["answer"]]
+                check = {"name": f"{ph}/{flow} {metric} {qn}: B against A within +-{margin:g}%",
+                         "answer": j["answer"], "verdict": v,
+                         "passed": None if v == INCONCLUSIVE else v == PASS,
+                         "observed": f"{j['answer']}: {_ratio_text(j)}",
+                         "expected": f"not worse: the ratio's 95% interval not above "
+                                     f"{1 + margin / 100:g}"}
+                if j.get("why"):
+                    check["why"] = j["why"]
+                result["checks"].append(check)
+    result["verdict"] = run_verdict(result["checks"])
 
     result["metric"] = metric
     t = Table(title=f"{metric}: A={Path(a.source).name}  B={Path(b.source).name}",
@@ -72,9 +134,11 @@ def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
                       f"{s['value']:+.1f} [{s['ci_low']:+.1f}, {s['ci_high']:+.1f}]",
                       f"{c['mann_whitney']['p']:.2g}" if c.get("mann_whitney") else "-")
     console.print(t)
+    from .terminal import VERDICT_MARKS
+
     for c in result["checks"]:
-        mark = "[bold green]PASS[/]" if c["passed"] else "[bold red]FAIL[/]"
-        console.print(f"{mark} {c['name']}: {c['observed']} (expected {c['expected']})")
+        why = f" [{c['why']}]" if c.get("why") else ""
+        console.print(f"{VERDICT_MARKS[c['verdict']]} {c['name']}: {c['observed']}{why}")
     console.print(f"verdict: {result['verdict'].upper()}")
 
     out_dir = Path(out_dir) if out_dir else Path(b.source) / f"compare-{Path(a.source).name}"
@@ -82,12 +146,13 @@ def compare_analyses(a, b, *, out_dir: Path | None, console) -> int:
     (out_dir / "compare.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     (out_dir / "compare.html").write_text(_html(a, b, result), encoding="utf-8")
     console.print(f"written: {out_dir / 'compare.json'}, {out_dir / 'compare.html'}")
-    return 0 if result["verdict"] == "pass" else 1
+    return EXIT_CODES[result["verdict"]]
 
 
 def _ci(q):
-    return f"{q['value']:.1f} [{q['ci_low']:.1f}, {q['ci_high']:.1f}]" if q.get("ci_low") is not None \
-        else f"{q['value']:.1f}"
+    from .terminal import _ci as terminal_ci
+
+    return terminal_ci(q)
 
 
 def _html(a, b, result) -> str:
@@ -128,8 +193,8 @@ def _html(a, b, result) -> str:
                         f"<td>{c['shift_ms']['value']:+.2f} [{c['shift_ms']['ci_low']:+.2f}, "
                         f"{c['shift_ms']['ci_high']:+.2f}]</td></tr>")
     checks = "".join(
-        f"<tr><td class={'pass' if c['passed'] else 'fail'}>{'PASS' if c['passed'] else 'FAIL'}"
-        f"</td><td>{e(c['name'])}</td><td>{e(c['observed'])}</td><td>{e(c['expected'])}</td></tr>"
+        f"<tr><td class={c['verdict']}>{c['verdict'].upper()}</td><td>{e(c['name'])}</td>"
+        f"<td>{e(c['observed'])}</td><td>{e(c.get('why') or c['expected'])}</td></tr>"
         for c in result["checks"])
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>execbench compare"
             f"</title><style>{CSS}</style></head><body><h1>A: {e(a.source)}<br>B: {e(b.source)}</h1>"

@@ -52,7 +52,6 @@ class Settings:
     # or below that level plus a tolerance and stays there this long (or to the last sample)
     nonterminal_baseline_s: float = 10.0
     nonterminal_hold_s: float = 10.0
-    bootstrap_replicates: int = stats.BOOTSTRAP_REPLICATES
 
     @classmethod
     def from_spec(cls, spec: Spec | None) -> Settings:
@@ -366,8 +365,7 @@ def _unit_stats(a: Analysis, name: str) -> dict:
         per_metric = {}
         for metric in metrics:
             mm = a.mask(name, flow, metric=metric) if censored_metric(metric) else m
-            d = stats.describe(t.floats[metric][mm], name, flow, metric,
-                               b=a.settings.bootstrap_replicates)
+            d = stats.describe(t.floats[metric][mm])
             if censored_metric(metric) and a.client_only:
                 d = _with_censored(d, t.floats[metric][mm], error[mm])
             if d is not None:
@@ -404,8 +402,7 @@ def client_statistics(a: Analysis) -> dict:
             for metric in metrics:
                 mm = fm | (pm & failed & (r.cats["flow"] == r.code("flow", flow))) \
                     if censored_metric(metric) else fm
-                d = stats.describe(r.floats[metric][mm], "client", phase, flow, metric,
-                                   b=a.settings.bootstrap_replicates)
+                d = stats.describe(r.floats[metric][mm])
                 if censored_metric(metric):
                     d = _with_censored(d, r.floats[metric][mm], failed[mm])
                 if d is not None:
@@ -642,15 +639,15 @@ def methods(a: Analysis) -> dict:
     s = a.settings
     return {
         "quantiles": "exact, on raw records: numpy 'linear' (Hyndman-Fan type 7)",
-        "quantile_ci": f"percentile bootstrap, 95%, B={s.bootstrap_replicates}, seed "
-                       f"{stats.SEED} + CRC32 of the statistic's name; replicates drawn exactly via "
-                       "uniform order statistics (Beta) instead of materialised resamples",
+        "quantile_ci": "distribution-free order-statistic interval, 95% (binomial ranks, equal "
+                       "tails); no bound where n is too small for it (e.g. p99 below 300 values)",
         "shift": "Hodges-Lehmann (median of all pairwise differences, computed exactly by "
                  "selection), distribution-free 95% CI at the Mann-Whitney critical ranks "
                  "(exact null distribution of U below 50 per sample, normal approximation above)",
         "test": "Mann-Whitney U, two-sided (scipy.stats.mannwhitneyu)",
-        "equivalence": "TOST: two one-sided Mann-Whitney tests at alpha=0.05 against +-margin "
-                       "(margin = a percentage of the reference phase's p50); 90% HL CI shown",
+        "equivalence": "ratio of medians within 1 +- margin: equivalent when its 90% interval "
+                       "(MOVER from the two order-statistic intervals; two one-sided tests at "
+                       "alpha=0.05) lies inside, different when the 95% one lies outside",
         "recovery": f"recovered when a centred rolling p50 ({s.recovery_window_s:g} s windows "
                     f"every {s.recovery_step_s:g} s, widened to ~50 records for sparse series, "
                     f"post-flip records only) is within +-{s.recovery_tolerance_pct:g}% of the "

@@ -28,6 +28,11 @@ code{background:#f4f4f4;padding:0 3px}
 """
 
 
+def _ratio_ci90(eq: dict) -> str:
+    lo, hi = eq["ci90"]
+    return f"[{'-' if lo is None else f'{lo:.3f}'}, {'-' if hi is None else f'{hi:.3f}'}]"
+
+
 def _e(x) -> str:
     return html.escape(str(x))
 
@@ -39,9 +44,11 @@ def _num(v, d=1) -> str:
 def _ci(q) -> str:
     if not q or q.get("value") is None:
         return "-"
-    if q.get("ci_low") is None:
+    if q.get("ci_low") is None and q.get("ci_high") is None:
         return _num(q["value"])
-    return f"{q['value']:.1f} <span class=muted>[{q['ci_low']:.1f}, {q['ci_high']:.1f}]</span>"
+    # a missing bound: too few records for it at 95% (shown as -, never invented)
+    lo, hi = (("-" if v is None else f"{v:.1f}") for v in (q.get("ci_low"), q.get("ci_high")))
+    return f"{q['value']:.1f} <span class=muted>[{lo}, {hi}]</span>"
 
 
 def _img(path: Path, alt: str) -> str:
@@ -159,10 +166,11 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
                         f"{r['shift_pct']['value']:+.1f}%" if r["shift_pct"]["value"] is not None
                         else "-",
                         f"{mw.get('p', float('nan')):.3g}",
-                        (f"{'yes' if eq.get('equivalent') else 'no'} (&plusmn;{eq['margin_pct']:g}%,"
-                         f" p={eq['p']:.3g})") if eq else "-"))
+                        (f"{_e(eq['verdict'])} (&plusmn;{eq['margin_pct']:g}%; ratio "
+                         f"{eq['ratio']:.3f}, 90% CI {_ratio_ci90(eq)})") if eq else "-"))
         out.append(_table(["comparison", "flow", "metric", "p50 ref → phase",
-                           "HL shift ms [95% CI]", "shift %", "Mann-Whitney p", "equivalent (TOST)"],
+                           "HL shift ms [95% CI]", "shift %", "Mann-Whitney p",
+                           "medians equivalent? (margin; p50 ratio)"],
                           rows, num_cols=(4, 5, 6)))
 
     if s.get("client"):

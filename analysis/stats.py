@@ -2,15 +2,17 @@
 
 Quantiles: numpy's default `linear` method (Hyndman & Fan type 7), on the raw values.
 
-Bootstrap confidence intervals of quantiles: the percentile bootstrap (not BCa: the jackknife
-acceleration is inconsistent for quantiles), Monte Carlo with B replicates and a fixed seed derived
-from the statistic's name, so a report is reproducible. The replicates are drawn *exactly* from the
-bootstrap distribution without materialising resamples: a resample of size n from the empirical
-distribution F_n is F_n^-1(U_1..U_n) with U iid uniform, so its k-th order statistic is
-F_n^-1(U_(k)) with U_(k) ~ Beta(k, n+1-k), and the next one is U_(k+1) = U_(k) + (1-U_(k)) V with
-V ~ Beta(1, n-k). numpy's linear quantile interpolates between those two order statistics, so each
-replicate costs O(1) after one sort instead of O(n): B = 4000 replicates on a million records cost
-less than the sort. (tests/analysis check this against brute-force resampling.)
+Confidence intervals of quantiles: distribution-free order-statistic intervals. For any
+continuous distribution the number of values below the true p-quantile is Binomial(n, p), so
+[X_(l), X_(u)] with binomial ranks l, u covers it with probability >= 95% at every n (no
+resampling, no seed, no asymptotics; ties only widen it). Where n is too small for a side (an
+upper bound of p99 needs about 300 values, of p95 about 60), that bound is None and the reports
+say so instead of printing one. Their coverage on skewed latency-like data, and the coverage of
+everything built on them, is measured by benchmarks/coverage.py and quoted in docs/analysis.md.
+
+Ratio of two quantiles (a reduction, an equivalence, `compare`): MOVER (Zou & Donner) on the log
+scale from the two order-statistic intervals; equivalence of a quantile within 1 +- m is the 90%
+ratio interval inside (1 - m, 1 + m), m fixed before the data (two one-sided tests at 5%).
 
 Shift between two samples: the Hodges-Lehmann estimator (median of all n*m pairwise differences
 y_j - x_i) with its distribution-free confidence interval (order statistics of the pairwise
@@ -20,37 +22,24 @@ with searchsorted, an interpolation search on d narrows the bracket until a few 
 pairs remain, and those are enumerated and partitioned. Exact for any n; O((n+m) log n) per rank.
 
 Mann-Whitney U: scipy.stats.mannwhitneyu (two-sided; scipy picks exact or asymptotic with tie
-correction). Equivalence (TOST): two one-sided Mann-Whitney tests of H0: shift <= -delta and
-H0: shift >= +delta at alpha = 0.05 each, delta a stated margin (a fraction of the reference
-median); equivalent when both reject, i.e. p_TOST = max(p_lower, p_upper) < alpha. The matching
-90% Hodges-Lehmann interval is reported beside it (equivalence <=> it lies inside +-delta).
+correction); `mwu_one_sided` computes the one-sided p from sorted samples by binary search.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 QUANTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
-BOOTSTRAP_REPLICATES = 4000
 CONFIDENCE = 0.95
-SEED = 20261125
 TOST_ALPHA = 0.05
 _ENUM_LIMIT = 1 << 21
 
 
-def rng_for(*key: str) -> np.random.Generator:
-    """A generator seeded from SEED and the statistic's name: reproducible and order-independent.
-    The key names the statistic, never the run's path: the same records give the same intervals
-    wherever the run directory lies, and `compare` quotes each run's own figures."""
-    return np.random.default_rng([SEED, zlib.crc32("\x1f".join(key).encode())])
-
-
-# ---------------------------------------------------------------- quantiles and bootstrap
+# ---------------------------------------------------------------- quantiles and their intervals
 
 
 def quantile_sorted(xs: np.ndarray, p: float) -> float:
@@ -59,23 +48,34 @@ def quantile_sorted(xs: np.ndarray, p: float) -> float:
     return float(np.quantile(xs, p, method="linear"))
 
 
-def bootstrap_quantile_replicates(
-    xs: np.ndarray, p: float, rng: np.random.Generator, b: int = BOOTSTRAP_REPLICATES
-) -> np.ndarray:
-    """B bootstrap replicates of the linear p-quantile of sorted `xs` (see module docstring)."""
-    n = len(xs)
-    h = (n - 1) * p
-    j = math.floor(h)
-    g = h - j
-    k = j + 1  # 1-based rank of the lower order statistic
-    u_lo = rng.beta(k, n + 1 - k, size=b)
-    lo = xs[np.clip(np.ceil(n * u_lo).astype(np.int64) - 1, 0, n - 1)]
-    if g == 0.0 or k >= n:
-        return lo.astype(np.float64, copy=True)
-    v = rng.beta(1.0, n - k, size=b)
-    u_hi = u_lo + (1.0 - u_lo) * v
-    hi = xs[np.clip(np.ceil(n * u_hi).astype(np.int64) - 1, 0, n - 1)]
-    return lo + g * (hi - lo)
+def order_statistic_ranks(n: int, p: float, level: float = CONFIDENCE
+                          ) -> tuple[int | None, int | None]:
+    """1-based ranks (l, u) of the order statistics bounding the p-quantile with confidence at
+    least `level`, equal tails: the number B of values below the true quantile is Binomial(n, p)
+    for any continuous distribution, X_(l) <= q <=> B >= l and q <= X_(u) <=> B <= u - 1, so
+    P(X_(l) <= q <= X_(u)) = F(u - 1) - F(l - 1) >= level when F(l - 1) <= a and F(u - 1) >= 1 - a,
+    a = (1 - level) / 2. l is the largest such rank, u the smallest. A side that no order
+    statistic can bound at that confidence (an upper bound for p99 from 100 values: even X_(100)
+    lies above p99 only with probability 1 - 0.99^100 = 0.63) is None."""
+    from scipy.special import bdtr
+
+    if n < 1:
+        return None, None
+    a = (1 - level) / 2
+    sd = math.sqrt(n * p * (1 - p))
+    k0 = max(0, math.floor(n * p - 12 * sd - 10))
+    k1 = min(n, math.ceil(n * p + 12 * sd + 10))
+    k = np.arange(k0, k1 + 1)
+    cdf = bdtr(k, n, p)  # P(B <= k); below k0 it is ~0, above k1 ~1
+    below = k[cdf <= a]  # candidates for l - 1
+    lower = int(below[-1]) + 1 if len(below) else (k0 if k0 > 0 else None)
+    above = k[cdf >= 1 - a]  # candidates for u - 1
+    upper = int(above[0]) + 1 if len(above) else None
+    if lower is not None and lower < 1:
+        lower = None
+    if upper is not None and upper > n:
+        upper = None
+    return lower, upper
 
 
 @dataclass
@@ -95,21 +95,47 @@ def _f(v):
     return v if math.isfinite(v) else None
 
 
-def quantile_with_ci(
-    xs_sorted: np.ndarray, p: float, rng: np.random.Generator, *, level: float = CONFIDENCE,
-    b: int = BOOTSTRAP_REPLICATES,
-) -> Estimate:
+def quantile_with_ci(xs_sorted: np.ndarray, p: float, *, level: float = CONFIDENCE) -> Estimate:
+    """numpy's linear p-quantile with its distribution-free order-statistic interval (either
+    bound None when the sample is too small to give it at `level`)."""
     value = quantile_sorted(xs_sorted, p)
-    if len(xs_sorted) < 2:
-        return Estimate(value, None, None)
-    reps = bootstrap_quantile_replicates(xs_sorted, p, rng, b)
-    a = (1 - level) / 2
-    lo, hi = np.quantile(reps, [a, 1 - a])
-    return Estimate(value, float(lo), float(hi))
+    lo, hi = order_statistic_ranks(len(xs_sorted), p, level)
+    return Estimate(value, None if lo is None else float(xs_sorted[lo - 1]),
+                    None if hi is None else float(xs_sorted[hi - 1]))
 
 
-def describe(values: np.ndarray, *key: str, b: int = BOOTSTRAP_REPLICATES) -> dict | None:
-    """count, mean, std, min, max and p50/p90/p95/p99 with percentile-bootstrap CIs.
+def quantile_ratio(xs_sorted: np.ndarray, ys_sorted: np.ndarray, p: float, *,
+                   level: float = CONFIDENCE) -> dict | None:
+    """Q_p(y) / Q_p(x) with an interval by MOVER on the log scale (Zou & Donner's method of
+    variance estimates recovery) from the two order-statistic intervals at `level`:
+    log r = log qy - log qx, and each side of the interval combines the matching distances of
+    the two quantiles' own bounds, L = log r - sqrt((log qy - log ly)^2 + (log ux - log qx)^2),
+    U = log r + sqrt((log uy - log qy)^2 + (log qx - log lx)^2). Distribution-free in its parts,
+    asymmetric where the quantiles' intervals are (a tail quantile's upper bound is far);
+    its coverage is measured in benchmarks/coverage.py. A bound needing a missing quantile bound
+    (too few values for that tail at that level) is None; a quantile <= 0 gives no ratio."""
+    if len(xs_sorted) < 1 or len(ys_sorted) < 1:
+        return None
+    ex, ey = quantile_with_ci(xs_sorted, p, level=level), quantile_with_ci(ys_sorted, p, level=level)
+    if ex.value <= 0 or ey.value <= 0:
+        return None
+    lr = math.log(ey.value) - math.log(ex.value)
+
+    def dist(a: float | None, b: float | None) -> float | None:
+        if a is None or b is None or a <= 0 or b <= 0:
+            return None
+        return abs(math.log(a) - math.log(b))
+
+    d_ly, d_ux = dist(ey.value, ey.ci_low), dist(ex.ci_high, ex.value)
+    d_uy, d_lx = dist(ey.ci_high, ey.value), dist(ex.value, ex.ci_low)
+    lo = None if d_ly is None or d_ux is None else math.exp(lr - math.hypot(d_ly, d_ux))
+    hi = None if d_uy is None or d_lx is None else math.exp(lr + math.hypot(d_uy, d_lx))
+    return {"ref": ex.value, "value": ey.value, "ratio": math.exp(lr), "ci_low": lo,
+            "ci_high": hi, "level": level, "n": min(len(xs_sorted), len(ys_sorted))}
+
+
+def describe(values: np.ndarray) -> dict | None:
+    """count, mean, std, min, max and p50/p90/p95/p99 with 95% order-statistic intervals.
     NaN values (a stage the record did not report) are left out."""
     xs = values[~np.isnan(values)] if values.dtype.kind == "f" else values
     n = len(xs)
@@ -124,7 +150,7 @@ def describe(values: np.ndarray, *key: str, b: int = BOOTSTRAP_REPLICATES) -> di
         "max": float(xs[-1]),
     }
     for name, p in QUANTILES.items():
-        out[name] = quantile_with_ci(xs, p, rng_for(*key, name), b=b).as_dict()
+        out[name] = quantile_with_ci(xs, p).as_dict()
     return out
 
 
@@ -367,24 +393,43 @@ def mwu_one_sided(xs: np.ndarray, ys: np.ndarray, alternative: str) -> float:
     return float(ndtr((u1 - mu + 0.5) / sd))
 
 
-def tost(x: np.ndarray, y: np.ndarray, delta: float, alpha: float = TOST_ALPHA) -> dict:
-    """Equivalence of y and x within +-delta (absolute units) by two one-sided MWU tests."""
-    xs, ys = np.sort(x), np.sort(y)
-    p_lower = mwu_one_sided(xs, ys + delta, "greater")  # H0: shift <= -delta
-    p_upper = mwu_one_sided(xs, ys - delta, "less")  # H0: shift >= +delta
-    p = max(p_lower, p_upper)
-    return {"delta": float(delta), "alpha": alpha, "p_lower": p_lower, "p_upper": p_upper,
-            "p": p, "equivalent": bool(p < alpha)}
+def ratio_equivalence(xs_sorted: np.ndarray, ys_sorted: np.ndarray, *, margin_pct: float,
+                      q: float = 0.5, alpha: float = TOST_ALPHA) -> dict | None:
+    """Is Q_q(y) / Q_q(x) within 1 +- margin? The margin is a fixed fraction of the estimand
+    itself (never a figure taken from the sample), so the test's error rate at the boundary is
+    the interval's: equivalent when the (1 - 2 alpha) ratio interval lies inside
+    (1 - m, 1 + m) (two one-sided tests at alpha each); different when the 95% interval lies
+    wholly outside it; otherwise undecided. benchmarks/coverage.py measures the rate of
+    'equivalent' at a true ratio of exactly 1 +- m."""
+    m = margin_pct / 100.0
+    r90 = quantile_ratio(xs_sorted, ys_sorted, q, level=1 - 2 * alpha)
+    r95 = quantile_ratio(xs_sorted, ys_sorted, q, level=CONFIDENCE)
+    if r90 is None or r95 is None:
+        return None
+    lo90, hi90, lo95, hi95 = r90["ci_low"], r90["ci_high"], r95["ci_low"], r95["ci_high"]
+    equivalent = lo90 is not None and hi90 is not None and 1 - m < lo90 and hi90 < 1 + m
+    different = (lo95 is not None and lo95 > 1 + m) or (hi95 is not None and hi95 < 1 - m)
+    return {"estimand": f"ratio of {_qname(q)}", "q": q, "margin_pct": margin_pct,
+            "bounds": [1 - m, 1 + m], "alpha": alpha, "ratio": r90["ratio"],
+            "ci90": [_f(lo90), _f(hi90)], "ci95": [_f(lo95), _f(hi95)],
+            "equivalent": bool(equivalent),
+            "verdict": "equivalent" if equivalent else "different" if different
+            else "inconclusive"}
+
+
+def _qname(q: float) -> str:
+    return "medians" if abs(q - 0.5) < 1e-12 else f"p{q * 100:g}s"
 
 
 def compare_samples(x: np.ndarray, y: np.ndarray, *, margin_pct: float) -> dict:
-    """Everything the reports say about y relative to x (x the reference)."""
+    """Everything the reports say about y relative to x (x the reference): the HL shift with its
+    95% interval, Mann-Whitney, and equivalence of the medians within +-margin_pct
+    (`ratio_equivalence`)."""
     xs, ys = np.sort(x), np.sort(y)
     if len(xs) == 0 or len(ys) == 0:
         return {"n_ref": len(xs), "n": len(ys), "usable": False}
     ref_median = quantile_sorted(xs, 0.5)
-    _, (ci95, ci90) = hodges_lehmann(xs, ys, (CONFIDENCE, 1 - 2 * TOST_ALPHA), presorted=True)
-    delta = abs(ref_median) * margin_pct / 100.0
+    _, (ci95,) = hodges_lehmann(xs, ys, (CONFIDENCE,), presorted=True)
     out = {
         "usable": True,
         "n_ref": len(xs),
@@ -399,7 +444,5 @@ def compare_samples(x: np.ndarray, y: np.ndarray, *, margin_pct: float) -> dict:
     }
     if len(xs) >= 2 and len(ys) >= 2:
         out["mann_whitney"] = mann_whitney(xs, ys)
-        eq = tost(xs, ys, delta)
-        eq.update({"margin_pct": margin_pct, "ci90_ms": [_f(ci90.ci_low), _f(ci90.ci_high)]})
-        out["equivalence"] = eq
+        out["equivalence"] = ratio_equivalence(xs, ys, margin_pct=margin_pct)
     return out

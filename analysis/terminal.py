@@ -14,9 +14,11 @@ from .recovery import recovery_text
 def _ci(q: dict | None) -> str:
     if not q or q.get("value") is None:
         return "-"
-    if q.get("ci_low") is None:
+    if q.get("ci_low") is None and q.get("ci_high") is None:
         return f"{q['value']:.1f}"
-    return f"{q['value']:.1f} [{q['ci_low']:.1f}, {q['ci_high']:.1f}]"
+    # a missing bound: too few records for it at 95% (shown as -, never invented)
+    lo, hi = (("-" if v is None else f"{v:.1f}") for v in (q.get("ci_low"), q.get("ci_high")))
+    return f"{q['value']:.1f} [{lo}, {hi}]"
 
 
 def shown_metrics(summary: dict) -> list[str]:
@@ -103,8 +105,8 @@ def comparison_table(summary: dict) -> Table:
             f"{s['value']:+.1f} [{s['ci_low']:+.1f}, {s['ci_high']:+.1f}]",
             f"{r['shift_pct']['value']:+.1f}%" if r["shift_pct"]["value"] is not None else "-",
             f"{mw.get('p', float('nan')):.2g}",
-            (("yes" if eq.get("equivalent") else "no") + f" (+-{eq.get('margin_pct', 0):g}%)")
-            if eq else "-")
+            (f"{eq['verdict'].replace('inconclusive', 'undecided')} "
+             f"(+-{eq.get('margin_pct', 0):g}%)") if eq else "-")
     return t
 
 

@@ -388,6 +388,30 @@ def test_compare_runs(tmp_path, good_run):
     assert compare_runs(good_run, tmp_path / "nope", console=quiet()) == 2
 
 
+def _answers(path: Path) -> set[str]:
+    return {c["answer"] for c in orjson.loads((path / "compare.json").read_bytes())["checks"]}
+
+
+def test_compare_answers_better_equivalent_worse_or_inconclusive(tmp_path, good_run):
+    """Identical runs are equivalent, never 'worse'; small runs are undecided (exit 3), not
+    failed; a 25% slowdown is worse at a 5% margin and equivalent within a 40% one; a faster B
+    is better."""
+    assert compare_runs(good_run, good_run, out_dir=tmp_path / "same", console=quiet()) == 0
+    assert _answers(tmp_path / "same") == {"equivalent"}
+    tiny_a = write_run(tmp_path / "ta", RunSpec(records=150, seed=31))
+    tiny_b = write_run(tmp_path / "tb", RunSpec(records=150, seed=32))
+    assert compare_runs(tiny_a, tiny_b, out_dir=tmp_path / "tiny", console=quiet()) == 3
+    assert "worse" not in _answers(tmp_path / "tiny")
+    slower = write_run(tmp_path / "slow", RunSpec(records=12000, seed=24,
+                                                  slowdown={"optimized": 1.25}))
+    assert compare_runs(good_run, slower, out_dir=tmp_path / "s5", console=quiet()) == 1
+    assert "worse" in _answers(tmp_path / "s5")
+    assert compare_runs(good_run, slower, out_dir=tmp_path / "s40", console=quiet(),
+                        margin_pct=40) == 0
+    assert compare_runs(slower, good_run, out_dir=tmp_path / "fast", console=quiet()) == 0
+    assert "better" in _answers(tmp_path / "fast")
+
+
 def test_cli_commands(tmp_path, capsys):
     run = write_run(tmp_path / "r", RunSpec(records=3000))
     assert main(["report", str(run)]) == 0
@@ -396,6 +420,10 @@ def test_cli_commands(tmp_path, capsys):
     assert main(["analyze-log", str(log), "--split-at", iso(1_795_608_000.0),
                  "--out", str(tmp_path / "o")]) == 0
     assert main(["compare", str(run), str(run), "--out", str(tmp_path / "c")]) == 0
+    assert main(["compare", str(run), str(run), "--margin", "10", "--q", "0.5", "--q", "0.95",
+                 "--out", str(tmp_path / "c2")]) == 0
+    with pytest.raises(SystemExit):  # argparse: a margin of 0 is refused before any work
+        main(["compare", str(run), str(run), "--margin", "0"])
     assert main(["report", str(tmp_path / "missing")]) == 2
 
 

@@ -1,0 +1,136 @@
+"""Error rates of the analysis' intervals and tests, by simulation on latency-like data.
+
+    .venv/bin/python benchmarks/coverage.py [--reps 2000] [--seed 1] [--only NAME ...]
+
+Tables (each cell is a rate over --reps simulated experiments; its Monte Carlo standard error is
+about sqrt(r (1 - r) / reps), 0.005 at r = 0.95 and reps = 2000):
+
+- `quantile`: coverage of the 95% order-statistic interval of p50/p95/p99 (analysis/stats.py
+  `quantile_with_ci`) at n = 30, 100, 600; "n/a" where n is too small for the interval (the
+  analysis prints no interval there, and says so).
+- `ratio`: coverage of the 95% ratio-of-quantiles interval (`quantile_ratio`, MOVER) at a true
+  ratio of 0.35 (the note's 253 -> 88 ms), per quantile and n.
+- `tost`: the rate of "equivalent" (`ratio_equivalence`) when the true ratio of medians sits
+  exactly on the margin (1.05 at +-5%, 1.10 at +-10%, 0.95 at +-5%): the type-I error, which
+  must stay <= 0.05; and the rate at a true ratio of 1 (power).
+
+The data: a provider-like latency, lognormal around 250 ms (sigma 0.25) with 4% of a slow mode
+(lognormal around 900 ms, sigma 0.4), rounded to 0.001 ms as a timing log writes it. A second
+sample for a ratio r is the first distribution times r, so every quantile's ratio is exactly r.
+A benchmark, not a test: it prints and asserts nothing (tests/analysis check the rules on small
+data; docs/analysis.md quotes these tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis import stats
+
+NS = (30, 100, 600)
+QS = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+MU, SIGMA, SLOW_MU, SLOW_SIGMA, SLOW_SHARE = math.log(250), 0.25, math.log(900), 0.4, 0.04
+
+
+def draw(rng: np.random.Generator, size, scale: float = 1.0) -> np.ndarray:
+    slow = rng.random(size) < SLOW_SHARE
+    v = np.where(slow, rng.lognormal(SLOW_MU, SLOW_SIGMA, size), rng.lognormal(MU, SIGMA, size))
+    return np.round(v * scale, 3)
+
+
+def true_quantile(p: float) -> float:
+    from scipy.optimize import brentq
+    from scipy.stats import lognorm
+
+    def cdf(x):
+        return ((1 - SLOW_SHARE) * lognorm.cdf(x, SIGMA, scale=math.exp(MU))
+                + SLOW_SHARE * lognorm.cdf(x, SLOW_SIGMA, scale=math.exp(SLOW_MU)))
+
+    return brentq(lambda x: cdf(x) - p, 1e-3, 1e5, xtol=1e-9)
+
+
+def _rate(hits: int, tried: int) -> str:
+    return "n/a" if tried == 0 else f"{hits / tried:.3f}"
+
+
+def quantile_table(rng, reps: int) -> None:
+    print("\n95% order-statistic interval of a quantile: coverage (n/a: n too small for it)")
+    print(f"{'n':>5} " + " ".join(f"{q:>8}" for q in QS))
+    for n in NS:
+        cells = []
+        for p in QS.values():
+            truth = true_quantile(p)
+            hits = tried = 0
+            for _ in range(reps):
+                e = stats.quantile_with_ci(np.sort(draw(rng, n)), p)
+                if e.ci_low is None or e.ci_high is None:
+                    continue
+                tried += 1
+                hits += e.ci_low <= truth <= e.ci_high
+            cells.append(_rate(hits, tried))
+        print(f"{n:5d} " + " ".join(f"{c:>8}" for c in cells))
+
+
+def ratio_table(rng, reps: int, ratio: float = 0.35) -> None:
+    print(f"\n95% interval of a ratio of quantiles (MOVER): coverage at a true ratio of {ratio}")
+    print(f"{'n':>5} " + " ".join(f"{q:>8}" for q in QS))
+    for n in NS:
+        cells = []
+        for p in QS.values():
+            hits = tried = 0
+            for _ in range(reps):
+                r = stats.quantile_ratio(np.sort(draw(rng, n)), np.sort(draw(rng, n, ratio)), p)
+                if r is None or r["ci_low"] is None or r["ci_high"] is None:
+                    continue
+                tried += 1
+                hits += r["ci_low"] <= ratio <= r["ci_high"]
+            cells.append(_rate(hits, tried))
+        print(f"{n:5d} " + " ".join(f"{c:>8}" for c in cells))
+
+
+def tost_table(rng, reps: int) -> None:
+    cases = ((1.05, 5.0), (0.95, 5.0), (1.10, 10.0), (1.0, 5.0), (1.0, 10.0))
+    print("\nequivalence of medians (90% ratio interval inside 1 +- margin): rate of 'equivalent'")
+    print("(true ratio on the margin: the type-I error, <= 0.05; at 1.0: the power)")
+    print(f"{'n':>5} " + " ".join(f"{f'{r:g} @ +-{m:g}%':>14}" for r, m in cases))
+    for n in NS:
+        cells = []
+        for ratio, margin in cases:
+            hits = 0
+            for _ in range(reps):
+                e = stats.ratio_equivalence(np.sort(draw(rng, n)), np.sort(draw(rng, n, ratio)),
+                                            margin_pct=margin)
+                hits += bool(e and e["equivalent"])
+            cells.append(f"{hits / reps:.3f}")
+        print(f"{n:5d} " + " ".join(f"{c:>14}" for c in cells))
+
+
+TABLES = {"quantile": quantile_table, "ratio": ratio_table, "tost": tost_table}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", nargs="*", choices=sorted(TABLES), default=None)
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    started = time.perf_counter()
+    print(f"coverage.py: {args.reps} simulated experiments per cell, seed {args.seed}")
+    for name, table in TABLES.items():
+        if args.only is None or name in args.only:
+            table(rng, args.reps)
+    print(f"\n({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
