@@ -182,12 +182,8 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                 err = sum(v.get("error", 0) for v in info["status"].values())
                 rates[ph] = (err, tot)
         if len(rates) == 2:
-            (eb, nb), (ea, na) = rates["before"], rates["after"]
-            rb_, ra_ = eb / max(nb, 1), ea / max(na, 1)
-            p = _one_sided_rate_p(eb, nb, ea, na)
-            checks.append(_chk("error rate not higher after the deploy", p >= 0.01,
-                               f"{ra_:.3%} after vs {rb_:.3%} before (one-sided p={p:.3g})",
-                               "no significant increase (p >= 0.01)", "run", "error_rate"))
+            checks.append(_error_rise_check(rates["before"], rates["after"],
+                                            a.settings.error_rise_margin_pp))
 
     # ---- safety ledger (the reference pack's; a generic target has none to expect)
     led = a.ledger
@@ -331,18 +327,28 @@ def _total_latency(summary: dict, base: str, phases: list[str]) -> list[dict]:
     return out
 
 
-def _one_sided_rate_p(e1, n1, e2, n2) -> float:
-    """p-value of H1: rate2 > rate1 (two-proportion z-test; 1.0 when no errors at all)."""
-    if e1 + e2 == 0 or n1 == 0 or n2 == 0:
-        return 1.0
-    from scipy.special import ndtr
+def _error_rise_check(before: tuple[int, int], after: tuple[int, int], margin_pp: float) -> dict:
+    """Non-inferiority of the error rate: the rise after - before, with a one-sided 95% bound on
+    each side (Newcombe's interval at 90%), against a margin fixed in percentage points. PASS
+    when the upper bound is within the margin, FAIL when the lower bound is beyond it, else
+    INCONCLUSIVE (too few requests to tell a rise of the margin from none)."""
+    from .stats import rate_difference
 
-    p = (e1 + e2) / (n1 + n2)
-    se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
-    if se == 0:
-        return 1.0
-    z = (e2 / n2 - e1 / n1) / se
-    return float(1 - ndtr(z))
+    (eb, nb), (ea, na) = before, after
+    name, expected = ("error rate not higher after the deploy",
+                      f"rise <= {margin_pp:g} percentage points (upper 95% bound)")
+    if nb == 0 or na == 0:
+        return _chk(name, Undecided("no data to decide it"), f"{ea}/{na} after vs {eb}/{nb} "
+                    "before", expected, "run", "error_rate")
+    r = rate_difference(eb, nb, ea, na, level=0.90)
+    m = margin_pp / 100
+    outcome = (True if r["ci_high"] <= m else False if r["ci_low"] > m else
+               Undecided(f"the rise's interval reaches past {margin_pp:g} pp: more requests "
+                         "would decide it"))
+    return _chk(name, outcome,
+                f"{ea / na:.3%} after ({ea}/{na}) vs {eb / nb:.3%} before ({eb}/{nb}): rise "
+                f"{100 * r['rise']:+.2f} pp, one-sided 95% bounds [{100 * r['ci_low']:+.2f}, "
+                f"{100 * r['ci_high']:+.2f}] pp (Newcombe)", expected, "run", "error_rate")
 
 
 def _dig(d, dotted):
@@ -537,11 +543,10 @@ def _default_flow(a) -> str:
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """The two-sided Wilson score interval of a binomial proportion k/n (scipy)."""
-    from scipy.stats import binomtest
+    """The two-sided Wilson score interval of a binomial proportion k/n."""
+    from .stats import wilson
 
-    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
+    return wilson(k, n, confidence)
 
 
 def _error_counts(a, summary: dict, members: list[str], flow: str | None) -> tuple[int, int, str]:

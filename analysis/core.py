@@ -38,6 +38,7 @@ class Settings:
 
     rollback_margin_pct: float = 5.0  # rollback equals baseline: TOST margin
     local_margin_pct: float = 10.0  # local flow unchanged by the optimization
+    error_rise_margin_pp: float = 0.5  # analyze-log: the error rate may rise this much at most
     compare_margin_pct: float = 5.0  # `compare`: run B not slower than run A by more than this
     recovery_tolerance_pct: float = 10.0
     recovery_window_s: float = 5.0
@@ -661,6 +662,8 @@ def methods(a: Analysis) -> dict:
                    + (" (client records: outcome ok, mode from served_mode or the phase's; "
                       "those sent between a flip's request and its application left out)"
                       if a.client_only else ""),
-        "error_rate": "error_rate_below: the error ratio's 95% Wilson score interval "
-                      "(scipy.stats.binomtest(...).proportion_ci('wilson'))",
+        "error_rate": "error_rate_below: the error ratio's 95% Wilson score interval; "
+                      "analyze-log's error rise: Newcombe's hybrid score interval of the "
+                      "difference at 90% (one-sided 95% each way) against "
+                      f"{s.error_rise_margin_pp:g} percentage points",
     }

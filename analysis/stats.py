@@ -154,6 +154,32 @@ def describe(values: np.ndarray) -> dict | None:
     return out
 
 
+# ---------------------------------------------------------------- proportions
+
+
+def wilson(k: int, n: int, level: float = CONFIDENCE) -> tuple[float, float]:
+    """The two-sided Wilson score interval of k/n (no continuity correction; scipy's
+    binomtest(...).proportion_ci(method="wilson") to the last digit, without its import)."""
+    if n <= 0:
+        return 0.0, 1.0
+    z = _norm_ppf(1 - (1 - level) / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (0.0 if k <= 0 else max(0.0, centre - half)), (1.0 if k >= n else min(1.0, centre + half))
+
+
+def rate_difference(k1: int, n1: int, k2: int, n2: int, level: float = CONFIDENCE) -> dict:
+    """p2 - p1 with Newcombe's hybrid score interval (MOVER from the two Wilson intervals, his
+    method 10): good coverage down to zero counts, where a Wald interval collapses to a point."""
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1, level)
+    l2, u2 = wilson(k2, n2, level)
+    d = p2 - p1
+    return {"rise": d, "ci_low": d - math.hypot(p2 - l2, u1 - p1),
+            "ci_high": d + math.hypot(u2 - p2, p1 - l1), "level": level}
+
+
 # ---------------------------------------------------------------- Hodges-Lehmann
 
 

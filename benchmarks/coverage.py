@@ -1,15 +1,19 @@
 """Error rates of the analysis' intervals and tests, by simulation on latency-like data.
 
-    .venv/bin/python benchmarks/coverage.py [--reps 2000] [--seed 1] [--only NAME ...]
+    .venv/bin/python benchmarks/coverage.py [--reps 4000] [--seed 1] [--only NAME ...]
 
 Tables (each cell is a rate over --reps simulated experiments; its Monte Carlo standard error is
-about sqrt(r (1 - r) / reps), 0.005 at r = 0.95 and reps = 2000):
+about sqrt(r (1 - r) / reps), 0.0034 at r = 0.95 and 0.0034 at r = 0.05 with reps = 4000):
 
 - `quantile`: coverage of the 95% order-statistic interval of p50/p95/p99 (analysis/stats.py
   `quantile_with_ci`) at n = 30, 100, 600; "n/a" where n is too small for the interval (the
   analysis prints no interval there, and says so).
 - `ratio`: coverage of the 95% ratio-of-quantiles interval (`quantile_ratio`, MOVER) at a true
   ratio of 0.35 (the note's 253 -> 88 ms), per quantile and n.
+- `compare`: the rate of "worse" from `execbench compare` (analysis/compare.py `judge`) for
+  identical runs and for a B exactly on the +5% margin (false alarms, <= 0.025), and its power.
+- `error_rise`: analyze-log's error-rate non-inferiority (0.5 pp): PASS at a true rise of exactly
+  the margin (type-I) and FAIL at no rise, and PASS with no errors at all (power).
 - `tost`: the rate of "equivalent" (`ratio_equivalence`) when the true ratio of medians sits
   exactly on the margin (1.05 at +-5%, 1.10 at +-10%, 0.95 at +-5%): the type-I error, which
   must stay <= 0.05; and the rate at a true ratio of 1 (power).
@@ -113,12 +117,52 @@ def tost_table(rng, reps: int) -> None:
         print(f"{n:5d} " + " ".join(f"{c:>14}" for c in cells))
 
 
-TABLES = {"quantile": quantile_table, "ratio": ratio_table, "tost": tost_table}
+def compare_table(rng, reps: int) -> None:
+    from analysis.compare import judge
+
+    cases = ((1.0, "identical"), (1.05, "on the margin"), (1.10, "10% slower"))
+    print("\ncompare at +-5% on p50: rate of 'worse' (identical runs and a run exactly on the "
+          "margin: a false alarm, <= 0.025)")
+    print(f"{'n':>5} " + " ".join(f"{f'{r:g} ({w})':>20}" for r, w in cases))
+    for n in (50, 150, 600):
+        cells = []
+        for ratio, _ in cases:
+            worse = 0
+            for _ in range(reps):
+                j = judge(np.sort(draw(rng, n)), np.sort(draw(rng, n, ratio)), q=0.5,
+                          margin_pct=5.0, min_n=30)
+                worse += j["answer"] == "worse"
+            cells.append(f"{worse / reps:.3f}")
+        print(f"{n:5d} " + " ".join(f"{c:>20}" for c in cells))
+
+
+def error_rise_table(rng, reps: int) -> None:
+    from analysis.checks import _error_rise_check
+
+    print("\nerror rate rise within 0.5 pp (analyze-log): rate of PASS at a true rise of exactly "
+          "0.5 pp (type-I, <= 0.05) and of FAIL at no rise (<= 0.05)")
+    print(f"{'requests':>9} {'1.0% -> 1.5% PASS':>18} {'0.1% -> 0.6% PASS':>18} "
+          f"{'1.0% -> 1.0% FAIL':>18} {'0% -> 0% PASS':>14}")
+    for n in (1000, 5000, 20000):
+        cells = []
+        for p1, p2, want in ((0.01, 0.015, "pass"), (0.001, 0.006, "pass"),
+                             (0.01, 0.01, "fail"), (0.0, 0.0, "pass")):
+            hits = 0
+            for _ in range(reps):
+                c = _error_rise_check((int(rng.binomial(n, p1)), n), (int(rng.binomial(n, p2)), n),
+                                      0.5)
+                hits += c["verdict"] == want
+            cells.append(f"{hits / reps:.3f}")
+        print(f"{n:9d} {cells[0]:>18} {cells[1]:>18} {cells[2]:>18} {cells[3]:>14}")
+
+
+TABLES = {"quantile": quantile_table, "ratio": ratio_table, "tost": tost_table,
+          "compare": compare_table, "error_rise": error_rise_table}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--reps", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", nargs="*", choices=sorted(TABLES), default=None)
     args = ap.parse_args(argv)

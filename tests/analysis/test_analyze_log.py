@@ -21,6 +21,10 @@ SPLIT_ISO = "2026-11-25T12:00:00Z"
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
 
+# exit 0 or 3: analysed, with a verdict that can rest on the built-in error-rise check, which
+# a few hundred requests a phase cannot decide (0/300 errors bound a rise only to ~0.9 pp)
+ANALYSED = (0, 3)
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
@@ -146,7 +150,7 @@ def test_an_explicit_component_or_endpoint_excludes_records_without_it(tmp_path)
     log, kept, excluded = mixed_log(tmp_path / "mixed.jsonl", n=800)
     out = tmp_path / "o"
     assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks="none",
-                       component="python_api", endpoint="orders/instant/execute") == 0
+                       component="python_api", endpoint="orders/instant/execute") in ANALYSED
     s = summary_of(out)
     without = [r for r in kept if "component" not in r]
     # the component is tested first: a record with neither field counts as no_component
@@ -158,7 +162,7 @@ def test_an_explicit_component_or_endpoint_excludes_records_without_it(tmp_path)
     # '*' takes any component: the gateway's lines pool in again
     out = tmp_path / "any"
     assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks="none",
-                       component="*") == 0
+                       component="*") in ANALYSED
     s = summary_of(out)
     assert "other_component" not in s["excluded"]
     assert s["excluded"]["other_endpoint"] == excluded["other_endpoint"]
@@ -190,7 +194,7 @@ def test_where_flow_field_and_metric(tmp_path):
     code = main(["analyze-log", str(log), "--split-at", str(SPLIT), "--out", str(out),
                  "--where", "region=eu", "--where", "code=200", "--where", "canary=true",
                  "--flow-field", "route", "--metric", "latency_ms", "--checks", "none"])
-    assert code == 0
+    assert code in ANALYSED
     s = summary_of(out)
     assert s["excluded"] == {"where_mismatch": mismatched}
     assert s["primary_metric"] == "latency_ms"
@@ -205,7 +209,7 @@ def test_where_flow_field_and_metric(tmp_path):
     # a durations_ms key as the metric
     out = tmp_path / "persist"
     assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks="none",
-                       flow_field="route", metric="persist_ms", where=["region=eu"]) == 0
+                       flow_field="route", metric="persist_ms", where=["region=eu"]) in ANALYSED
     s = summary_of(out)
     eu = [r for r in lines if r["region"] == "eu"]
     assert_quantiles(s["phases"]["after"]["local"]["persist_ms"],
@@ -251,7 +255,7 @@ def test_every_timestamp_form_and_field(tmp_path, form, field):
             "--checks", "none"]
     if field == "logged_at":
         args += ["--ts-field", field]
-    assert main(args) == 0
+    assert main(args) in ANALYSED
     s = summary_of(out)
     assert s["excluded"] == {}
     assert s["log"]["ts_fields"] == {field: len(recs)}
@@ -269,7 +273,7 @@ def test_the_split_time_takes_the_same_forms(tmp_path):
     for split in (SPLIT_ISO, "2026-11-25T14:00:00+02:00", "2026-11-25T12:00:00",
                   str(int(SPLIT)), str(int(SPLIT * 1000))):
         out = tmp_path / f"o{len(counts)}"
-        assert analyze_log(log, split, out_dir=out, console=quiet(), checks="none") == 0
+        assert analyze_log(log, split, out_dir=out, console=quiet(), checks="none") in ANALYSED
         counts.append(summary_of(out)["phase_info"]["after"]["records"])
     assert len(set(counts)) == 1
     assert counts[0] == sum(1 for r in kept
@@ -288,7 +292,7 @@ def test_records_without_a_usable_timestamp_are_counted(tmp_path):
     dicts[2]["ts"] = True
     write_lines(log, recs)
     out = tmp_path / "o"
-    assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks="none") == 0
+    assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks="none") in ANALYSED
     s = summary_of(out)
     assert s["excluded"] == {**excluded, "no_timestamp": 1, "bad_timestamp": 2}
     assert s["log"]["records"] == len(kept) - 3
@@ -354,7 +358,7 @@ def test_two_files_in_the_notes_format(tmp_path, capsys):
 def test_two_files_with_timestamps_keep_their_times(tmp_path):
     (before, _), (after, _) = _note_files(tmp_path, n=120, stamped=True)
     out = tmp_path / "o"
-    assert analyze_log(before, after=after, out_dir=out, console=quiet(), checks="none") == 0
+    assert analyze_log(before, after=after, out_dir=out, console=quiet(), checks="none") in ANALYSED
     s = summary_of(out)
     assert s["log"]["time_axis"] == "timestamps"
     assert s["phase_info"]["after"]["start"] == SPLIT_ISO

@@ -97,3 +97,18 @@ def test_the_run_verdict_is_fail_then_inconclusive_then_pass():
     assert run_verdict([p, i]) == "inconclusive"
     assert run_verdict([p, p]) == "pass"
     assert run_verdict([]) == "inconclusive"  # no check asserts nothing
+
+
+@pytest.mark.parametrize("before,after,verdict", [
+    ((10, 1000), (20, 1000), "inconclusive"),  # a doubling from 1%: not shown within 0.5 pp
+    ((0, 2000), (0, 2000), "pass"),
+    ((0, 200), (0, 200), "inconclusive"),  # 200 requests cannot bound a rise to 0.5 pp
+    ((10, 1000), (100, 1000), "fail"),
+    ((100, 20000), (110, 20000), "pass"),
+])
+def test_the_error_rise_is_judged_against_a_fixed_margin(before, after, verdict):
+    from analysis.checks import _error_rise_check
+
+    c = _error_rise_check(before, after, 0.5)
+    assert c["verdict"] == verdict, c
+    assert "Newcombe" in c["observed"] and c["expected"].startswith("rise <= 0.5")

@@ -44,6 +44,18 @@ def test_the_issue_example_runs_as_written_and_its_verdict_follows_the_checks(fa
     assert {r["flow"] for r in records} == {"checkout", "search"}
     assert any("app_ms" in (r.get("server_metrics") or {}) for r in records)
 
+    # At a tenth of its duration the treatment holds ~45 checkout records: a p95 has no upper
+    # 95% bound below 72 values, so the example's p95 check is undecided, and says why.
+    report = execbench("report", run_dir, timeout=120)
+    summary = _summary(run_dir)
+    (p95,) = [c for c in summary["checks"] if c["name"] == "quantile_below"]
+    n = summary["phases"]["treatment"]["checkout"]["app_ms"]["count"]
+    assert n < 72, n
+    assert report.returncode == 3, report.stdout + report.stderr
+    assert summary["verdict"] == "inconclusive" and p95["verdict"] == "inconclusive"
+    assert "no upper bound" in p95["why"]
+    # The same check on the p50, which 45 records can bound: PASS.
+    (run_dir / "experiment.toml").write_text(experiment.replace("q = 0.95", "q = 0.5"))
     report = execbench("report", run_dir, timeout=120)
     assert report.returncode == 0, report.stdout + report.stderr
     summary = _summary(run_dir)
