@@ -14,6 +14,9 @@ about sqrt(r (1 - r) / reps), 0.0034 at r = 0.95 and 0.0034 at r = 0.05 with rep
   identical runs and for a B exactly on the +5% margin (false alarms, <= 0.025), and its power.
 - `error_rise`: analyze-log's error-rate non-inferiority (0.5 pp): PASS at a true rise of exactly
   the margin (type-I) and FAIL at no rise, and PASS with no errors at all (power).
+- `cluster`: the safety section's over-commit rate interval, resampling accounts, on bursts
+  that over-commit together, beside Clopper-Pearson over orders (which treats them as
+  independent and under-covers by the design effect).
 - `tost`: the rate of "equivalent" (`ratio_equivalence`) when the true ratio of medians sits
   exactly on the margin (1.05 at +-5%, 1.10 at +-10%, 0.95 at +-5%): the type-I error, which
   must stay <= 0.05; and the rate at a true ratio of 1 (power).
@@ -156,7 +159,41 @@ def error_rise_table(rng, reps: int) -> None:
         print(f"{n:9d} {cells[0]:>18} {cells[1]:>18} {cells[2]:>18} {cells[3]:>14}")
 
 
-TABLES = {"quantile": quantile_table, "ratio": ratio_table, "tost": tost_table,
+def _bursty_ledger(rng, accounts: int, fail_share: float):
+    """Accounts sending bursts of 1-6 provider orders; a failing account's burst over-commits
+    on all but its first order (they race for one margin), the ledger's triples."""
+    sizes = rng.integers(1, 7, accounts)
+    fails = rng.random(accounts) < fail_share
+    k = np.where(fails, sizes - 1, 0)
+    triples = {}
+    for n_, k_ in zip(sizes.tolist(), k.tolist()):
+        triples[(n_, k_)] = triples.get((n_, k_), 0) + 1
+    return [[n_, k_, m] for (n_, k_), m in sorted(triples.items())]
+
+
+def cluster_table(rng, reps: int) -> None:
+    from analysis.safety import cluster_rate_interval, rate_interval
+
+    reps = max(200, reps // 4)  # each cell bootstraps: a quarter of the reps
+    mean_n = 3.5
+    print(f"\nover-commits per order, bursts that fail together ({reps} experiments a cell): "
+          "coverage of the 95% interval over accounts (cluster) and over orders (independent)")
+    print(f"{'accounts':>9} {'share failing':>14} {'true /10k':>10} {'cluster':>8} {'orders':>8}")
+    for accounts in (60, 200, 1000):
+        for share in (0.0, 0.05, 0.3):
+            truth = 10_000 * share * (mean_n - 1) / mean_n
+            hit_c = hit_o = 0
+            for _ in range(reps):
+                tr = _bursty_ledger(rng, accounts, share)
+                c = cluster_rate_interval(tr)
+                o = rate_interval(c["k"], c["n"])
+                hit_c += c["ci_low"] <= truth <= c["ci_high"]
+                hit_o += o["ci_low"] <= truth <= o["ci_high"]
+            print(f"{accounts:9d} {share:14.2f} {truth:10.0f} {hit_c / reps:8.3f} "
+                  f"{hit_o / reps:8.3f}")
+
+
+TABLES = {"quantile": quantile_table, "cluster": cluster_table, "ratio": ratio_table, "tost": tost_table,
           "compare": compare_table, "error_rise": error_rise_table}
 
 

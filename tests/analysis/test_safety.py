@@ -289,3 +289,38 @@ def test_a_fault_to_the_end_of_the_run(tmp_path):
     assert ep["ended_at"] is None and ep["recovery_after_end"] is None
     assert "end of the run" in ep["note"]
     assert re.search(r"rejects 0.5, delay 900 ms</td><td>[^<]+</td><td>run end", section_html(run))
+
+
+def test_the_rate_interval_resamples_accounts_when_the_ledger_has_them():
+    """Bursts of one account over-commit together: 5 accounts with 4 orders, 4 over-commits
+    each, among 70 quiet ones. Over orders the interval is too narrow by the design effect."""
+    from analysis.safety import cluster_rate_interval
+
+    triples = [[2, 0, 50], [4, 4, 5], [4, 0, 20]]
+    c = cluster_rate_interval(triples)
+    o = rate_interval(20, 200)
+    assert (c["k"], c["n"], c["accounts"]) == (20, 200, 75)
+    assert c["value"] == o["value"] == 1000.0
+    assert c["ci_low"] < o["ci_low"] and c["ci_high"] > o["ci_high"]
+    assert c["design_effect"] > 2
+    assert cluster_rate_interval(triples) == c  # a fixed seed: the same report every time
+    # none at all: the upper bound comes from the accounts (0 of 75), not the 200 orders
+    zero = cluster_rate_interval([[2, 0, 50], [4, 0, 25]])
+    assert zero["value"] == 0 and zero["ci_low"] == 0
+    assert zero["ci_high"] > rate_interval(0, 200)["ci_high"]
+    assert cluster_rate_interval([])["value"] is None
+
+
+def test_mode_figures_use_the_account_breakdown(tmp_path):
+    ledger = {**REAL_LEDGER, "by_mode": {**REAL_LEDGER["by_mode"]}}
+    skip = dict(ledger["by_mode"]["skip"])
+    n, k = skip["provider_orders"], skip["overcommits"]
+    skip["accounts"] = [[n // 10, k // 10, 10]] if n % 10 == 0 and k % 10 == 0 else \
+        [[1, 1, k], [1, 0, n - k]]
+    ledger["by_mode"]["skip"] = skip
+    run = write_run(tmp_path / "r", RunSpec(records=4000))
+    (run / "ledger.json").write_bytes(orjson.dumps(ledger))
+    analyze_run(run, console=quiet())
+    modes = part(summary_of(run)["safety"], "modes")
+    assert modes["skip"]["per_10k"]["method"] == "account-cluster bootstrap"
+    assert modes["off"]["per_10k"]["method"] == "clopper-pearson"  # no breakdown: over orders
