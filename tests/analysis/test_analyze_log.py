@@ -48,7 +48,7 @@ def write_lines(path: Path, lines: list) -> Path:
     return path
 
 
-def mixed_log(path: Path, n: int = 1600, seed: int = 7):
+def mixed_log(path: Path, n: int = 3200, seed: int = 7):
     """The executor's records (both flows, both sides of SPLIT) mixed with what a real log also
     holds: `orders/close` lines, a gateway component, lines without component or endpoint
     (kept by default), a record without the metric, a rejection, bad JSON, a JSON array and a
