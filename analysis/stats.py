@@ -18,8 +18,10 @@ Shift between two samples: the Hodges-Lehmann estimator (median of all n*m pairw
 y_j - x_i) with its distribution-free confidence interval (order statistics of the pairwise
 differences at the Mann-Whitney critical ranks, normal approximation). The k-th pairwise difference
 is found exactly without forming the n*m differences: count(d) = #{y_j - x_i <= d} is O(m log n)
-with searchsorted, an interpolation search on d narrows the bracket until a few million candidate
-pairs remain, and those are enumerated and partitioned. Exact for any n; O((n+m) log n) per rank.
+with searchsorted (exact as the float differences compare), an interpolation search on d narrows
+the bracket until it holds a single difference value (ties: values on a 0.001 ms grid) or a few
+million candidate pairs, which are enumerated and partitioned. Exact for any n; O((n+m) log n) per
+rank, a handful of counting passes each however tied the data.
 
 Mann-Whitney U: scipy.stats.mannwhitneyu (two-sided; scipy picks exact or asymptotic with tie
 correction); `mwu_one_sided` computes the one-sided p from sorted samples by binary search.
@@ -194,9 +196,39 @@ def rate_difference(k1: int, n1: int, k2: int, n2: int, level: float = CONFIDENC
 # ---------------------------------------------------------------- Hodges-Lehmann
 
 
-def _count_le(xs: np.ndarray, ys: np.ndarray, d: float) -> int:
-    """#{(i, j): y_j - x_i <= d}, as #{x_i >= y_j - d}."""
-    return len(xs) * len(ys) - int(np.searchsorted(xs, ys - d, side="left").sum())
+def _count_le(xs: np.ndarray, ys: np.ndarray, d: float, full: bool = False):
+    """#{(i, j): y_j - x_i <= d}, exactly as the float differences compare (one counting pass:
+    a searchsorted of every y_j - d, the rows where y_j - d rounded across an x fixed up).
+
+    With `full`, (count, below, above, idx): the largest difference <= d (None if none), the
+    smallest difference > d (None if none) and, per y_j, the first i with y_j - x_i <= d."""
+    n, m = len(xs), len(ys)
+    idx = np.searchsorted(xs, ys - d, side="left")
+    # for each y_j the differences y_j - x_i fall as i grows (rounding is monotone), so the
+    # pairs counted are a suffix i >= idx_j; searchsorted on y_j - d can miss its start by the
+    # rounding of that subtraction: check both neighbours of the boundary
+    d_left = ys - xs[np.maximum(idx - 1, 0)]  # the smallest difference not counted, per row
+    d_right = ys - xs[np.minimum(idx, n - 1)]  # the largest counted
+    wrong = np.flatnonzero(((d_left <= d) & (idx > 0)) | ((d_right > d) & (idx < n)))
+    if len(wrong):
+        rows, y = idx[wrong], ys[wrong]
+        while True:  # step over whole tie runs of x until both neighbours agree
+            left = (rows > 0) & (y - xs[np.maximum(rows - 1, 0)] <= d)
+            rows[left] = np.searchsorted(xs, xs[rows[left] - 1], side="left")
+            right = (rows < n) & (y - xs[np.minimum(rows, n - 1)] > d)
+            rows[right] = np.searchsorted(xs, xs[rows[right]], side="right")
+            if not left.any() and not right.any():
+                break
+        idx[wrong] = rows
+        d_left[wrong] = y - xs[np.maximum(rows - 1, 0)]
+        d_right[wrong] = y - xs[np.minimum(rows, n - 1)]
+    count = n * m - int(idx.sum())
+    if not full:
+        return count
+    has_le, has_gt = idx < n, idx > 0
+    below = float(d_right[has_le].max()) if has_le.any() else None
+    above = float(d_left[has_gt].min()) if has_gt.any() else None
+    return count, below, above, idx
 
 
 def kth_pairwise_difference(xs: np.ndarray, ys: np.ndarray, k: int) -> float:
@@ -215,6 +247,26 @@ def _sketch(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return np.sort((sy[:, None] - sx[None, :]).ravel())
 
 
+@dataclass
+class _Bracket:
+    """count(lo) = c_lo <= k < c_hi = count(hi); `above` is the smallest difference > lo and hi
+    is itself a difference, so the k-th difference lies in [above, hi]; idx_* from _count_le."""
+    lo: float
+    c_lo: int
+    above: float
+    idx_lo: np.ndarray
+    hi: float
+    c_hi: int
+    idx_hi: np.ndarray
+
+    def probe(self, xs: np.ndarray, ys: np.ndarray, d: float, k: int) -> None:
+        c, below, above, idx = _count_le(xs, ys, d, full=True)
+        if c > k:  # some difference lies in (lo, d]: `below` is one, with d's count
+            self.hi, self.c_hi, self.idx_hi = below, c, idx
+        else:
+            self.lo, self.c_lo, self.above, self.idx_lo = d, c, above, idx
+
+
 def kth_pairwise_differences(xs: np.ndarray, ys: np.ndarray, ks) -> dict[int, float]:
     """{k: k-th smallest (0-based) pairwise difference y_j - x_i} for each rank in ks."""
     n, m = len(xs), len(ys)
@@ -226,89 +278,65 @@ def kth_pairwise_differences(xs: np.ndarray, ys: np.ndarray, ks) -> dict[int, fl
         diffs = np.partition((ys[:, None] - xs[None, :]).ravel(), ks)
         return {k: float(diffs[k]) for k in ks}
     sketch = _sketch(xs, ys)
-    floor = float(ys[0] - xs[-1])
-    floor = floor - max(1.0, abs(floor))  # strictly below every difference: count = 0
-    ceil = float(ys[-1] - xs[0])
+    smallest, largest = float(ys[0] - xs[-1]), float(ys[-1] - xs[0])
+    floor = smallest - max(1.0, abs(smallest))  # strictly below every difference: count = 0
     out: dict[int, float] = {}
     for k in ks:
         if k in out:
             continue
         # bracket from the sketch: guesses a little either side of the k-th sketch quantile,
         # widened geometrically if the sketch was off; then interpolation on the counts
+        b = _Bracket(floor, 0, smallest, np.full(m, n, dtype=np.intp),
+                     largest, total, np.zeros(m, dtype=np.intp))
         ns = len(sketch)
         f = (k + 0.5) / total
-        lo, c_lo, hi, c_hi = floor, 0, ceil, total
         for widen in (0.002, 0.02, 0.2):
             g_lo = float(sketch[max(int((f - widen) * ns), 0)])
             g_hi = float(sketch[min(int((f + widen) * ns), ns - 1)])
-            if lo < g_lo < hi:
-                c = _count_le(xs, ys, g_lo)
-                if c <= k:
-                    lo, c_lo = g_lo, c
-                else:
-                    hi, c_hi = g_lo, c
-            if lo < g_hi < hi:
-                c = _count_le(xs, ys, g_hi)
-                if c > k:
-                    hi, c_hi = g_hi, c
-                else:
-                    lo, c_lo = g_hi, c
-            if lo > floor and hi < ceil:
+            for g in (g_lo, g_hi):
+                if b.lo < g < b.hi:
+                    b.probe(xs, ys, g, k)
+            if b.lo > floor and b.hi < largest:
                 break
-        value = _search(xs, ys, k, lo, c_lo, hi, c_hi, out, ks)
-        out[k] = value
+        _search(xs, ys, k, b, out, ks)
     return out
 
 
-def _search(xs, ys, k, lo, c_lo, hi, c_hi, out, ks) -> float:
-    """Narrow (lo, hi] (count(lo) <= k < count(hi)) until few pairs remain, enumerate them;
-    other pending ranks that fall among the enumerated pairs are answered on the way."""
-    step = 0
-    while c_hi - c_lo > _ENUM_LIMIT:
-        step += 1
-        width = hi - lo
-        if step % 4 == 0:
-            d = lo + width / 2  # bisection keeps the worst case (heavy ties) bounded
+def _search(xs, ys, k, b: _Bracket, out, ks) -> float:
+    """Narrow the bracket until one difference value or few pairs remain in it, enumerate
+    those; other pending ranks that fall among them are answered on the way."""
+    bisect = False
+    while b.above < b.hi and b.c_hi - b.c_lo > _ENUM_LIMIT:
+        span = b.c_hi - b.c_lo
+        if bisect:
+            frac = 0.5  # the counts jump (ties): halve the values instead
         else:
-            frac = (k + 0.5 - c_lo) / (c_hi - c_lo)
+            frac = (k + 0.5 - b.c_lo) / span
             frac = min(max(frac, 1 / 256), 255 / 256)
-            d = lo + frac * width
-        if not lo < d < hi or width <= 1e-12 * max(abs(lo), abs(hi), 1e-300):
-            return _nearest_difference(xs, ys, hi)  # the rank sits on a tie at hi
-        c = _count_le(xs, ys, d)
-        if c > k:
-            hi, c_hi = d, c
-        else:
-            lo, c_lo = d, c
-    # enumerate the pairs with lo < y - x <= hi, i.e. y - hi <= x < y - lo
-    start = np.searchsorted(xs, ys - hi, side="left")
-    stop = np.searchsorted(xs, ys - lo, side="left")
-    counts = stop - start
+        d = b.above + frac * (b.hi - b.above)
+        if not b.above <= d < b.hi:  # adjacent floats: probe the smaller one
+            d = b.above
+        b.probe(xs, ys, d, k)
+        # interpolation that did not halve the pairs left is met by a bisection next
+        bisect = not bisect and (b.c_hi - b.c_lo) * 2 > span
+    if b.above == b.hi:
+        # a single difference value holds every rank in [c_lo, c_hi): the data's resolution
+        for j in ks:
+            if b.c_lo <= j < b.c_hi:
+                out[j] = b.hi
+        return b.hi
+    # enumerate the pairs with lo < y - x <= hi: for each y_j, idx_hi[j] <= i < idx_lo[j]
+    start, counts = b.idx_hi, b.idx_lo - b.idx_hi
     nz = counts > 0
     start, counts, yv = start[nz], counts[nz], ys[nz]
     offsets = np.repeat(start - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
     xi = np.arange(int(counts.sum())) + offsets
     cand = np.repeat(yv, counts) - xs[xi]
-    r = k - c_lo
-    if r >= len(cand):  # rounding at the bracket's edge
-        return _nearest_difference(xs, ys, hi)
-    inside = [j for j in ks if c_lo <= j < c_lo + len(cand) and j not in out]
-    part = np.partition(cand, [j - c_lo for j in inside])
+    inside = [j for j in ks if b.c_lo <= j < b.c_hi and j not in out]
+    part = np.partition(cand, [j - b.c_lo for j in inside])
     for j in inside:
-        out[j] = float(part[j - c_lo])
+        out[j] = float(part[j - b.c_lo])
     return out[k]
-
-
-def _nearest_difference(xs: np.ndarray, ys: np.ndarray, d: float) -> float:
-    """The actual pairwise difference closest to d (snaps a bracket bound to a data value)."""
-    i = np.searchsorted(xs, ys - d)
-    best = np.inf
-    for idx in (np.clip(i, 0, len(xs) - 1), np.clip(i - 1, 0, len(xs) - 1)):
-        diffs = ys - xs[idx]
-        j = int(np.argmin(np.abs(diffs - d)))
-        if abs(diffs[j] - d) < abs(best - d):
-            best = float(diffs[j])
-    return best
 
 
 def _norm_ppf(q: float) -> float:

@@ -216,3 +216,29 @@ def test_one_sided_mann_whitney_equals_scipy(n1, n2, rounding, alternative):
     want = mannwhitneyu(y, x, alternative=alternative, method=method).pvalue
     got = stats.mwu_one_sided(np.sort(x), np.sort(y), alternative)
     assert got == pytest.approx(want, rel=1e-9, abs=1e-300)
+
+
+def test_kth_pairwise_difference_stops_at_the_datas_resolution(monkeypatch):
+    """Values on a 0.001 grid (like the logs' latencies): one tied difference holds more pairs
+    than _ENUM_LIMIT, and its pairs differ in the last bits (253.417 - 88.102 and 253.418 -
+    88.103 round apart). The search must return the exact order statistic after a few counting
+    passes, not bisect the tie down to 1e-12 (the former search took 436 passes here)."""
+    rng = np.random.default_rng(11)
+    xs = np.sort(np.round(rng.lognormal(np.log(253), 0.0005, 1500), 3))
+    ys = np.sort(np.round(rng.lognormal(np.log(88), 0.0005, 1700), 3))
+    diffs = np.sort((ys[:, None] - xs[None, :]).ravel())
+    total = len(diffs)
+    monkeypatch.setattr(stats, "_ENUM_LIMIT", 1000)
+    mid = total // 2
+    assert np.count_nonzero(np.isclose(diffs, diffs[mid], rtol=0, atol=1e-6)) > 5 * 1000
+    lo_k, hi_k = stats.hl_ranks(len(xs), len(ys), 0.95)
+    ks = [mid - 1, mid, lo_k, hi_k, *rng.integers(0, total, 4).tolist()]
+    passes = []
+    count_le = stats._count_le
+    monkeypatch.setattr(stats, "_count_le", lambda *a, **kw: passes.append(1) or count_le(*a, **kw))
+    got = stats.kth_pairwise_differences(xs, ys, ks)
+    assert {k: got[k] for k in ks} == {k: float(diffs[k]) for k in ks}
+    assert len(passes) <= 6 * len(ks), len(passes)
+    est, (ci,) = stats.hodges_lehmann(xs, ys, presorted=True)
+    assert est == (diffs[mid - 1] + diffs[mid]) / 2
+    assert (ci.ci_low, ci.ci_high) == (diffs[lo_k], diffs[hi_k])
