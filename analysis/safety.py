@@ -34,9 +34,9 @@ INTERVAL_METHOD = ("95%, over-commits / provider orders of the mode, scaled to 1
                    "with accounts as the independent units (the ledger's per-account "
                    "breakdown): percentile bootstrap over accounts (B=4000, fixed seed), "
                    "widened to the Clopper-Pearson interval of the number of accounts that "
-                   "over-commit, when there are over-commits; with none, the Clopper-Pearson upper bound of the "
-                   "share of accounts that over-commit times the most provider orders one "
-                   "account sent over the mean; a ledger without the breakdown: "
+                   "over-commit, when there are over-commits; with none, the exact upper bound for 0 "
+                   "events in Kish's effective number of accounts ((sum n)^2 / sum n^2); a "
+                   "ledger without the breakdown: "
                    "Clopper-Pearson over orders (treating them as independent)")
 CLUSTER_BOOTSTRAP = 4000
 CLUSTER_SEED = 20261203
@@ -85,9 +85,9 @@ def cluster_rate_interval(accounts, confidence: float = CONFIDENCE, per: int = P
     of the distinct account types, so B resamples cost O(B x types)), widened where needed to
     the exact interval of the count of failing accounts times what one failing account
     over-committed (the bootstrap alone covered 0.90 with three failing accounts in 60). k = 0: no resample can
-    show a rate; the upper bound is the exact (Clopper-Pearson) upper bound of the share of
-    accounts with any over-commit (0 of A) times the largest orders of one account over the
-    mean, i.e. as if each such account over-committed on every order. `design_effect` compares
+    show a rate; the upper bound is the exact (Clopper-Pearson) bound for 0 events in Kish's
+    effective number of accounts, (sum n)^2 / sum n^2, i.e. as if an account that fails fails
+    on every order it sent (3.69 / A per order for A equal accounts, rather than 3.69 / n). `design_effect` compares
     the bootstrap variance with the binomial one over orders (1: orders as good as independent).
     benchmarks/coverage.py (`cluster`) measures its coverage on bursty data."""
     rows = np.asarray([r for r in accounts if len(r) == 3 and r[2] > 0], dtype=np.float64)
@@ -106,10 +106,13 @@ def cluster_rate_interval(accounts, confidence: float = CONFIDENCE, per: int = P
     if k == 0:
         from scipy.special import betaincinv
 
-        share_hi = float(betaincinv(1, a, 1 - alpha / 2)) if a > 0 else 1.0
+        # Kish's effective number of accounts, (sum n)^2 / sum n^2: A when every account sent
+        # as many orders, fewer when a few accounts sent most of them
+        effective = n * n / float((m_i * n_i * n_i).sum())
         out["ci_low"] = 0.0
-        out["ci_high"] = per * min(1.0, share_hi * float(n_i.max()) / (n / a))
-        out["method"] = "account-cluster (zero: Clopper-Pearson on accounts)"
+        out["ci_high"] = per * (1.0 - (alpha / 2) ** (1.0 / effective))
+        out["effective_accounts"] = effective
+        out["method"] = "account-cluster (zero: exact bound over the effective accounts)"
         return out
     rng = np.random.default_rng(CLUSTER_SEED)
     counts = rng.multinomial(a, m_i / a, size=CLUSTER_BOOTSTRAP).astype(np.float64)
