@@ -30,6 +30,7 @@ from service.responses import JSON
 from service.routes import accounts, admin, health, orders
 from service.settings import Settings, get_settings
 from service.store import Store
+from service.switches import Switches
 from service.timing_log import TimingLog
 
 
@@ -75,16 +76,19 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
         prices = PriceFeed(settings.price_seed)
         flags = FlagService(store, metrics, settings.flag_ttl_s)
         await flags.start(settings.mode)
+        switches = Switches(store, {"parallel_config": settings.parallel_config}, settings.flag_ttl_s)
+        await switches.start()
         timing_log = TimingLog(settings.timing_log)
         timing_log.start()
         provider = ProviderSimulator(settings, flags, random.Random(settings.provider_seed))
         executor = OrderExecutor(store=store, locks=locks, prices=prices, profile=profile, flags=flags,
                                  metrics=metrics, timing_log=timing_log, provider=provider,
-                                 replica=replica)
+                                 replica=replica, switches=switches)
         audit = AuditTrail(store)
         app.state.services = Services(settings, registry, metrics, store, flags, prices, executor, replica,
-                                      audit)
+                                      audit, switches)
         tasks = [asyncio.create_task(flags.run_refresher(), name="flag-refresher"),
+                 asyncio.create_task(switches.run_refresher(), name="switch-refresher"),
                  asyncio.create_task(audit.run_flusher(), name="audit-flusher")]
         if run_workers:
             for index in range(worker_count):

