@@ -85,7 +85,7 @@ def comparison_table(summary: dict) -> Table:
     metrics = shown_metrics(summary)
     many = len(metrics) > 1
     t = Table(title=f"shifts vs the reference ({', '.join(metrics)}; Hodges-Lehmann, "
-                    "Mann-Whitney, TOST)", title_justify="left")
+                    "Mann-Whitney, ratio of medians)", title_justify="left")
     for col in ("comparison", "flow", *(("metric",) if many else ()), "p50 ref -> phase",
                 "HL shift [95% CI]", "shift %", "MWU p", "equivalent (margin)"):
         t.add_column(col, no_wrap=col in ("flow", "metric"))
