@@ -68,7 +68,7 @@ def test_crash_recovery_on_postgres(tmp_path):
 
 @pytest.mark.slow
 def test_flip_storm(tmp_path):
-    proc, out, run_dir = _demo(tmp_path, "flip-storm", 0.25)
+    proc, out, run_dir = _demo(tmp_path, "flip-storm", 0.12)
     events = timeline(run_dir)
     flips = [e for e in events if e["event"] == "flip_applied" and not e.get("initial")]
     assert len(flips) == 50
