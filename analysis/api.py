@@ -172,7 +172,9 @@ def _no_valid_records(path: Path, timings, shown: int = 5) -> UnusableInput:
 def _unusable(console, exc: UnusableInput) -> int:
     from rich.markup import escape
 
-    console.print(f"[bold red]unusable input:[/] {escape(str(exc))}")
+    from execbench.console import error_prefix
+
+    console.print(f"[bold red]{error_prefix()}[/] unusable input: {escape(str(exc))}")
     return EXIT_UNUSABLE
 
 

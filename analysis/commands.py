@@ -45,7 +45,7 @@ def _analyze_log(args) -> int:
     if len(files) > 2 or (len(files) == 2) == (args.split_at is not None):
         import sys
 
-        print("execbench analyze-log: give FILE --split-at TIME, or two files BEFORE AFTER "
+        print("execbench analyze-log: error: give FILE --split-at TIME, or two files BEFORE AFTER "
               "(no --split-at)", file=sys.stderr)
         return EXIT_UNUSABLE
     return analyze_log(files[0], args.split_at, after=files[1] if len(files) == 2 else None,

@@ -11,9 +11,12 @@ import argparse
 import importlib
 import sys
 
+from execbench import console
+
 # Each module exposes `register(subparsers)`; the order is the order of `--help`.
 COMMAND_MODULES = (
     "service.commands",
+    "gateway.commands",
     "execbench.commands",
     "analysis.commands",
     "dashboards.commands",
@@ -40,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    console.current_command = args.command
     try:
         result = args.handler(args)
     except KeyboardInterrupt:

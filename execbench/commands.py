@@ -8,7 +8,9 @@ their heavy modules when they run.
 from __future__ import annotations
 
 import argparse
-import sys
+
+from execbench.console import fail
+from service.commands import port_number, port_number_or_zero
 
 
 def register(subparsers) -> None:
@@ -37,7 +39,7 @@ def register(subparsers) -> None:
                      help="the service's EXECBENCH_TIMING_LOG when it runs on this machine: its "
                           "records from the run window are copied to timings.jsonl (repeat it "
                           "for several replicas: merged in time order)")
-    run.add_argument("--metrics-port", type=int, default=0,
+    run.add_argument("--metrics-port", type=port_number_or_zero, default=0,
                      help="serve loadtest_ metrics for Prometheus on this port (0: off)")
     run.add_argument("--metrics-host", default="0.0.0.0")
     run.add_argument("--status-interval", type=float, default=5.0,
@@ -58,10 +60,10 @@ def register(subparsers) -> None:
     dist.add_argument("--worker-timeout", type=float, default=60.0,
                       help="seconds to wait for --expect-workers")
     dist.add_argument("--master-bind-host", default="*")
-    dist.add_argument("--master-bind-port", type=int, default=5557)
+    dist.add_argument("--master-bind-port", type=port_number, default=5557)
     dist.add_argument("--worker", action="store_true", help="be a Locust worker")
     dist.add_argument("--master-host", default="127.0.0.1")
-    dist.add_argument("--master-port", type=int, default=5557)
+    dist.add_argument("--master-port", type=port_number, default=5557)
     run.set_defaults(handler=_run)
 
     demo = subparsers.add_parser(
@@ -78,7 +80,8 @@ def register(subparsers) -> None:
     demo.add_argument("--duration-scale", type=float, default=None,
                       help="multiply phase durations (default 1, or 0.25 with --quick)")
     demo.add_argument("--runs-dir", default="runs")
-    demo.add_argument("--port", type=int, default=0, help="service port (default: a free one)")
+    demo.add_argument("--port", type=port_number_or_zero, default=0,
+                      help="service port, 1-65535; refused if it is in use (default: a free one)")
     demo.add_argument("--users", type=int, default=None,
                       help="seeded accounts per type (default: the experiment's population)")
     demo.add_argument("--orders-per-user", type=int, default=5)
@@ -93,9 +96,7 @@ def register(subparsers) -> None:
 
 def _run(args) -> int:
     if args.worker and args.experiment:
-        print("execbench: error: a --worker takes its experiment from the master",
-              file=sys.stderr)
-        return 2
+        return fail("run", "a --worker takes its experiment from the master")
     if not args.worker:
         if args.experiment:
             # an unknown name is reported (with the known ones) before a missing --target
@@ -105,19 +106,14 @@ def _run(args) -> int:
                 specs.resolve(args.experiment)
             except specs.SpecError as exc:
                 if exc.field == "(name)":
-                    print(f"execbench: error: unknown experiment {args.experiment!r}; "
-                          f"known: {', '.join(specs.available())} (or a path to a TOML spec)",
-                          file=sys.stderr)
-                else:
-                    print(f"execbench: error: experiment spec {exc.source}: {exc.problem}",
-                          file=sys.stderr)
-                return 2
+                    return fail("run", f"unknown experiment {args.experiment!r}; known: "
+                                       f"{', '.join(specs.available())} (or a path to a TOML spec)")
+                return fail("run", f"experiment spec {exc.source}: {exc.problem}")
         else:
             # the spec may name its target (target.base_url): only then is --target optional
             missing = ["EXPERIMENT"] + ([] if args.target else ["--target URL"])
-            print(f"execbench: error: {' and '.join(missing)} "
-                  f"{'is' if len(missing) == 1 else 'are'} required", file=sys.stderr)
-            return 2
+            return fail("run", f"{' and '.join(missing)} "
+                               f"{'is' if len(missing) == 1 else 'are'} required")
     _quiet_gevent_import()
     from execbench import packs
     from loadtests import runner

@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
-from execbench.console import make_console
+from execbench.console import fail, make_console
 from loadtests import spec as specs
 from loadtests.records import utc_stamp
 from reference.admin import AdminError
@@ -39,20 +39,24 @@ def free_port() -> int:
 
 def port_problem(port: int) -> str | None:
     """Why the service could not listen on 127.0.0.1:`port`, or None. Checked before anything
-    starts: with the port taken, the run would measure whatever else answers there."""
+    starts: with the port taken, the run would measure whatever else answers there. The probe
+    sets SO_REUSEADDR as uvicorn does, so a port only in TIME_WAIT (a demo just finished on it)
+    is free, and one another process listens on (any address) is not."""
     if not 1 <= port <= 65535:
-        return f"--port {port}: must be 1..65535"
+        return f"--port {port}: port must be 1-65535"
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
-            return f"--port {port}: 127.0.0.1:{port} is taken ({exc.strerror}); pick another or leave --port out"
+            return (f"port {port} is in use (127.0.0.1:{port}: {exc.strerror}); nothing was "
+                    "started: stop what listens there, pick another --port, or leave --port out "
+                    "for a free one")
     return None
 
 
-def _error(message: str) -> int:
-    print(f"execbench: error: {message}", file=sys.stderr)
-    return 2
+def _error(message: str, status: int = 2) -> int:
+    return fail("demo", message, status)
 
 
 def stop_process(proc: subprocess.Popen | None, timeout: float = 20.0) -> None:
@@ -144,18 +148,15 @@ def _demo(args) -> int:
             env=env, capture_output=True, text=True, timeout=300, check=False,
         )
         if seeded.returncode != 0:
-            console.print(f"[red]seed failed[/red] ({seeded.returncode}):\n{seeded.stderr[-2000:]}",
-                          highlight=False)
-            return 1
+            return _error(f"seeding failed (exit {seeded.returncode}):\n{seeded.stderr[-2000:]}", 1)
         service = ServiceProcess([*exe, "serve", "--host", "127.0.0.1", "--port", str(port)],
                                  env, run_dir / "service.log", url, token)
         service.start()
         try:
             service.wait_healthy(timeout=60)
         except AdminError as exc:
-            console.print(f"[red]service did not start:[/red] {exc}; see {run_dir / 'service.log'}",
-                          highlight=False)
-            return 1
+            return _error(f"the service did not start: {exc}; see "
+                          f"{(run_dir / 'service.log').resolve()}", 1)
         if faults:
             injector = FaultInjector(run_dir, faults, service,
                                      lambda text: console.print(text, highlight=False))

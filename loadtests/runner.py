@@ -58,10 +58,12 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
-def error(message: str) -> int:
-    """The one error style of the command line: `execbench: error: ...`, exit status 2."""
-    print(f"execbench: error: {message}", file=sys.stderr)
-    return 2
+def error(message: str, status: int = 2) -> int:
+    """The one error style of the command line: `execbench run: error: ...` on stderr, exit
+    status 2 unless told."""
+    from execbench.console import fail
+
+    return fail("run", message, status)
 
 
 def run_worker(args, user_classes: list[type]) -> int:
@@ -199,10 +201,9 @@ def run(args, bind: Callable[[specs.Experiment, str, str | None], Binding]) -> i
                     runner.quit()
                     return 130
                 if time.time() > deadline:
-                    console.print(f"[red]error:[/red] only {runner.worker_count} of {workers} "
-                                  f"workers connected after {args.worker_timeout:.0f} s")
                     runner.quit()
-                    return 2
+                    return error(f"only {runner.worker_count} of {workers} workers connected "
+                                 f"after {args.worker_timeout:.0f} s")
                 gevent.sleep(0.2)
         runner.start_shape()
         # its first sample waits for the conductor's run_start
@@ -227,7 +228,7 @@ def run(args, bind: Callable[[specs.Experiment, str, str | None], Binding]) -> i
         interrupted = True
     except Exception as exc:  # noqa: BLE001 - the run directory must still be closed
         interrupted = True
-        console.print(f"[red]run failed:[/red] {exc!r}")
+        error(f"the run failed: {exc!r}", 1)
 
     interrupted = interrupted or bool(stop_requested)
     # Users are stopped; finish in-flight arrivals and collect every record.
@@ -286,7 +287,7 @@ def run(args, bind: Callable[[specs.Experiment, str, str | None], Binding]) -> i
     if not args.no_table:
         print_table(run_dir, console=console)
     for problem in conductor.errors:
-        console.print(f"[red]error:[/red] {problem}", highlight=False)
+        error(problem, 1)
     console.print(f"run directory: {run_dir.resolve()}", highlight=False)
     if args.run_dir_file:
         Path(args.run_dir_file).write_text(str(run_dir))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,7 +94,12 @@ def port_number(text: str) -> int:
 
 
 def port_number_or_zero(text: str) -> int:
-    return 0 if text.strip() == "0" else port_number(text)
+    if text.strip() == "0":
+        return 0
+    try:
+        return port_number(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("1-65535", "0-65535")) from None
 
 
 def _positive(kind):
@@ -117,10 +121,11 @@ def _storage_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=["off", "skip", "skip_reserve"], help="initial flag mode")
 
 
-def fail(message: str) -> int:
-    """The one error style of the commands: `execbench: error: …`, exit 2."""
-    print(f"execbench: error: {message}", file=sys.stderr)
-    return 2
+def fail(command: str, message: str, status: int = 2) -> int:
+    """The one error style of the commands: `execbench <command>: error: …`, exit 2."""
+    from execbench.console import fail as print_error
+
+    return print_error(command, message, status)
 
 
 class SettingsError(Exception):
@@ -196,12 +201,12 @@ def _serve(args) -> int:
         _ensure_sqlite_dir(settings.database_url)
         lock = lock_sqlite_file(settings.database_url)  # noqa: F841 -- held until exit
     except SettingsError as exc:
-        return fail(str(exc))
+        return fail("serve", str(exc))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(settings, run_workers=not args.no_workers, worker_count=args.workers)
     except ProfileError as exc:
-        return fail(str(exc))
+        return fail("serve", str(exc))
     protocol = guarded_protocol(args.max_header_bytes, args.header_timeout)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=10, timeout_keep_alive=args.idle_timeout,
@@ -211,9 +216,7 @@ def _serve(args) -> int:
     server = _quiet_exit_server_class(0 if args.no_workers else args.workers)(config)
     server.run()
     if not server.started:  # uvicorn's STARTUP_FAILURE: the port was taken, say
-        print(f"execbench: error: could not listen on {args.host}:{args.port} (see the log above)",
-              file=sys.stderr)
-        return 3
+        return fail("serve", f"could not listen on {args.host}:{args.port} (see the log above)", 3)
     return 0
 
 
@@ -266,7 +269,7 @@ def _worker(args) -> int:
     try:
         settings = _settings(args)
     except SettingsError as exc:
-        return fail(str(exc))
+        return fail("worker", str(exc))
     _ensure_sqlite_dir(settings.database_url)
     asyncio.run(run_workers(settings, args.workers, args.metrics_host, args.metrics_port))
     return 0
@@ -280,7 +283,7 @@ def _seed(args) -> int:
     try:
         settings = _settings(args)
     except SettingsError as exc:
-        return fail(str(exc))
+        return fail("seed", str(exc))
     _ensure_sqlite_dir(settings.database_url)
 
     async def main():
@@ -299,8 +302,7 @@ def _seed(args) -> int:
         if args.if_empty:
             print(f"execbench seed: {settings.database_url} already has accounts; left as it is")
             return 0
-        print(f"execbench: error: {exc}", file=sys.stderr)
-        return 2
+        return fail("seed", str(exc))
     print(f"seeded {counts['accounts']} accounts and {counts['orders']} open orders "
           f"into {settings.database_url}")
     return 0
@@ -318,18 +320,14 @@ def _flag(args) -> int:
                   f"{current['changed_by']}; applied here {current['applied_at']})")
             return 0
         if not token:
-            print("execbench: error: set EXECBENCH_ADMIN_TOKEN to change the flag", file=sys.stderr)
-            return 2
+            return fail("flag", "set EXECBENCH_ADMIN_TOKEN to change the flag")
         response = httpx.put(f"{base}/admin/flags/provider_skip", timeout=10,
                              headers={"Authorization": f"Bearer {token}"},
                              json={"mode": args.mode, "reason": args.reason, "actor": args.actor})
     except httpx.HTTPError as exc:
-        print(f"execbench: error: cannot reach {base}: {exc}", file=sys.stderr)
-        return 2
+        return fail("flag", f"cannot reach {base}: {exc}")
     if response.status_code != 200:
-        print(f"execbench: error: the flag change was refused ({response.status_code}): "
-              f"{response.text}", file=sys.stderr)
-        return 2
+        return fail("flag", f"the flag change was refused ({response.status_code}): {response.text}")
     new = response.json()["provider_skip"]
     print(f"provider_skip: {current['mode']} -> {new['mode']} (applied {new['applied_at']} "
           f"on the replica that answered; others within the flag TTL)")

@@ -43,5 +43,5 @@ def test_unreachable_target_is_a_clear_error(tmp_path):
     result = execbench("run", "provider-skip-ab", "--target", "http://127.0.0.1:9",
                        "--health-timeout", "1", "--run-dir", tmp_path / "run", timeout=60)
     assert result.returncode == 2
-    assert "execbench: error: " in result.stderr and "/healthz not healthy" in result.stderr
+    assert "execbench run: error: " in result.stderr and "/healthz not healthy" in result.stderr
     assert not (tmp_path / "run").exists()

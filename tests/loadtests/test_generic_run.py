@@ -128,7 +128,7 @@ def test_a_url_without_a_scheme_is_refused_at_once(url, message, tmp_path):
     result = execbench("run", EXAMPLE / "fast-path.toml", "--target", url,
                        "--run-dir", tmp_path / "run", timeout=60)
     assert result.returncode == 2 and message in result.stderr
-    assert result.stderr.startswith("execbench: error: ")
+    assert result.stderr.startswith("execbench run: error: ")
 
 
 def test_a_health_check_that_answers_404_is_one_line_at_once(fastpath, tmp_path):

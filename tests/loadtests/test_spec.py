@@ -118,6 +118,6 @@ def test_cli_refuses_a_malformed_spec_with_the_named_error(tmp_path):
     path.write_text(GOOD + "\n[[phases]]\nname='c'\nduration_s=0\nmode='off'\n")
     result = execbench("run", path, "--target", "http://127.0.0.1:9", env=cli_env(), timeout=60)
     assert result.returncode == 2
-    assert (f"execbench: error: experiment spec {path}: phases[2].duration_s: must be > 0, got 0"
+    assert (f"execbench run: error: experiment spec {path}: phases[2].duration_s: must be > 0, got 0"
             in result.stderr)
     assert not (tmp_path / "runs").exists()

@@ -80,7 +80,7 @@ def test_serve_says_where_it_listens_and_refuses_a_second_process_on_one_sqlite_
                             env=env, capture_output=True, text=True, timeout=60, check=False)
     assert second.returncode == 2
     lines = second.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("execbench: error: ") and "already served" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("execbench serve: error: ") and "already served" in lines[0]
     # ports validated, plain SQLAlchemy URLs mapped or refused in one line
     bad_port = subprocess.run([sys.executable, "-m", "execbench", "serve", "--port", "99999"], env=env,
                               capture_output=True, text=True, timeout=60, check=False)
@@ -90,7 +90,7 @@ def test_serve_says_where_it_listens_and_refuses_a_second_process_on_one_sqlite_
                            capture_output=True, text=True, timeout=60, check=False)
     assert mysql.returncode == 2
     assert mysql.stderr.strip().splitlines() == [
-        ("execbench: error: EXECBENCH_DATABASE_URL: unsupported database driver 'mysql': use sqlite:// "
+        ("execbench serve: error: EXECBENCH_DATABASE_URL: unsupported database driver 'mysql': use sqlite:// "
          "(aiosqlite) or postgresql:// (asyncpg)")]
 
 

@@ -40,7 +40,7 @@ def test_seed_refuses_to_overwrite_an_existing_database(tmp_path):
     assert first.returncode == 0 and "seeded 6 accounts and 12 open orders" in first.stdout
     again = execbench("seed", "--users", "3", "--database-url", url)
     assert again.returncode == 2 and "already has accounts" in again.stderr
-    assert again.stderr.startswith("execbench: error: ")
+    assert again.stderr.startswith("execbench seed: error: ")
     tolerant = execbench("seed", "--if-empty", "--users", "3", "--database-url", url)
     assert tolerant.returncode == 0 and "left as it is" in tolerant.stdout
 
