@@ -446,23 +446,69 @@ def nonterminal(a, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def make_plots(a, plots_dir: Path, errors: list[str] | None = None) -> dict[str, Path]:
-    """Every plot; one that fails is reported in `errors` (and the report), never fatal: the
-    verdict and summary.json do not depend on a picture."""
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Path] = {}
-    for name, fn in (("latency_over_time", latency_over_time), ("cdf", cdfs),
-                     ("stages", stages), ("recovery", recovery), ("safety", safety),
-                     ("estimate_error", estimate_error), ("nonterminal", nonterminal)):
-        try:
-            p = fn(a, plots_dir / f"{name}.svg")
-        except Exception as exc:  # noqa: BLE001 - reported, see docstring
-            if errors is not None:
-                errors.append(f"plot {name} failed: {type(exc).__name__}: {exc}")
-            import matplotlib.pyplot as plt
+PLOTS = (("latency_over_time", latency_over_time), ("cdf", cdfs), ("stages", stages),
+         ("recovery", recovery), ("safety", safety), ("estimate_error", estimate_error),
+         ("nonterminal", nonterminal))
+_FORKED: tuple | None = None  # (analysis, plots_dir) a forked worker draws from
 
-            plt.close("all")
-            continue
-        if p:
-            out[name] = p
+
+def _draw(name: str, a, plots_dir: Path) -> tuple[str, Path | None, str | None]:
+    try:
+        return name, dict(PLOTS)[name](a, plots_dir / f"{name}.svg"), None
+    except Exception as exc:  # noqa: BLE001 - reported, see make_plots
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+        return name, None, f"plot {name} failed: {type(exc).__name__}: {exc}"
+
+
+def _draw_forked(name: str) -> tuple[str, Path | None, str | None]:
+    return _draw(name, *_FORKED)
+
+
+def plot_workers() -> int:
+    """Processes to draw with: EXECBENCH_PLOT_WORKERS, else one per usable CPU (at most one a
+    plot); 1 where fork is unavailable or threads run (a fork would copy their locks)."""
+    import multiprocessing
+    import os
+    import threading
+
+    env = os.environ.get("EXECBENCH_PLOT_WORKERS", "").strip()
+    n = int(env) if env.isdigit() else len(os.sched_getaffinity(0))
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return 1
+    return max(1, min(n, len(PLOTS)))
+
+
+def make_plots(a, plots_dir: Path, errors: list[str] | None = None, *,
+               workers: int | None = None) -> dict[str, Path]:
+    """Every plot; one that fails is reported in `errors` (and the report), never fatal: the
+    verdict and summary.json do not depend on a picture. Drawn in `workers` forked processes
+    (default `plot_workers()`): each figure is independent and savefig is most of a quick
+    report's time; the files are the same bytes either way (hash salt fixed, no date)."""
+    global _FORKED
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    names = [name for name, _ in PLOTS]
+    workers = plot_workers() if workers is None else workers
+    results = None
+    if workers > 1:
+        import multiprocessing
+
+        _plt()  # imported once here, shared by the forked workers
+        _FORKED = (a, plots_dir)
+        try:
+            with multiprocessing.get_context("fork").Pool(min(workers, len(names))) as pool:
+                results = pool.map(_draw_forked, names, chunksize=1)
+        except OSError:
+            results = None  # no fork here (limits): draw them in this process
+        finally:
+            _FORKED = None
+    if results is None:
+        results = [_draw(name, a, plots_dir) for name in names]
+    out: dict[str, Path] = {}
+    for name, path, error in results:
+        if error is not None and errors is not None:
+            errors.append(error)
+        if path:
+            out[name] = path
     return out
