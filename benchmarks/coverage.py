@@ -17,6 +17,9 @@ about sqrt(r (1 - r) / reps), 0.0034 at r = 0.95 and 0.0034 at r = 0.05 with rep
 - `cluster`: the safety section's over-commit rate interval, resampling accounts, on bursts
   that over-commit together, beside Clopper-Pearson over orders (which treats them as
   independent and under-covers by the design effect).
+- `factorial`: the latency-plan's main effects and interactions (analysis/factorial.py) on a
+  2^4 design with known savings, block drift and the latency-like noise: coverage of their 95%
+  block-bootstrap intervals and the half-width a given number of blocks buys.
 - `tost`: the rate of "equivalent" (`ratio_equivalence`) when the true ratio of medians sits
   exactly on the margin (1.05 at +-5%, 1.10 at +-10%, 0.95 at +-5%): the type-I error, which
   must stay <= 0.05; and the rate at a true ratio of 1 (power).
@@ -193,7 +196,47 @@ def cluster_table(rng, reps: int) -> None:
                   f"{hit_o / reps:8.3f}")
 
 
-TABLES = {"quantile": quantile_table, "cluster": cluster_table, "ratio": ratio_table, "tost": tost_table,
+def factorial_table(rng, reps: int) -> None:
+    from analysis.factorial import Design, effects
+
+    flags = ("provider_skip", "keepalive", "parallel_config", "async_logging")
+    saving = (-165.0, -30.0, -20.0, -5.0)
+    sims = max(40, reps // 40)
+    print(f"\nfactorial 2^4 (latency-plan), block bootstrap, {sims} experiments a row: coverage of "
+          "the 95% intervals of the 4 main effects and 6 interactions (all 0), pooled; mean "
+          "half-width of a main effect")
+    print(f"{'blocks':>7} {'per cell':>9} {'q':>5} {'main':>6} {'inter.':>7} {'half-width ms':>14}")
+    for blocks, per_cell in ((8, 20), (12, 40), (24, 20)):
+        for q in (0.5, 0.95):
+            hit_m = hit_i = 0
+            widths = []
+            for _ in range(sims):
+                rows = []
+                for b in range(blocks):
+                    offset = rng.normal(0, 15)
+                    for cell in rng.permutation(16):
+                        on = np.array([(cell >> j) & 1 for j in range(4)])
+                        base = 296.0 + float(np.dot(saving, on)) + offset
+                        noise = draw(rng, per_cell) - 250.0  # the latency-like shape, centred
+                        rows.append(np.column_stack([base + noise, np.tile(on, (per_cell, 1)),
+                                                     np.full(per_cell, b)]))
+                a = np.vstack(rows)
+                design = Design.from_columns({f: a[:, 1 + j] for j, f in enumerate(flags)},
+                                             block=a[:, -1])
+                r = effects(a[:, 0], design, q, replicates=400)
+                for name, e in r["effects"].items():
+                    truth = saving[flags.index(name)] if e["kind"] == "main" else 0.0
+                    ok = e["ci_low"] <= truth <= e["ci_high"]
+                    if e["kind"] == "main":
+                        hit_m += ok
+                        widths.append((e["ci_high"] - e["ci_low"]) / 2)
+                    else:
+                        hit_i += ok
+            print(f"{blocks:7d} {per_cell:9d} {q:5.2f} {hit_m / (4 * sims):6.3f} "
+                  f"{hit_i / (6 * sims):7.3f} {np.mean(widths):14.1f}")
+
+
+TABLES = {"quantile": quantile_table, "cluster": cluster_table, "factorial": factorial_table, "ratio": ratio_table, "tost": tost_table,
           "compare": compare_table, "error_rise": error_rise_table}
 
 
