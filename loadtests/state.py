@@ -74,8 +74,13 @@ class ProcessState:
         return None if i is None else self.schedule[i]
 
     def phase_end(self, index: int) -> float:
-        p = self.schedule[index]
-        return self.t0 + p["start_s"] + p["duration_s"]
+        """Where phase `index` ends: exactly where the next one starts (the same float
+        phase_index_at bisects on), else the schedule's end. t0 + start + duration can fall
+        a rounding error short of the next start (0.3 + 0.6 at t0 = 1796280988.8), and an
+        arrival clock stepping to that end would find itself in the same phase for ever."""
+        if index + 1 < len(self._starts):
+            return self._starts[index + 1]
+        return self.end
 
     def share(self, scenario: str) -> float:
         """This scenario's fraction of the arrival rate, per generator user."""

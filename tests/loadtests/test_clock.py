@@ -66,3 +66,18 @@ def test_late_start_begins_now_and_end_returns_none():
     assert 1004.0 <= first < 1004.1
     assert ArrivalClock(st, 1.0, True, random.Random(0)).next(1010.0) is None
     assert st.phase_at(1009.99)["name"] == "a" and st.phase_at(1010.0) is None
+
+
+@pytest.mark.timeout(20)
+def test_a_phase_end_a_rounding_error_short_of_the_next_start_does_not_spin():
+    """t0 + 0.3 + 0.6 is a hair below t0 + 0.9 at this t0: the clock stepped to the first and
+    found itself in the same phase for ever (`run --duration-scale 0.01` hung at 100% CPU)."""
+    st = ProcessState()
+    schedule = [{"name": n, "group": n, "start_s": s, "duration_s": d, "mode": "off", "rate": 20.0,
+                 "analyse": True, "provider": None}
+                for n, s, d in (("a", 0.0, 0.3), ("b", 0.3, 0.6), ("c", 0.9, 0.6))]
+    st.configure({"experiment": "t", "run_id": "r", "t0": 1796280988.8, "schedule": schedule,
+                  "load": {"mix": {"trader_mix": 1.0}}, "generators": 1})
+    assert st.t0 + 0.3 + 0.6 < st.t0 + 0.9  # the rounding this test is about
+    times = _all(ArrivalClock(st, 1.0, False, random.Random(3)), now=st.t0)
+    assert 28 <= len(times) <= 31 and times.max() < st.end
