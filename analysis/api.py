@@ -226,7 +226,7 @@ def analyze_run(run_dir: Path, *, console=None, checks=None) -> int:
     build_summary(a)
     out = write_outputs(a, Path(run_dir), console, title=f"execbench report: {Path(run_dir).name}")
     print_summary(a.summary, console)
-    console.print(f"summary: {out.summary_path}\nreport:  {out.report_path}")
+    console.print(f"summary: {Path(out.summary_path).resolve()}\nreport:  {Path(out.report_path).resolve()}")
     return EXIT_CODES[a.summary["verdict"]]
 
 
@@ -459,7 +459,7 @@ def analyze_log(path: Path, split_at: str | None = None, *, after: Path | None =
                         + (f" vs {Path(after).name}" if after is not None else ""))
     print_summary(s, console)
     console.print(excluded_line(s), highlight=False)
-    console.print(f"summary: {out.summary_path}\nreport:  {out.report_path}")
+    console.print(f"summary: {Path(out.summary_path).resolve()}\nreport:  {Path(out.report_path).resolve()}")
     return EXIT_CODES[s["verdict"]]
 
 
