@@ -467,14 +467,20 @@ def _draw_forked(name: str) -> tuple[str, Path | None, str | None]:
 
 
 def plot_workers() -> int:
-    """Processes to draw with: EXECBENCH_PLOT_WORKERS, else one per usable CPU (at most one a
-    plot); 1 where fork is unavailable or threads run (a fork would copy their locks)."""
+    """Processes to draw with: EXECBENCH_PLOT_WORKERS, else one per usable CPU not already busy
+    (by the 1-minute load average, this process's own CPU counted free; on a loaded machine
+    forked workers only add their start-up), at most one a plot; 1 where fork is unavailable
+    or threads run (a fork would copy their locks)."""
     import multiprocessing
     import os
     import threading
 
     env = os.environ.get("EXECBENCH_PLOT_WORKERS", "").strip()
-    n = int(env) if env.isdigit() else len(os.sched_getaffinity(0))
+    if env.isdigit():
+        n = int(env)
+    else:
+        cpus = len(os.sched_getaffinity(0))
+        n = min(cpus, int(cpus - os.getloadavg()[0]) + 1)
     if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return 1
     return max(1, min(n, len(PLOTS)))

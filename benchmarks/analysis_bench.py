@@ -1,6 +1,7 @@
 """Benchmark of the analysis on a synthetic run of N records (default 1,000,000).
 
     .venv/bin/python benchmarks/analysis_bench.py [--records N] [--workdir DIR] [--no-pandas]
+        [--tasks ingest,stats,report,pandas] [--scaling M]
 
 Writes a run directory (timings.jsonl and requests.jsonl of N records each, DESIGN format), then
 measures, each in a fresh process so timings include imports and memory is that process's own:
@@ -14,6 +15,11 @@ Peak memory is the process's VmHWM plus the largest child's ru_maxrss (the inges
 reader per CPU for big files; pages shared with the parent count twice), an upper bound of what was
 resident at once. CPU seconds (user + system, children included) are printed beside wall time:
 on a shared machine they are the steadier figure.
+
+--scaling M also writes a run of M records (same generator, same seed) and measures `stats` on it,
+then prints how stats time grows from N to M records against M / N (issue 16: <= 11x for 10x;
+the Hodges-Lehmann search once made 10 M records 26x the 1 M time). The figures are printed,
+never asserted. A run of 10 M records is about 2.4 GB of JSON lines per file.
 """
 
 from __future__ import annotations
@@ -79,12 +85,39 @@ def run_child(task: str, run_dir: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def ensure_run(work: Path, records: int) -> Path:
+    """The run directory of `records` records under work (written once, then reused)."""
+    run_dir = work / f"bench-run-{records}"
+    t = time.perf_counter()
+    if not (run_dir / "timings.jsonl").exists():
+        # in a child, so this process stays small for the ones it starts
+        subprocess.run([sys.executable, "-c", GENERATE, str(run_dir), str(records)], cwd=REPO,
+                       check=True)
+    size = (run_dir / "timings.jsonl").stat().st_size
+    print(f"run directory: {run_dir} ({records:,} records; timings.jsonl "
+          f"{size / 1e6:.0f} MB; ready in {time.perf_counter() - t:.1f} s)")
+    return run_dir
+
+
+def best_of(task: str, run_dir: Path, repeat: int) -> dict:
+    best = None
+    for _ in range(repeat):
+        r = run_child(task, run_dir)
+        if best is None or r["seconds"] < best["seconds"]:
+            best = r
+    return best
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--workdir", type=Path, default=None, help="keep the run directory here")
     ap.add_argument("--no-pandas", action="store_true")
     ap.add_argument("--repeat", type=int, default=1, help="best of N for each measurement")
+    ap.add_argument("--tasks", default="ingest,stats,report,pandas",
+                    help="comma-separated measurements (default: all)")
+    ap.add_argument("--scaling", type=int, default=None, metavar="M",
+                    help="also measure stats on M records and print the growth from N to M")
     args = ap.parse_args()
 
     tmp = None
@@ -93,26 +126,11 @@ def main() -> int:
         work = Path(tmp.name)
     else:
         work = args.workdir
-    run_dir = work / "bench-run"
-    t = time.perf_counter()
-    if not (run_dir / "timings.jsonl").exists():
-        # in a child, so this process stays small for the ones it starts
-        subprocess.run([sys.executable, "-c", GENERATE, str(run_dir), str(args.records)], cwd=REPO,
-                       check=True)
-    size = (run_dir / "timings.jsonl").stat().st_size
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    print(f"run directory: {run_dir} ({args.records:,} records; timings.jsonl "
-          f"{size / 1e6:.0f} MB; written in {time.perf_counter() - t:.1f} s)")
+    run_dir = ensure_run(work, args.records)
 
-    tasks = ["ingest", "stats", "report"] + ([] if args.no_pandas else ["pandas"])
-    results = {}
-    for task in tasks:
-        best = None
-        for _ in range(args.repeat):
-            r = run_child(task, run_dir)
-            if best is None or r["seconds"] < best["seconds"]:
-                best = r
-        results[task] = best
+    tasks = [t for t in args.tasks.split(",") if t and not (args.no_pandas and t == "pandas")]
+    results = {task: best_of(task, run_dir, args.repeat) for task in tasks}
 
     print()
     print(f"{'measurement':<10} {'wall s':>7} {'CPU s':>7} {'records/s':>11} {'peak MB':>8}  notes")
@@ -125,16 +143,27 @@ def main() -> int:
                 "pandas": "pandas.read_json(lines=True), same file"}[task]
         print(f"{task:<10} {r['seconds']:>7.2f} {r['cpu_seconds']:>7.2f} {rate:>11,.0f} "
               f"{peak:>8.0f}  {note}")
-    if "pandas" in results:
+    if "pandas" in results and "ingest" in results:
         cpu_ratio = results["pandas"]["cpu_seconds"] / results["ingest"]["cpu_seconds"]
         ratio = results["pandas"]["seconds"] / results["ingest"]["seconds"]
         mem = (results["pandas"]["peak_kb"] + results["pandas"]["child_peak_kb"]) / (
             results["ingest"]["peak_kb"] + results["ingest"]["child_peak_kb"])
         print(f"\ningest vs pandas: {ratio:.1f}x faster in wall time ({cpu_ratio:.1f}x in CPU time), "
               f"{mem:.1f}x less peak memory (target: >= 5x faster)")
-    rep = results["report"]
-    print(f"whole report: {rep['seconds']:.1f} s (target < 10 s), peak "
-          f"{(rep['peak_kb'] + rep['child_peak_kb']) / 1024:.0f} MB (target < 1024 MB)")
+    if "report" in results:
+        rep = results["report"]
+        print(f"whole report: {rep['seconds']:.1f} s (target < 10 s), peak "
+              f"{(rep['peak_kb'] + rep['child_peak_kb']) / 1024:.0f} MB (target < 1024 MB)")
+    if args.scaling:
+        small = results.get("stats") or best_of("stats", run_dir, args.repeat)
+        big = best_of("stats", ensure_run(work, args.scaling), args.repeat)
+        factor = args.scaling / args.records
+        print(f"\nstats scaling: {args.records:,} records {small['seconds']:.1f} s "
+              f"({small['cpu_seconds']:.1f} CPU s) -> {args.scaling:,} records "
+              f"{big['seconds']:.1f} s ({big['cpu_seconds']:.1f} CPU s): "
+              f"{big['seconds'] / small['seconds']:.1f}x wall, "
+              f"{big['cpu_seconds'] / small['cpu_seconds']:.1f}x CPU for {factor:g}x the records "
+              f"(target <= {1.1 * factor:g}x)")
     if tmp is not None:
         tmp.cleanup()
     return 0

@@ -11,7 +11,7 @@ or reports on --run DIR), then, each measurement in a fresh process, median of -
               then scipy.stats, then matplotlib.pyplot (imported up front in this child, so the
               phases below exclude them)
   stats       load_run + build_summary (ingest, statistics, checks)
-  plots       analysis.plots.make_plots, default workers and 1 worker
+  plots       analysis.plots.make_plots, one worker per CPU and 1 worker
   html        summary.json, report.html and the terminal table
 
 Figures are printed, never asserted (issue 16 asks for a quick report <= 1.5 s).
@@ -59,7 +59,8 @@ out["stats"] = lap()
 tmp = Path(sys.argv[2])
 make_plots(a, tmp / "p1", [], workers=1)
 out["plots_1"] = lap()
-make_plots(a, tmp / "pn", [])
+import os
+make_plots(a, tmp / "pn", [], workers=len(os.sched_getaffinity(0)))
 out["plots_n"] = lap()
 write_outputs(a, tmp / "out", title="bench")  # plots again (default workers), report, summary
 out["write_outputs"] = lap()
@@ -109,14 +110,15 @@ def main() -> int:
           f"median of {args.repeat}")
     imports = med["import_analysis"] + med["import_scipy_stats"] + med["import_pyplot"]
     lines = [
-        ("total, execbench report", med["total"], f"plot workers {workers} (exec to exit)"),
+        ("total, execbench report", med["total"],
+         f"exec to exit, default plot workers (now {workers}: CPUs not busy)"),
         ("total, 1 plot worker", med["total_1"], "EXECBENCH_PLOT_WORKERS=1"),
         ("imports", imports, "the three below"),
         ("  analysis modules", med["import_analysis"], "numpy, orjson, rich, analysis.*"),
         ("  scipy.stats", med["import_scipy_stats"], "after the above"),
         ("  matplotlib.pyplot", med["import_pyplot"], "after the above"),
         ("stats", med["stats"], "load_run + build_summary"),
-        ("plots", med["plots_n"], f"make_plots, {workers} workers"),
+        ("plots, one per CPU", med["plots_n"], f"make_plots(workers={os.cpu_count()})"),
         ("plots, 1 worker", med["plots_1"], "make_plots(workers=1)"),
         ("html + summary + plots", med["write_outputs"], "write_outputs (default workers)"),
         ("table", med["table"], "print_summary"),
