@@ -111,7 +111,7 @@ def main() -> int:
     imports = med["import_analysis"] + med["import_scipy_stats"] + med["import_pyplot"]
     lines = [
         ("total, execbench report", med["total"],
-         f"exec to exit, default plot workers (now {workers}: CPUs not busy)"),
+         f"exec to exit, default plot workers ({workers} at this load)"),
         ("total, 1 plot worker", med["total_1"], "EXECBENCH_PLOT_WORKERS=1"),
         ("imports", imports, "the three below"),
         ("  analysis modules", med["import_analysis"], "numpy, orjson, rich, analysis.*"),
