@@ -21,11 +21,28 @@ class ArrivalClock:
         self.rng = rng
         self._t: float | None = None
         self._fresh = True
+        # the phase of the last arrival: [start, end), its rate, and the schedule it is from
+        self._phase: tuple[float, float, float] | None = None
+        self._schedule: list | None = None
 
     def next(self, now: float) -> float | None:
         """The next intended time (epoch seconds), or None once the schedule is over."""
         st = self.state
         t = self._t if self._t is not None else max(st.t0, now)
+        if self._phase is not None and st.schedule is self._schedule:
+            start, end, rate = self._phase
+            if start <= t < end:  # the common case: the same phase as the last arrival
+                if self.poisson:
+                    candidate = t + self.rng.expovariate(rate)
+                elif self._fresh:
+                    candidate = t + self.rng.uniform(0, 1 / rate)
+                else:
+                    candidate = t + 1 / rate
+                if candidate < end:
+                    self._fresh = False
+                    self._t = candidate
+                    return candidate
+                t, self._fresh = end, True
         while True:
             index = st.phase_index_at(t)
             if index is None:
@@ -47,4 +64,6 @@ class ArrivalClock:
                 continue
             self._fresh = False
             self._t = candidate
+            self._phase = (st.t0 + st.schedule[index]["start_s"], end, rate)
+            self._schedule = st.schedule
             return candidate
