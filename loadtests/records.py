@@ -9,7 +9,9 @@ No Locust import here.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,10 @@ import orjson
 
 import execbench.rundir as fmt
 from execbench.rundir import iso, parse_iso, read_jsonl
+from loadtests import columnar as columnar_mod
 
-__all__ = ["SKIPPED", "SKIP_REASONS", "RunWriter", "copy_timings", "iso", "parse_iso", "read_jsonl", "request_line",
-           "utc_stamp"]
+__all__ = ["SKIPPED", "SKIP_REASONS", "RunWriter", "copy_timings", "encode_requests", "iso", "iso_us",
+           "micros", "parse_iso", "read_jsonl", "request_line", "utc_stamp"]
 
 UTC = dt.UTC
 
@@ -41,57 +44,141 @@ def utc_stamp(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+# --- encoding ------------------------------------------------------------------------------
+# The hot path of the generator: every record passes here once. `iso()` (a datetime and a
+# strftime per time, two a record) was a fifth of the record path's CPU; `micros` + `iso_us`
+# give the same text from a per-second cached prefix (tests/loadtests/test_records_hotpath.py
+# checks them against iso() character for character).
+
+_PREFIX: dict[int, str] = {}
+# encode_requests writes these keys literally (no lookups in the loop): they are rundir's names
+assert (fmt.R_INTENDED_TS, fmt.R_SENT_TS, fmt.R_LATENCY_MS, fmt.R_LATENCY_FROM_INTENDED_MS,
+        fmt.R_STATUS, fmt.R_OUTCOME, fmt.R_FLOW, fmt.R_NAME, fmt.R_PHASE, fmt.R_LATE,
+        fmt.R_SERVED_MODE) == columnar_mod.COLUMN_NAMES[:11]
+
+
+def micros(ts: float) -> int:
+    """Epoch seconds -> integer microseconds, rounded exactly as datetime.fromtimestamp rounds
+    (the fraction to the nearest microsecond, half to even), so iso_us(micros(t)) == iso(t)."""
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)
+    if us >= 1_000_000:
+        return (int(whole) + 1) * 1_000_000 + us - 1_000_000
+    if us < 0:
+        return (int(whole) - 1) * 1_000_000 + us + 1_000_000
+    return int(whole) * 1_000_000 + us
+
+
+def iso_us(us: int) -> str:
+    """Integer epoch microseconds -> ISO-8601 UTC with microseconds and `Z` (iso()'s text)."""
+    sec, frac = divmod(us, 1_000_000)
+    prefix = _PREFIX.get(sec)
+    if prefix is None:
+        if len(_PREFIX) > 4096:
+            _PREFIX.clear()
+        prefix = _PREFIX[sec] = dt.datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{prefix}{frac:06d}Z"
+
+
+def encode_requests(records: list[dict[str, Any]], columns: bool = False
+                    ) -> tuple[bytes, list[list[Any]] | None]:
+    """requests.jsonl lines for in-memory records (epoch floats), and with `columns` the same
+    values as columns (loadtests/columnar.py COLUMNS order; a key a line lacks is None). Values
+    are computed once (rounded once) for both."""
+    dumps, rnd = orjson.dumps, round
+    newline = orjson.OPT_APPEND_NEWLINE
+    parts: list[bytes] = []
+    cols: list[list[Any]] | None = [[] for _ in range(20)] if columns else None
+    for rec in records:
+        intended_us = micros(rec["intended"])
+        sent_us = micros(rec["sent"])
+        latency = rec["latency_ms"]  # null on a skipped arrival that spent no time
+        if latency is None:
+            lat = from_intended = None
+        else:
+            lat = rnd(latency, 3)
+            from_intended = rnd(latency + (rec["sent"] - rec["intended"]) * 1000, 3)
+        status, outcome, flow, name = rec["status"], rec["outcome"], rec["flow"], rec["name"]
+        phase, late, served = rec["phase"], rec["late"], rec.get("served_mode")
+        out = {
+            "intended_ts": iso_us(intended_us), "sent_ts": iso_us(sent_us), "latency_ms": lat,
+            "latency_from_intended_ms": from_intended, "status": status, "outcome": outcome,
+            "flow": flow, "name": name, "phase": phase, "late": late, "served_mode": served,
+        }
+        reason = rec.get("reason") or None
+        if reason:
+            out["reason"] = reason
+        censored = True if rec.get("censored") else None
+        if censored:
+            out["censored"] = True  # no response: latency_ms is the elapsed time, a lower bound
+        prep = rec.get("prep_ms")
+        if prep is not None:
+            prep = out["prep_ms"] = rnd(prep, 3)
+        burst = rec.get("burst")
+        if burst is not None:
+            out["burst"] = burst
+        worker = rec.get("worker")
+        if worker is not None:
+            out["worker"] = worker
+        order_id = rec.get("client_order_id")
+        if order_id is not None:
+            out["client_order_id"] = order_id
+        attempts = rec.get("attempts", 1)
+        if attempts > 1:
+            out["attempts"] = attempts
+        else:
+            attempts = None
+        replayed = True if rec.get("replayed") else None
+        if replayed:
+            out["replayed"] = True
+        server = rec.get("server_metrics") or None
+        if server:
+            server = out[fmt.R_SERVER_METRICS] = {k: rnd(v, 3) for k, v in server.items()}
+        parts.append(dumps(out, option=newline))
+        if cols is not None:
+            for col, value in zip(cols, (
+                    intended_us, sent_us, lat, from_intended, status, outcome, flow, name, phase,
+                    late, served, reason, censored, prep, burst, worker, order_id, attempts,
+                    replayed, None if server is None else list(server.items())), strict=True):
+                col.append(value)
+    return b"".join(parts), cols
+
+
 def request_line(rec: dict[str, Any]) -> bytes:
     """One requests.jsonl line from an in-memory record (epoch floats)."""
-    latency = rec["latency_ms"]  # null on a skipped arrival that spent no time
-    out = {
-        fmt.R_INTENDED_TS: iso(rec["intended"]),
-        fmt.R_SENT_TS: iso(rec["sent"]),
-        fmt.R_LATENCY_MS: None if latency is None else round(latency, 3),
-        fmt.R_LATENCY_FROM_INTENDED_MS:
-            None if latency is None else round(latency + (rec["sent"] - rec["intended"]) * 1000, 3),
-        fmt.R_STATUS: rec["status"],
-        fmt.R_OUTCOME: rec["outcome"],
-        fmt.R_FLOW: rec["flow"],
-        fmt.R_NAME: rec["name"],
-        fmt.R_PHASE: rec["phase"],
-        fmt.R_LATE: rec["late"],
-        fmt.R_SERVED_MODE: rec.get("served_mode"),
-    }
-    if rec.get("reason"):
-        out["reason"] = rec["reason"]
-    if rec.get("censored"):
-        out["censored"] = True  # no response: latency_ms is the elapsed time, a lower bound
-    if rec.get("prep_ms") is not None:
-        out["prep_ms"] = round(rec["prep_ms"], 3)
-    if rec.get("burst") is not None:
-        out["burst"] = rec["burst"]
-    if rec.get("worker") is not None:
-        out["worker"] = rec["worker"]
-    if rec.get("client_order_id") is not None:
-        out["client_order_id"] = rec["client_order_id"]
-    if rec.get("attempts", 1) > 1:
-        out["attempts"] = rec["attempts"]
-    if rec.get("replayed"):
-        out["replayed"] = True
-    if rec.get("server_metrics"):
-        out[fmt.R_SERVER_METRICS] = {k: round(v, 3) for k, v in rec["server_metrics"].items()}
-    return orjson.dumps(out) + b"\n"
+    return encode_requests([rec])[0]
 
 
 class RunWriter:
-    """Appends records to the run directory; one instance, on the master or the local runner."""
+    """Appends records to the run directory; one instance, on the master or the local runner.
 
-    def __init__(self, run_dir: Path):
+    Request records are encoded in batches (`BATCH_RECORDS` records or `BATCH_S` seconds,
+    whichever comes first, and at flush/close): one write a batch, and each batch is in the OS
+    when add_requests returns, so a killed generator loses at most the open batch. The same
+    batches go to requests.parquet (loadtests/columnar.py) unless EXECBENCH_PARQUET=0."""
+
+    BATCH_RECORDS = 256
+    BATCH_S = 0.25
+
+    def __init__(self, run_dir: Path, *, columnar: bool | None = None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # Open for the whole run, closed by close(): records are appended as they arrive.
         self._timeline = open(self.run_dir / fmt.TIMELINE, "ab")  # noqa: SIM115
         self._requests = open(self.run_dir / fmt.REQUESTS, "ab")  # noqa: SIM115
-        self._lock = threading.Lock()
+        # A lock no greenlet switch can happen under (encoding and a file write do not yield):
+        # the OS lock, not gevent's patched one, which cost more than the encoding it guarded.
+        self._lock = _native_lock()
         self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self.timeline_events: list[dict[str, Any]] = []
         self.request_count = 0
+        self._pending: list[dict[str, Any]] = []
+        self._pending_since = 0.0
+        self.columnar = None
+        if columnar is None:
+            columnar = columnar_mod.enabled()
+        if columnar:
+            self.columnar = columnar_mod.ColumnarWriter(self.run_dir / columnar_mod.REQUESTS_PARQUET)
 
     def timeline(self, event: str, *, ts: float, phase: str | None, mode: str | None, **extra) -> None:
         rec = {"ts": iso(ts), "event": event, "phase": phase, "mode": mode, **extra}
@@ -104,15 +191,40 @@ class RunWriter:
         if not records:
             return
         with self._lock:
-            self._requests.write(b"".join(request_line(r) for r in records))
+            pending = self._pending
+            if not pending:
+                self._pending_since = time.monotonic()
+            pending.extend(records)
             self.request_count += len(records)
+            cols = None
+            if len(pending) >= self.BATCH_RECORDS or \
+                    time.monotonic() - self._pending_since >= self.BATCH_S:
+                cols = self._write_pending()
+        if cols is not None:
+            self.columnar.add(cols)  # may hand a batch to the writer thread: not under the lock
         for listener in self.listeners:
             listener(records)
 
+    def _write_pending(self) -> list[list[Any]] | None:  # under the lock
+        """Encode and write the pending records; their columns for requests.parquet."""
+        batch, self._pending = self._pending, []
+        if not batch:
+            return None
+        lines, cols = encode_requests(batch, columns=self.columnar is not None)
+        self._requests.write(lines)
+        self._requests.flush()
+        return cols
+
     def flush(self) -> None:
+        """Everything added so far into requests.jsonl and a closed requests.parquet part."""
         with self._lock:
+            cols = self._write_pending()
             self._requests.flush()
             self._timeline.flush()
+        if self.columnar is not None:
+            if cols is not None:
+                self.columnar.add(cols)
+            self.columnar.close()  # the open batch as a part, on disk when flush returns
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.run_dir / name
@@ -121,8 +233,22 @@ class RunWriter:
 
     def close(self) -> None:
         with self._lock:
+            cols = self._write_pending()
             self._requests.close()
             self._timeline.close()
+        if self.columnar is not None:
+            if cols is not None:
+                self.columnar.add(cols)
+            self.columnar.close()  # waits for the writer thread: outside the lock
+
+
+def _native_lock():
+    try:
+        from gevent import monkey
+
+        return monkey.get_original("_thread", "allocate_lock")()
+    except ImportError:
+        return threading.Lock()
 
 
 def copy_timings(sources: list[Path], dest: Path, start: float, end: float) -> int:
