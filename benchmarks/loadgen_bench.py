@@ -1,13 +1,19 @@
 """Load-generator benchmarks: how much one Locust process can drive, and how honest it is.
 
-    python benchmarks/loadgen_bench.py capacity [--rates 100,200,400,...] [--step-s 10]
-        Generator capacity: stepped fixed-rate arrivals from ONE `execbench run` process against
-        a trivial target (an asyncio HTTP server answering canned JSON, in its own process),
-        through the generic HTTP target (no admin calls: any service's path). For each step:
-        achieved rate, late sends, lateness p99, and the generator's CPU per request (psutil
-        user+system time over the step / requests sent in it). Then plain Locust
-        (benchmarks/locust_peer.py, FastHttpUser, the same body and target) at each rate, its
-        CPU per request, and the ratio execbench / Locust, measured in the same run.
+    python benchmarks/loadgen_bench.py capacity [--rates 1000 2000] [--step-s 10]
+            [--parquet-ab] [--tree [LABEL=]DIR ...]
+        Generator capacity: fixed-rate arrivals from ONE `execbench run` process (a run per
+        rate: 3 s warmup, then the step) against a trivial target (an asyncio HTTP server
+        answering canned JSON, in its own process), through the generic HTTP target (no admin
+        calls: any service's path). For each step: achieved rate, late sends, lateness p99, and
+        the generator's CPU per request (psutil user+system time over the step, all threads,
+        / requests sent in it). Then plain Locust (benchmarks/locust_peer.py, FastHttpUser, the
+        same body and target) at the same rate, its CPU per request, and the ratio
+        execbench / Locust, measured in the same run, rate by rate.
+        --parquet-ab also runs execbench with EXECBENCH_PARQUET=0 (no requests.parquet), and
+        --tree the execbench of another checkout (`git archive OLD | tar -x -C DIR`), each
+        interleaved with the others at every rate: before/after and the columnar writer's cost
+        as ratios from one run.
 
     python benchmarks/loadgen_bench.py accuracy [--rate 10] [--seconds 30]
         Measurement accuracy: a real `execbench serve` with profile `seed` (SQLite), a modest
@@ -199,12 +205,12 @@ def _phases(phases: list[tuple[str, float, float]]) -> list[str]:
 
 
 def run_cli(args: list[str], env: dict | None = None, sample_cpu: bool = False,
-            argv: list[str] | None = None):
+            argv: list[str] | None = None, cwd: Path = ROOT):
     """Run `execbench ...` (or `argv`); with sample_cpu, sample its CPU time (user + system,
     seconds) every 0.25 s: [(epoch, cpu_seconds)]."""
     import psutil
 
-    proc = subprocess.Popen(argv or [sys.executable, "-m", "execbench", *args], cwd=ROOT,
+    proc = subprocess.Popen(argv or [sys.executable, "-m", "execbench", *args], cwd=cwd,
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     samples: list[tuple[float, float]] = []
@@ -237,48 +243,29 @@ def cpu_between(samples: list[tuple[float, float]], start: float, end: float) ->
 
 
 def capacity(args) -> int:
-    from loadtests.records import parse_iso, read_jsonl
-
-    rates = [float(r) for r in args.rates.split(",")]
+    rates = _rates(args.rates)
+    # (label, checkout, extra environment): execbench of this tree first; the others are
+    # measured in the same run, interleaved with it rate by rate (a shared machine's load
+    # drifts: only figures taken side by side are compared)
+    generators: list[tuple[str, Path, dict]] = [("execbench", ROOT, {})]
+    if args.parquet_ab:
+        generators.append(("no parquet", ROOT, {"EXECBENCH_PARQUET": "0"}))
+    for tree in args.tree or []:
+        label, _, path = tree.rpartition("=")
+        generators.append((label or Path(path).name, Path(path).resolve(), {}))
     port = free_port()
     target = subprocess.Popen([sys.executable, __file__, "serve-trivial", "--port", str(port)])
-    results: dict[float, dict] = {}
+    results: dict[tuple[str, float], dict] = {}
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/healthz")
-        with tempfile.TemporaryDirectory() as tmp:
-            spec = Path(tmp) / "capacity.toml"
-            phases = [("warmup", 3, rates[0])] + [(f"r{int(r)}", args.step_s, r) for r in rates]
-            write_generic_spec(spec, "loadgen-capacity", phases, max_inflight=args.max_inflight)
-            run_dir = Path(tmp) / "run"
-            code, out, cpu = run_cli(["run", str(spec), "--target", url, "--run-dir", str(run_dir),
-                                      "--no-table"], sample_cpu=True)
-            if code != 0:
-                print(out)
-                return 1
-            records = read_jsonl(run_dir / "requests.jsonl")
-            windows = {}
-            for ev in read_jsonl(run_dir / "timeline.jsonl"):
-                if ev["event"] == "phase_start":
-                    windows[ev["phase"]] = [parse_iso(ev["ts"]), None]
-                elif ev["event"] == "phase_end":
-                    windows[ev["phase"]][1] = parse_iso(ev["ts"])
-            for r in rates:
-                start, end = windows[f"r{int(r)}"]
-                recs = [x for x in records if x["phase"] == f"r{int(r)}"]
-                sent = sum(1 for x in recs if start <= parse_iso(x["sent_ts"]) < end)
-                lateness = sorted(max(0.0, (parse_iso(x["sent_ts"]) - parse_iso(x["intended_ts"]))
-                                      * 1000) for x in recs) or [float("nan")]
-                used = cpu_between(cpu, start + 1, end)
-                results[r] = {
-                    "rate": sent / (end - start),
-                    "late": sum(1 for x in recs if x["late"]) / max(1, len(recs)) * 100,
-                    "late_p99": lateness[int(len(lateness) * 0.99)],
-                    "cpu_us": used[0] / used[1] / (sent / (end - start)) * 1e6 if used else None,
-                    "cpu_pct": used[0] / used[1] * 100 if used else None,
-                }
         for r in rates:
-            results[r]["peer"] = locust_peer(url, r, args.step_s)
+            for label, tree, env in generators:
+                results[(label, r)] = execbench_step(url, r, args.step_s, args.max_inflight, tree, env)
+                if results[(label, r)].get("error"):
+                    print(results[(label, r)]["error"])
+                    return 1
+            results[("locust", r)] = locust_peer(url, r, args.step_s)
     finally:
         stop(target)
     print(f"generator CPU per request, one process each, trivial target on the same 2-core box, "
@@ -286,17 +273,75 @@ def capacity(args) -> int:
     print(f"{'target/s':>9} {'sent/s':>8} {'late %':>7} {'late p99':>9} {'CPU %':>6} "
           f"{'µs/req':>7} | {'Locust/s':>9} {'CPU %':>6} {'µs/req':>7} | {'ratio':>6}")
     for r in rates:
-        x, peer = results[r], results[r]["peer"]
-        ratio = x["cpu_us"] / peer["cpu_us"] if x["cpu_us"] and peer.get("cpu_us") else None
+        x, peer = results[("execbench", r)], results[("locust", r)]
         print(f"{r:9.0f} {x['rate']:8.1f} {x['late']:7.2f} {x['late_p99']:8.2f}ms "
               f"{_f(x['cpu_pct'], 6, 0)} {_f(x['cpu_us'], 7, 0)} | {peer['rate']:9.1f} "
               f"{_f(peer.get('cpu_pct'), 6, 0)} {_f(peer.get('cpu_us'), 7, 0)} | "
-              f"{_f(ratio, 6, 2)}")
+              f"{_f(_ratio(x, peer), 6, 2)}")
     print("ratio: execbench CPU per request / plain Locust FastHttpUser CPU per request, same run")
+    if len(generators) > 1:
+        print("\nthe same steps from the other generators, interleaved with the above rate by rate")
+        print(f"{'generator':>14} {'target/s':>9} {'sent/s':>8} {'late %':>7} {'late p99':>9} "
+              f"{'CPU %':>6} {'µs/req':>7} | {'/ Locust':>8} {'/ execbench':>11}")
+        for r in rates:
+            base, peer = results[("execbench", r)], results[("locust", r)]
+            for label, _, _ in generators:
+                x = results[(label, r)]
+                print(f"{label:>14} {r:9.0f} {x['rate']:8.1f} {x['late']:7.2f} "
+                      f"{x['late_p99']:8.2f}ms {_f(x['cpu_pct'], 6, 0)} {_f(x['cpu_us'], 7, 0)} | "
+                      f"{_f(_ratio(x, peer), 8, 2)} {_f(_ratio(x, base), 11, 2)}")
     for r in rates:
-        if results[r]["peer"].get("error"):
-            print(f"Locust at {r:.0f}/s measured nothing: {results[r]['peer']['error']}")
+        if results[("locust", r)].get("error"):
+            print(f"Locust at {r:.0f}/s measured nothing: {results[('locust', r)]['error']}")
     return 0
+
+
+def _rates(values: list[str]) -> list[float]:
+    """--rates 1000 2000, or --rates 1000,2000 (both spellings)."""
+    return [float(x) for v in values for x in v.split(",") if x.strip()]
+
+
+def _ratio(x: dict, peer: dict) -> float | None:
+    return x["cpu_us"] / peer["cpu_us"] if x.get("cpu_us") and peer.get("cpu_us") else None
+
+
+def execbench_step(url: str, rate: float, seconds: float, max_inflight: int, tree: Path,
+                   env: dict) -> dict:
+    """One `execbench run` (of the checkout `tree`) at `rate`: a 3 s warmup, then `seconds`
+    measured. CPU per request over the measured phase (its first second left out)."""
+    from loadtests.records import parse_iso, read_jsonl
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "capacity.toml"
+        step = f"r{int(rate)}"
+        write_generic_spec(spec, "loadgen-capacity", [("warmup", 3, rate), (step, seconds, rate)],
+                           max_inflight=max_inflight)
+        run_dir = Path(tmp) / "run"
+        code, out, cpu = run_cli([], env=env, sample_cpu=True, cwd=tree, argv=[
+            sys.executable, "-m", "execbench", "run", str(spec), "--target", url, "--run-dir",
+            str(run_dir), "--no-table"])
+        if code != 0:
+            return {"error": out}
+        records = read_jsonl(run_dir / "requests.jsonl")
+        windows = {}
+        for ev in read_jsonl(run_dir / "timeline.jsonl"):
+            if ev["event"] == "phase_start":
+                windows[ev["phase"]] = [parse_iso(ev["ts"]), None]
+            elif ev["event"] == "phase_end":
+                windows[ev["phase"]][1] = parse_iso(ev["ts"])
+    start, end = windows[step]
+    recs = [x for x in records if x["phase"] == step]
+    sent = sum(1 for x in recs if start <= parse_iso(x["sent_ts"]) < end)
+    lateness = sorted(max(0.0, (parse_iso(x["sent_ts"]) - parse_iso(x["intended_ts"])) * 1000)
+                      for x in recs) or [float("nan")]
+    used = cpu_between(cpu, start + 1, end)
+    return {
+        "rate": sent / (end - start),
+        "late": sum(1 for x in recs if x["late"]) / max(1, len(recs)) * 100,
+        "late_p99": lateness[int(len(lateness) * 0.99)],
+        "cpu_us": used[0] / used[1] / (sent / (end - start)) * 1e6 if used and sent else None,
+        "cpu_pct": used[0] / used[1] * 100 if used else None,
+    }
 
 
 def _f(value, width: int, digits: int) -> str:
@@ -394,9 +439,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("capacity")
-    p.add_argument("--rates", default="100,200,300,400,600,800")
+    p.add_argument("--rates", nargs="+", default=["100,200,300,400,600,800"],
+                   help="req/s: 1000 2000 or 1000,2000")
     p.add_argument("--step-s", type=float, default=10.0)
     p.add_argument("--max-inflight", type=int, default=256)
+    p.add_argument("--parquet-ab", action="store_true",
+                   help="also run execbench with EXECBENCH_PARQUET=0 (requests.parquet's cost)")
+    p.add_argument("--tree", action="append", metavar="[LABEL=]DIR",
+                   help="also run the execbench of another checkout (e.g. `git archive` of an "
+                        "older commit), interleaved rate by rate")
     p = sub.add_parser("accuracy")
     p.add_argument("--rate", type=float, default=10.0)
     p.add_argument("--seconds", type=float, default=30.0)
