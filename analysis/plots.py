@@ -462,6 +462,16 @@ def _draw(name: str, a, plots_dir: Path) -> tuple[str, Path | None, str | None]:
         return name, None, f"plot {name} failed: {type(exc).__name__}: {exc}"
 
 
+def _plain_signals() -> None:
+    """A forked worker leaves signals to its parent: it inherits the caller's handlers (the
+    demo turns SIGTERM into an exception, which printed a traceback from every worker the pool
+    stopped), and Ctrl-C is the parent's to handle."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _draw_forked(name: str) -> tuple[str, Path | None, str | None]:
     return _draw(name, *_FORKED)
 
@@ -503,8 +513,11 @@ def make_plots(a, plots_dir: Path, errors: list[str] | None = None, *,
         _plt()  # imported once here, shared by the forked workers
         _FORKED = (a, plots_dir)
         try:
-            with multiprocessing.get_context("fork").Pool(min(workers, len(names))) as pool:
+            with multiprocessing.get_context("fork").Pool(min(workers, len(names)),
+                                                          initializer=_plain_signals) as pool:
                 results = pool.map(_draw_forked, names, chunksize=1)
+                pool.close()  # let the workers exit on their own: the pool's exit terminates
+                pool.join()
         except OSError:
             results = None  # no fork here (limits): draw them in this process
         finally:

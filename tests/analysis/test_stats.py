@@ -242,3 +242,17 @@ def test_kth_pairwise_difference_stops_at_the_datas_resolution(monkeypatch):
     est, (ci,) = stats.hodges_lehmann(xs, ys, presorted=True)
     assert est == (diffs[mid - 1] + diffs[mid]) / 2
     assert (ci.ci_low, ci.ci_high) == (diffs[lo_k], diffs[hi_k])
+
+
+@pytest.mark.parametrize("n1,n2,rounding", [(3, 5, 3), (5, 40, 0), (40, 300, 1), (700, 500, 0),
+                                            (60, 60, 2)])
+def test_two_sided_mann_whitney_equals_scipy(n1, n2, rounding):
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(n1 * 7 + n2)
+    x = np.round(rng.normal(100, 10, n1), rounding)
+    y = np.round(rng.normal(103, 10, n2), rounding)
+    want = mannwhitneyu(y, x, alternative="two-sided")
+    got = stats.mann_whitney(x, y)
+    assert got["u"] == float(want.statistic)
+    assert got["p"] == pytest.approx(float(want.pvalue), rel=1e-9)
