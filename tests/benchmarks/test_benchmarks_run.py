@@ -47,3 +47,8 @@ def test_flood_bench():
 def test_calibrate():
     out = _run("calibrate.py", "--orders", "5")
     assert "ms" in out, out
+
+
+def test_report_bench():
+    out = _run("report_bench.py", "--repeat", "1")
+    assert "total, execbench report" in out, out
