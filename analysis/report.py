@@ -372,11 +372,12 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
                            "n confirmed"],
                           rows, num_cols=(1, 3, 4, 5, 6, 7, 8, 9, 10)))
         out.append("<p class=caption>Over-commits per 10,000 provider orders of the mode, with "
-                   "the exact (Clopper&ndash;Pearson) 95% interval; 0 is expected in "
+                   "a 95% interval that takes accounts as the units (a burst of one account "
+                   "over-commits together; the method is under the table); 0 is expected in "
                    "<code>off</code> and <code>skip_reserve</code> (green/red), "
                    "<code>skip</code>'s are the optimization's measured cost (amber when there "
                    "are any; 0 is left uncoloured: with no exposure it says little). With 0 "
-                   "over-commits in n orders the upper bound is about 3.7&times;10,000/n. An excess of "
+                   "over-commits from A accounts the upper bound is about 3.7&times;10,000/A. An excess of "
                    "used margin over equity within the service's price-move allowance "
                    "(<code>EXECBENCH_OVERCOMMIT_ALLOWANCE_PCT</code>) is not an over-commit and "
                    "is counted apart; <i>max excess</i> is the largest of either kind.</p>")
