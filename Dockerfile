@@ -10,9 +10,10 @@ WORKDIR /app
 
 # Dependencies first, so editing the code does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir -p execbench service loadtests reference analysis dashboards \
+RUN mkdir -p execbench service loadtests reference analysis dashboards gateway \
     && touch execbench/__init__.py service/__init__.py loadtests/__init__.py \
              reference/__init__.py analysis/__init__.py dashboards/__init__.py \
+             gateway/__init__.py \
     && pip install . \
     && pip uninstall -y execbench
 
@@ -22,6 +23,7 @@ COPY loadtests ./loadtests
 COPY reference ./reference
 COPY analysis ./analysis
 COPY dashboards ./dashboards
+COPY gateway ./gateway
 RUN pip install --no-deps . \
     && useradd --create-home --uid 10001 execbench \
     && mkdir -p /app/runs /app/.execbench && chown execbench /app/runs /app/.execbench

@@ -177,7 +177,7 @@ def _bursty_ledger(rng, accounts: int, fail_share: float):
 def cluster_table(rng, reps: int) -> None:
     from analysis.safety import cluster_rate_interval, rate_interval
 
-    reps = max(200, reps // 4)  # each cell bootstraps: a quarter of the reps
+    reps = max(1, reps // 4)  # each cell bootstraps: a quarter of the reps
     mean_n = 3.5
     print(f"\nover-commits per order, bursts that fail together ({reps} experiments a cell): "
           "coverage of the 95% interval over accounts (cluster) and over orders (independent)")
@@ -201,7 +201,7 @@ def factorial_table(rng, reps: int) -> None:
 
     flags = ("provider_skip", "keepalive", "parallel_config", "async_logging")
     saving = (-165.0, -30.0, -20.0, -5.0)
-    sims = max(40, reps // 40)
+    sims = max(1, reps // 40)
     print(f"\nfactorial 2^4 (latency-plan), block bootstrap, {sims} experiments a row: coverage of "
           "the 95% intervals of the 4 main effects and 6 interactions (all 0), pooled; mean "
           "half-width of a main effect")

@@ -53,7 +53,9 @@ def test_demo_quick_end_to_end(tmp_path):
     summary = run_dir / "summary.json"
     if summary.exists():  # the analysis has landed: the exit status is its verdict
         verdict = json.loads(summary.read_text())["verdict"]
-        assert proc.returncode == (0 if verdict == "pass" else 1), out[-4000:]
+        # PASS 0, FAIL 1, INCONCLUSIVE 3: a busy box can leave a latency claim's interval
+        # across its band, and the demo must then say undecided, not pass or fail
+        assert proc.returncode == {"pass": 0, "fail": 1, "inconclusive": 3}[verdict], out[-4000:]
     else:
         assert proc.returncode == 0, out[-4000:]
     assert _port_closed(port)
