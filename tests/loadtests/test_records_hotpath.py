@@ -1,5 +1,6 @@
 """The generator's per-request path was made cheaper (issue 15 item 3) without changing what it
-records: the same requests.jsonl bytes, the same `loadtest_` exposition, the same bounded pool."""
+records: the same requests.jsonl bytes, the same `loadtest_` exposition, the same bounded pool
+(now on reused greenlets)."""
 
 from __future__ import annotations
 
@@ -158,9 +159,10 @@ import gevent
 from loadtests.arrival import ArrivalPool
 
 pool = ArrivalPool(3)
-peak, done = [0], []
+peak, done, workers = [0], [], set()
 
 def arrival(i):
+    workers.add(id(gevent.getcurrent()))
     peak[0] = max(peak[0], pool.inflight)
     gevent.sleep(0.01)
     if i == 5:
@@ -175,6 +177,7 @@ assert pool.join(timeout=5)
 assert pool.inflight == 0 and pool.free_count() == 3
 assert peak[0] == 3, peak
 assert sorted(done) == [i for i in range(12) if i != 5], done
+assert len(workers) == 3, workers  # the greenlets are reused, one per slot
 pool.spawn(gevent.sleep, 1)
 assert not pool.join(timeout=0.05)  # still in flight
 print("ok")
