@@ -33,6 +33,8 @@ from service.store import Store
 from service.switches import Switches
 from service.timing_log import TimingLog
 
+WORKER_STOP_GRACE_S = 5.0  # at shutdown, how long the provider workers may finish their batch
+
 
 def default_replica_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -90,14 +92,23 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
         tasks = [asyncio.create_task(flags.run_refresher(), name="flag-refresher"),
                  asyncio.create_task(switches.run_refresher(), name="switch-refresher"),
                  asyncio.create_task(audit.run_flusher(), name="audit-flusher")]
+        workers, worker_tasks = [], []
         if run_workers:
             for index in range(worker_count):
                 worker = ProviderWorker(store=store, locks=locks, prices=prices, flags=flags,
                                         metrics=metrics, settings=settings, name=f"{replica}/w{index}")
-                tasks.append(asyncio.create_task(worker.run(), name=f"provider-worker-{index}"))
+                workers.append(worker)
+                worker_tasks.append(asyncio.create_task(worker.run(), name=f"provider-worker-{index}"))
+        tasks += worker_tasks
         try:
             yield
         finally:
+            # the workers finish the batch in hand (bounded: a stuck one is cancelled below,
+            # and its claimed orders come back when their lease expires)
+            for worker in workers:
+                worker.stopping = True
+            if worker_tasks:
+                await asyncio.wait(worker_tasks, timeout=WORKER_STOP_GRACE_S)
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -70,10 +70,14 @@ class ProviderWorker:
         self.name = name
         self._clock = clock
         self.processed = 0
+        # set at shutdown: the loop ends after the batch in hand, so no confirmation is cut off
+        # between its reads and its commit (a cancelled one left its connections closing
+        # after the engine was disposed, and the process hung on exit)
+        self.stopping = False
 
     async def run(self) -> None:
         next_gauges = 0.0
-        while True:
+        while not self.stopping:
             try:
                 now = self._clock()
                 if now >= next_gauges:
