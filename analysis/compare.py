@@ -31,29 +31,27 @@ ANSWERS = ("better", "equivalent", "worse", "inconclusive")
 
 
 def judge(xs_sorted, ys_sorted, *, q: float, margin_pct: float, min_n: int) -> dict:
-    """One answer for Q_q(B) / Q_q(A) against 1 +- margin (see the module docstring)."""
+    """One answer for Q_q(B) / Q_q(A) against 1 +- margin (see the module docstring): the
+    equivalence test of the reports (stats.ratio_equivalence), its "different" told apart by
+    side."""
     m = margin_pct / 100
     n = min(len(xs_sorted), len(ys_sorted))
-    r95 = stats.quantile_ratio(xs_sorted, ys_sorted, q, level=0.95)
-    r90 = stats.quantile_ratio(xs_sorted, ys_sorted, q, level=0.90)
+    eq = stats.ratio_equivalence(xs_sorted, ys_sorted, margin_pct=margin_pct, q=q)
     out = {"q": q, "n": n, "margin_pct": margin_pct, "ratio": None, "ci95": [None, None],
            "ci90": [None, None]}
-    if r95 is None or r90 is None:
+    if eq is None:
         return {**out, "answer": "inconclusive", "why": "no ratio (no records or a quantile of 0)"}
-    out.update(ratio=r95["ratio"], ci95=[r95["ci_low"], r95["ci_high"]],
-               ci90=[r90["ci_low"], r90["ci_high"]])
-    lo95, hi95 = r95["ci_low"], r95["ci_high"]
-    lo90, hi90 = r90["ci_low"], r90["ci_high"]
+    out.update(ratio=eq["ratio"], ci95=eq["ci95"], ci90=eq["ci90"])
     if n < min_n:
         return {**out, "answer": "inconclusive",
                 "why": f"n={n} is below the minimum of {min_n} per group"}
-    if lo95 is not None and lo95 > 1 + m:
-        return {**out, "answer": "worse", "why": None}
-    if hi95 is not None and hi95 < 1 - m:
-        return {**out, "answer": "better", "why": None}
-    if lo90 is not None and hi90 is not None and 1 - m < lo90 and hi90 < 1 + m:
+    if eq["verdict"] == "different":
+        lo95 = eq["ci95"][0]
+        return {**out, "answer": "worse" if lo95 is not None and lo95 > 1 + m else "better",
+                "why": None}
+    if eq["verdict"] == "equivalent":
         return {**out, "answer": "equivalent", "why": None}
-    missing = lo90 is None or hi90 is None
+    missing = None in eq["ci90"]
     return {**out, "answer": "inconclusive",
             "why": ("too few records for a two-sided interval of that quantile" if missing else
                     "the ratio's interval reaches past the margin: more data would decide it")}
