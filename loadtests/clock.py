@@ -25,6 +25,15 @@ class ArrivalClock:
         self._phase: tuple[float, float, float] | None = None
         self._schedule: list | None = None
 
+    def _gap(self, rate: float) -> float:
+        """Seconds to the next arrival: exponential (Poisson), a uniform phase offset for the
+        first arrival of a fixed-rate phase, else exactly 1/rate."""
+        if self.poisson:
+            return self.rng.expovariate(rate)
+        if self._fresh:
+            return self.rng.uniform(0, 1 / rate)
+        return 1 / rate
+
     def next(self, now: float) -> float | None:
         """The next intended time (epoch seconds), or None once the schedule is over."""
         st = self.state
@@ -32,12 +41,7 @@ class ArrivalClock:
         if self._phase is not None and st.schedule is self._schedule:
             start, end, rate = self._phase
             if start <= t < end:  # the common case: the same phase as the last arrival
-                if self.poisson:
-                    candidate = t + self.rng.expovariate(rate)
-                elif self._fresh:
-                    candidate = t + self.rng.uniform(0, 1 / rate)
-                else:
-                    candidate = t + 1 / rate
+                candidate = t + self._gap(rate)
                 if candidate < end:
                     self._fresh = False
                     self._t = candidate
@@ -53,12 +57,7 @@ class ArrivalClock:
             if rate <= 0:
                 t, self._fresh = end, True
                 continue
-            if self.poisson:
-                candidate = t + self.rng.expovariate(rate)
-            elif self._fresh:
-                candidate = t + self.rng.uniform(0, 1 / rate)
-            else:
-                candidate = t + 1 / rate
+            candidate = t + self._gap(rate)
             if candidate >= end:
                 t, self._fresh = end, True
                 continue
