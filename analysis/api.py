@@ -150,7 +150,9 @@ def load_run(run_dir: Path, *, checks=None):
     a.client_only = client_only
     a.primary = rd.R_LATENCY_MS if client_only else "executor_ms"
     a.reference = spec.reference if spec is not None else True
-    a.checks_file = checks_file(checks, reference=a.reference)
+    # the seed's claims are about provider-skip-ab's phases; a factorial run (latency-plan)
+    # judges its cells with its own checks and its latency_plan section
+    a.checks_file = checks_file(checks, reference=a.reference and a.factorial is None)
     if run.timeline.exists():
         a.provider_events = read_provider_events(run.timeline)
         a.ledger_samples = read_ledger_samples(run.timeline)

@@ -146,6 +146,13 @@ class Analysis:
     def phase_names(self, analysed_only: bool = True) -> list[str]:
         return [w.name for w in self.attribution.windows if w.analysed or not analysed_only]
 
+    @property
+    def factorial(self) -> dict | None:
+        """The spec's [factorial] design (latency-plan): its phases are cells x blocks, and the
+        cells (the phases' groups) are what is reported and compared."""
+        f = self.spec.raw.get("factorial") if self.spec is not None else None
+        return f if isinstance(f, dict) else None
+
     def units(self) -> dict[str, list[int]]:
         """Analysed phases grouped by their `group` (a phase alone is its own group), in order
         of first appearance: the things compared with each other."""
@@ -247,7 +254,13 @@ class Analysis:
                     names[0] if names else None)
         treat = [u for u in names if self.mode_of(u) in treat_modes and u != base]
         rollback = None
-        if treat:
+        if self.factorial is not None:
+            # every factor off against every factor on (the cells' labels, spec.factorial_cell);
+            # the cells in between are the factorial's business (summary `latency_plan`)
+            all_on = ".".join(self.factorial.get("factors") or [])
+            base = "all-off" if "all-off" in names else base
+            treat = [all_on] if all_on in names else []
+        elif treat:
             after = [u for u in names if self.mode_of(u) == base_mode and u != base
                      and first[u].start > first[treat[0]].start]
             rollback = after[-1] if after else None
@@ -292,7 +305,8 @@ def phase_statistics(a: Analysis) -> tuple[dict, dict]:
         }
         info[w.name]["group"] = w.group
         info[w.name]["late_sends"] = late_sends(a, [w.name])
-        if w.analysed:
+        if w.analysed and (a.factorial is None or w.group in (None, w.name)):
+            # a factorial's phases are reported by cell (their group), not one by one
             phases[w.name] = _unit_stats(a, w.name)
     for group, members in a.pooled_groups().items():
         if group in phases:
@@ -597,7 +611,8 @@ def build_summary(a: Analysis) -> dict:
         "comparisons": comparisons(a, roles),
         "safety": None,
         "rollback": None,
-        "flips": recoveries(a, roles),
+        # a factorial run flips at almost every one of its short cells: no recovery to judge
+        "flips": recoveries(a, roles) if a.factorial is None else [],
         "ingest": ingest_report(a),
         "settings": a.settings.__dict__.copy(),
         "methods": methods(a),
@@ -617,12 +632,28 @@ def build_summary(a: Analysis) -> dict:
                                "resolvable": prov.get("resolvable", True) if prov else None,
                                "flow": flow}
     summary["safety"] = safety_section(a, summary)
+    summary["latency_plan"] = latency_plan_section(a)
+    if summary["latency_plan"] is not None:
+        from .latency_plan import methods_text
+
+        summary["methods"]["latency_plan"] = methods_text()
     checks, findings = evaluate(a, summary)
     summary["checks"] = checks
     summary["findings"] = findings
     summary["verdict"] = run_verdict(checks)
     a.summary = summary
     return summary
+
+
+def latency_plan_section(a: Analysis) -> dict | None:
+    """A factorial run through the gateway tier (latency-plan): analysis/latency_plan.py."""
+    from pathlib import Path
+
+    from . import latency_plan
+
+    if a.kind != "run" or a.spec is None or not latency_plan.applies(a.spec.raw, Path(a.source)):
+        return None
+    return latency_plan.summarize(Path(a.source), a.spec.raw)
 
 
 def ingest_report(a: Analysis) -> dict:

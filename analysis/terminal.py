@@ -203,6 +203,62 @@ def nonterminal_lines(saf: dict) -> list[str]:
     return out
 
 
+def _effect(e: dict | None) -> str:
+    if not e or e.get("value") is None:
+        return "-"
+    if e.get("ci_low") is None:
+        return f"{e['value']:+.1f}"
+    return f"{e['value']:+.1f} [{e['ci_low']:+.1f}, {e['ci_high']:+.1f}]"
+
+
+def latency_plan_table(lp: dict) -> Table:
+    """Each step's main effect (ms; negative: a saving) on total and executor latency, p50 and
+    p95, beside the note's range for the total and the finding."""
+    t = Table(title=f"latency plan: what each step is worth (main effects, ms, 95% CI over "
+                    f"{lp['blocks']} blocks; {lp['records']} orders)", title_justify="left")
+    t.add_column("step", no_wrap=True)
+    for col in ("total p50", "total p95", "executor p50", "executor p95", "note's range"):
+        t.add_column(col, justify="right")
+    t.add_column("finding", no_wrap=True)
+    m = lp["metrics"]
+
+    def eff(metric, q, f):
+        return (m.get(metric, {}).get(q, {}).get("effects") or {}).get(f)
+
+    for f in lp["factors"]:
+        main = eff("total_ms", "p50", f)
+        rng = lp["expected"].get(f)
+        t.add_row(f, _effect(main), _effect(eff("total_ms", "p95", f)),
+                  _effect(eff("executor_ms", "p50", f)), _effect(eff("executor_ms", "p95", f)),
+                  f"[{rng[0]:g}, {rng[1]:g}]" if rng else "-", (main or {}).get("finding") or "-")
+    return t
+
+
+def latency_plan_lines(lp: dict) -> list[str]:
+    out = []
+    for metric, label in (("total_ms", "total (gateway)"), ("executor_ms", "executor_ms")):
+        p50 = lp["metrics"].get(metric, {}).get("p50", {})
+        if p50.get("all_off") and p50.get("all_on"):
+            w = p50.get("waterfall") or {}
+            out.append(f"{label} p50: all off {_ci(p50['all_off'])} -> all on {_ci(p50['all_on'])} ms"
+                       + (f"; the steps' main effects sum to {sum(s['value'] for s in w['steps']):+.1f}, "
+                          f"interactions and the rest {w['rest']:+.1f}" if w else ""))
+    client = lp.get("client_total_ms") or {}
+    if client.get("all off") and client.get("all on"):
+        out.append(f"client-measured total p50: all off {_ci(client['all off']['p50'])} -> all on "
+                   f"{_ci(client['all on']['p50'])} ms (the note: 296 -> 200-240 after Step 1)")
+    inter = [(name, e) for name, e in lp["metrics"].get("total_ms", {}).get("p50", {})
+             .get("effects", {}).items() if e["kind"] == "interaction"
+             and e.get("ci_low") is not None and (e["ci_low"] > 0 or e["ci_high"] < 0)]
+    if inter:
+        out.append("interactions on total p50 whose interval excludes 0: " + ", ".join(
+            f"{name} {_effect(e)}" for name, e in inter))
+    p50 = lp["metrics"].get("total_ms", {}).get("p50", {})
+    if p50.get("interval_method"):
+        out.append(f"intervals: {p50['interval_method']}")
+    return out
+
+
 def seconds(s: float) -> str:
     """A short time as people read it: milliseconds under a second ("5 ms", not "0.01 s")."""
     return f"{s * 1000:.0f} ms" if abs(s) < 1 else f"{s:.2f} s"
@@ -231,6 +287,10 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
                       f"recovery {', '.join(parts) or 'n/a'}")
     for item in safety_block(summary):
         console.print(item)
+    if summary.get("latency_plan"):
+        console.print(latency_plan_table(summary["latency_plan"]))
+        for line in latency_plan_lines(summary["latency_plan"]):
+            console.print(line, highlight=False)
     console.print(checks_table(summary))
     for f in summary["findings"]:
         console.print(f"[yellow]finding[/] {f['name']}: {f['observed']} ({f['note']})")

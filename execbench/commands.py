@@ -29,6 +29,13 @@ def register(subparsers) -> None:
     run.add_argument("--target", metavar="URL",
                      help="base URL of the service under test (default: the spec's "
                           "target.base_url)")
+    run.add_argument("--gateway", metavar="URL", default=None,
+                     help="the gateway tier in front of the executor (`execbench gateway`): orders "
+                          "go to it, admin and ledger calls to --target; needed by experiments "
+                          "with a [gateway] table (latency-plan)")
+    run.add_argument("--gateway-log", action="append", default=None, metavar="PATH",
+                     help="the gateway's EXECBENCH_GATEWAY_TIMING_LOG: its records from the run "
+                          "window are copied to gateway.jsonl")
     run.add_argument("--admin-token", default=None,
                      help="admin bearer token for flag flips (default: $EXECBENCH_ADMIN_TOKEN)")
     run.add_argument("--run-dir", default=None, help="write here instead of RUNS_DIR/<stamp>-<name>")

@@ -134,7 +134,7 @@ def _demo(args) -> int:
         "EXECBENCH_TIMING_LOG": str((run_dir / "timings.jsonl").absolute()),
     }
     exe = [sys.executable, "-m", "execbench"]
-    service = runner = injector = None
+    service = runner = injector = gateway = None
     status = 1
     started = time.monotonic()
     console.print(f"[bold]execbench demo[/bold]: experiment {experiment.name} "
@@ -157,6 +157,16 @@ def _demo(args) -> int:
         except AdminError as exc:
             return _error(f"the service did not start: {exc}; see "
                           f"{(run_dir / 'service.log').resolve()}", 1)
+        gateway_args: list[str] = []
+        if experiment.gateway is not None:
+            gateway = start_gateway(experiment.gateway, exe, env, run_dir, tmp, url, token)
+            try:
+                gateway.wait_healthy(timeout=60)
+            except AdminError as exc:
+                return _error(f"the gateway did not start: {exc}; see "
+                              f"{(run_dir / 'gateway.log').resolve()}", 1)
+            gateway_args = ["--gateway", gateway.url]
+            console.print(f"gateway tier on {gateway.url} (orders go through it)", highlight=False)
         if faults:
             injector = FaultInjector(run_dir, faults, service,
                                      lambda text: console.print(text, highlight=False))
@@ -165,7 +175,7 @@ def _demo(args) -> int:
         run_env["EXECBENCH_ADMIN_TOKEN"] = token
         runner = subprocess.Popen(
             [*exe, "run", args.experiment, "--target", url, "--run-dir", str(run_dir),
-             "--duration-scale", str(scale), "--no-table"],
+             "--duration-scale", str(scale), "--no-table", *gateway_args],
             env=run_env, stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches only us; we forward exactly one SIGINT
         )
@@ -206,8 +216,32 @@ def _demo(args) -> int:
         if injector is not None:
             injector.stopping.set()
             injector.join(timeout=70)
+        stop_process(gateway.proc if gateway else None)
         stop_process(service.proc if service else None)
         shutil.rmtree(tmp, ignore_errors=True)  # the temporary SQLite file (unused with --database-url)
+
+
+def start_gateway(conf: dict, exe: list[str], env: dict[str, str], run_dir: Path, tmp: Path,
+                  executor_url: str, token: str) -> ServiceProcess:
+    """The gateway tier (`execbench gateway`) in front of the executor, in its own session like
+    the service: its timing log goes into the run directory (gateway.jsonl), its switches into a
+    temporary database; `[gateway] link` puts the link proxy (the profile's RTT and TLS unless
+    the spec's rtt_ms/tls say otherwise) between it and the executor."""
+    port = free_port()
+    argv = [*exe, "gateway", "--upstream", executor_url, "--host", "127.0.0.1", "--port", str(port),
+            "--timing-log", str((run_dir / "gateway.jsonl").absolute()),
+            "--database-url", f"sqlite+aiosqlite:///{tmp / 'gateway.db'}"]
+    if conf.get("link", True):
+        argv.append("--link")
+        if "rtt_ms" in conf:
+            argv += ["--link-rtt-ms", str(conf["rtt_ms"])]
+        if "tls" in conf:
+            argv.append("--link-tls" if conf["tls"] else "--no-link-tls")
+    if "sink_latency_ms" in conf:
+        argv += ["--sink-latency-ms", str(conf["sink_latency_ms"])]
+    gateway = ServiceProcess(argv, env, run_dir / "gateway.log", f"http://127.0.0.1:{port}", token)
+    gateway.start()
+    return gateway
 
 
 def _interrupted_status(exc: BaseException) -> int:

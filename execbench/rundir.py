@@ -24,6 +24,8 @@ EXPERIMENT = "experiment.toml"  # the spec, as run
 TIMELINE = "timeline.jsonl"  # phases, flips, ledger samples, provider settings
 REQUESTS = "requests.jsonl"  # client records, one per request
 TIMINGS = "timings.jsonl"  # server timing log (the reference pack, or a user's own log); optional
+# the gateway tier's timing log (component "gateway"), when the orders went through it; optional
+GATEWAY_TIMINGS = "gateway.jsonl"
 LEDGER = "ledger.json"  # the reference pack's safety ledger at the end of the run; optional
 SUMMARY = "summary.json"  # written by the analysis
 REPORT = "report.html"  # written by the analysis
@@ -41,8 +43,12 @@ EV_FLIP_FAILED = "flip_failed"
 EV_RUN_END = "run_end"
 EV_LEDGER = "ledger"  # a sample of the reference ledger during the run (orders_nonterminal, ...)
 EV_PROVIDER_SET = "provider_set"  # the reference provider's fault settings, {"provider": {...}}
+# an on/off switch of the latency plan set at a phase start, {"switch", "value", "tier", "flip_ms"}
+EV_SWITCH_APPLIED = "switch_applied"
+EV_SWITCH_FAILED = "switch_failed"
 EVENTS = (EV_RUN_START, EV_PHASE_START, EV_PHASE_END, EV_FLIP_REQUESTED, EV_FLIP_APPLIED,
-          EV_FLIP_FAILED, EV_RUN_END, EV_LEDGER, EV_PROVIDER_SET)
+          EV_FLIP_FAILED, EV_RUN_END, EV_LEDGER, EV_PROVIDER_SET, EV_SWITCH_APPLIED,
+          EV_SWITCH_FAILED)
 TIMELINE_FIELDS = ("ts", "event", "phase", "mode")
 # run_end's extra fields about the ledger samples
 RUN_END_LEDGER_SAMPLES = "ledger_samples"
@@ -234,6 +240,10 @@ class RunDir:
     @property
     def timings(self) -> Path:
         return self.path / TIMINGS
+
+    @property
+    def gateway_timings(self) -> Path:
+        return self.path / GATEWAY_TIMINGS
 
     @property
     def ledger(self) -> Path:

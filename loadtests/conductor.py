@@ -1,8 +1,8 @@
 """The conductor: the one place (master or local runner) that owns the experiment's clock.
 
 It fixes `t0`, ships the schedule to every worker, and at each phase boundary flips the flag
-(the binding's `FlagControl`) and applies the phase's faults (its `FaultControl`), writing
-`timeline.jsonl` as it goes.
+(the binding's `FlagControl`), sets the phase's switches that change (its `SwitchControl`) and
+applies the phase's faults (its `FaultControl`), writing `timeline.jsonl` as it goes.
 The boundaries are kept by a greenlet that sleeps until each one, not by the shape's 1 s tick,
 so a flip is requested within milliseconds of its boundary.
 
@@ -26,7 +26,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.metrics import LoadtestMetrics
 from loadtests.records import RunWriter
-from loadtests.seam import FaultControl, FlagControl
+from loadtests.seam import FaultControl, FlagControl, SwitchControl
 from loadtests.spec import Experiment
 from loadtests.state import ProcessState, state_of
 
@@ -47,6 +47,7 @@ class Conductor:
         *,
         flag: FlagControl | None,
         faults: FaultControl | None = None,
+        switches: SwitchControl | None = None,
         writer: RunWriter | None,
         metrics: LoadtestMetrics | None = None,
         generators: int = 1,
@@ -58,6 +59,8 @@ class Conductor:
         self.experiment = experiment
         self.flag = flag
         self.faults = faults
+        self.switches = switches
+        self.applied_switches: dict[str, str] = {}
         self.state: ProcessState = state_of(environment)
         self.writer = writer
         self.metrics = metrics
@@ -99,6 +102,8 @@ class Conductor:
                       experiment=self.experiment.name, run_id=self.run_id,
                       generators=self.generators, workers=self.workers)
         self._flip(first.mode, first.name, initial=True)
+        if first.switches:
+            self._switch(first.switches, first.name, initial=True)
         if first.provider is not None:
             self._provider(first.provider, first.name)
         self.t0 = time.time() + self.lead_s
@@ -134,13 +139,18 @@ class Conductor:
                 self.timeline("phase_end", ts=boundary, phase=prev.name, mode=prev.mode)
             self.current = i
             rate = self.experiment.phase_rate(phase)
+            extra = {"block": phase.block} if phase.block is not None else {}
+            if phase.switches:
+                extra["switches"] = phase.switches
             self.timeline("phase_start", ts=boundary, phase=phase.name, mode=phase.mode,
                           group=phase.group, rate=rate, analyse=phase.analyse,
-                          duration_s=phase.duration_s)
+                          duration_s=phase.duration_s, **extra)
             if self.metrics is not None:
                 self.metrics.enter_phase(i, self.state.schedule[i])
             if i > 0 and phase.mode != self.applied_mode:
                 gevent.spawn(self._flip, phase.mode, phase.name)
+            if i > 0 and phase.switches:
+                gevent.spawn(self._switch, phase.switches, phase.name)
             if i > 0 and phase.provider is not None:
                 gevent.spawn(self._provider, phase.provider, phase.name)
         last = phases[-1]
@@ -184,6 +194,31 @@ class Conductor:
         self.timeline("flip_applied", ts=flip.applied, phase=phase, mode=mode, initial=initial,
                       requested_ts_epoch=round(flip.requested, 6),
                       flip_ms=round((flip.applied - flip.requested) * 1000, 3), **extra)
+
+    def _switch(self, wanted: dict[str, str], phase: str, initial: bool = False) -> None:
+        """Set the switches whose value changes into this phase, one after another (a few ms
+        each); a failure stops the run like a failed flip: the phase would not be its cell."""
+        if self.switches is None:
+            return
+        reason = f"execbench {self.experiment.name} {self.run_id}: phase {phase}"
+        for name, value in wanted.items():
+            if self.applied_switches.get(name) == value:
+                continue
+            try:
+                flip = self.switches.set(name, value, reason)
+            except Exception as exc:  # noqa: BLE001 - the timeline says so; the runner stops
+                message = f"switch {name}={value} at phase {phase} failed: {exc}"
+                self.errors.append(message)
+                self.flip_failures.append(message)
+                log.error(message)
+                self.timeline("switch_failed", ts=time.time(), phase=phase, mode=None,
+                              switch=name, value=value, error=str(exc))
+                return
+            self.applied_switches[name] = value
+            self.timeline("switch_applied", ts=flip.applied, phase=phase, mode=None, switch=name,
+                          value=value, initial=initial, tier=flip.state.get("tier"),
+                          requested_ts_epoch=round(flip.requested, 6),
+                          flip_ms=round((flip.applied - flip.requested) * 1000, 3))
 
     def _provider(self, settings: dict[str, Any], phase: str) -> None:
         if self.faults is None:

@@ -109,12 +109,24 @@ def run(args, bind: Callable[[specs.Experiment, str, str | None], Binding]) -> i
         return error(f"--target {target_url!r}: give an http:// or https:// URL, "
                      "e.g. http://127.0.0.1:8000")
     target_url = target_url.rstrip("/")
+    gateway_url = getattr(args, "gateway", None)
+    if gateway_url:
+        if experiment.pack != "reference":
+            return error("--gateway: only for the reference pack (its gateway tier)")
+        if not re.match(r"^https?://[^/\s]+", gateway_url):
+            return error(f"--gateway {gateway_url!r}: give an http:// or https:// URL")
+        experiment.data["target"]["gateway_url"] = gateway_url.rstrip("/")
+    elif experiment.gateway is not None and not experiment.data["target"].get("gateway_url"):
+        return error(f"{experiment.source} sends its orders through the gateway tier ([gateway]): "
+                     "give its URL with --gateway (`execbench demo` starts one)")
     token = args.admin_token or os.environ.get("EXECBENCH_ADMIN_TOKEN")
     binding = bind(experiment, target_url, token)
     target, flag = binding.target, binding.flag
     can_set = True
     try:
         target.health(args.health_timeout)
+        if binding.switches is not None:
+            binding.switches.check()
         if flag is not None:
             if getattr(flag, "has_credentials", True):
                 flag.check()
@@ -160,7 +172,8 @@ def run(args, bind: Callable[[specs.Experiment, str, str | None], Binding]) -> i
         runner = env.create_local_runner()
     install_master_or_local(env, collector)
     generators = int(experiment.load["generators"]) * workers
-    conductor = Conductor(env, experiment, flag=flag, faults=binding.faults, writer=writer,
+    conductor = Conductor(env, experiment, flag=flag, faults=binding.faults,
+                          switches=binding.switches, writer=writer,
                           metrics=metrics, generators=generators, workers=workers, run_id=run_id)
     conductor.can_set = can_set
     shape = ExperimentShape(conductor, user_classes=user_classes)
@@ -275,6 +288,14 @@ def run(args, bind: Callable[[specs.Experiment, str, str | None], Binding]) -> i
     elif not sources and binding.pack == "reference":
         console.print("note: no --timing-log given: the run has client records only (the "
                       "report will have no server-side stage timings)", highlight=False)
+    gateway_logs = [Path(p) for p in (getattr(args, "gateway_log", None) or [])]
+    gateway_dest = run_dir / "gateway.jsonl"
+    gateway_logs = [p for p in gateway_logs if p.resolve() != gateway_dest.resolve()]
+    missing = [str(p) for p in gateway_logs if not p.exists()]
+    if missing:
+        conductor.errors.append(f"gateway log not found: {', '.join(missing)}")
+    elif gateway_logs:
+        copy_timings(gateway_logs, gateway_dest, started - 1, ended + 1)
     runner.quit()
     gevent.sleep(1.2)  # one more CSV cycle with the final (worker) stats
     csv_greenlet.kill(block=True)
@@ -283,6 +304,8 @@ def run(args, bind: Callable[[specs.Experiment, str, str | None], Binding]) -> i
     target.close()
     if flag is not None:
         flag.close()
+    if binding.switches is not None:
+        binding.switches.close()
 
     if not args.no_table:
         print_table(run_dir, console=console)

@@ -75,6 +75,20 @@ class FlagControl(Protocol):
     def close(self) -> None: ...
 
 
+class SwitchControl(Protocol):
+    """On/off runtime switches beside the flag (the latency plan's later steps), set per phase."""
+
+    names: tuple[str, ...]
+
+    def check(self) -> None:
+        """Fail before the run: a tier not reachable, a switch it does not know, a token refused."""
+
+    def set(self, name: str, value: str, reason: str) -> Flip:
+        """Set one switch and return once it is applied; raise FlagError."""
+
+    def close(self) -> None: ...
+
+
 class FaultControl(Protocol):
     def apply(self, settings: dict[str, Any], reason: str) -> None:
         """Apply a phase's fault settings (e.g. the provider simulator's outage)."""
@@ -90,6 +104,7 @@ class Binding:
     target: Target
     flag: FlagControl | None
     faults: FaultControl | None = None
+    switches: SwitchControl | None = None
     # the variables of `{mode}`-style templates do not need a pack; this names the pack for
     # experiment.toml and the analysis (`reference` or `http`)
     pack: str = "http"

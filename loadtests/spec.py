@@ -38,6 +38,14 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 FLAG_ADAPTERS = ("reference", "http", "command", "flagd")
 # The reference pack's own check kinds: its ledger knows orders, over-commits, a capacity knee.
 REFERENCE_CHECK_KINDS = ("overcommits", "no_orders_lost", "capacity_knee", "ledger_max")
+# The latency plan's later steps (docs/provider-skip-step1.md Steps 2-4): on/off runtime switches
+# of the reference executor (parallel_config) and of the gateway tier in front of it (keepalive,
+# async_logging), set per phase (`[phases.switches]`) beside the provider_skip mode.
+EXECUTOR_SWITCHES = ("parallel_config",)
+GATEWAY_SWITCHES = ("keepalive", "async_logging")
+SWITCHES = (*GATEWAY_SWITCHES, *EXECUTOR_SWITCHES)
+# A factorial design's factors: provider_skip (the mode: off | skip) and the switches.
+FACTORS = ("provider_skip", *SWITCHES)
 
 # Per check kind: required fields, optional fields with defaults.
 CHECK_KINDS: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
@@ -120,6 +128,8 @@ class Phase:
     provider: dict[str, Any] | None
     start_s: float = 0.0  # offset from the run's t0, computed
     fault: str | None = None
+    switches: dict[str, str] | None = None  # name -> "on" | "off", set at the phase start
+    block: int | None = None  # a factorial design's block (randomized order inside it)
 
     @property
     def end_s(self) -> float:
@@ -173,9 +183,18 @@ class Experiment:
         return [
             {"name": p.name, "group": p.group, "start_s": p.start_s, "duration_s": p.duration_s,
              "mode": p.mode, "rate": self.phase_rate(p), "analyse": p.analyse,
-             "provider": p.provider, "fault": p.fault}
+             "provider": p.provider, "fault": p.fault, "switches": p.switches, "block": p.block}
             for p in self.phases
         ]
+
+    @property
+    def gateway(self) -> dict[str, Any] | None:
+        """`[gateway]`: the orders go through the gateway tier (the reference pack only)."""
+        return self.data.get("gateway")
+
+    @property
+    def factorial(self) -> dict[str, Any] | None:
+        return self.data.get("factorial")
 
 
 def experiments_dir() -> Path:
@@ -273,7 +292,7 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
     v = _V(source)
     doc = copy.deepcopy(doc)
     v.keys(doc, "", {"name", "description", "profile", "load", "phases", "checks", "analysis",
-                     "service", "modes", "roles", "target", "flag"})
+                     "service", "modes", "roles", "target", "flag", "gateway", "factorial"})
     if "analysis" in doc:  # the analysis' own settings (docs/analysis.md), passed through as is
         v.table(doc["analysis"], "analysis")
     name = v.string(doc.get("name"), "name", pattern=r"[a-z0-9][a-z0-9_-]*")
@@ -291,6 +310,15 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
             v.fail("service", "only for the reference pack (how `execbench demo` starts it)")
         doc["service"] = _validate_service(v, doc["service"])
     modes = _validate_modes(v, doc, pack)
+    if "gateway" in doc:
+        if pack != "reference":
+            v.fail("gateway", "only for the reference pack (the gateway tier in front of the "
+                              "reference executor)")
+        doc["gateway"] = _validate_gateway(v, doc["gateway"])
+    if "factorial" in doc:
+        doc["factorial"] = _validate_factorial(v, doc["factorial"], doc, pack)
+        if "phases" not in doc:
+            doc["phases"] = factorial_phases(doc["factorial"])
 
     raw_phases = doc.get("phases")
     if not isinstance(raw_phases, list) or not raw_phases:
@@ -303,7 +331,7 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
     raw_phases = _expand_repeats(v, raw_phases, modes)
     for where, raw in raw_phases:
         v.keys(raw, where, {"name", "duration_s", "mode", "analyse", "rate", "group", "provider",
-                            "fault"})
+                            "fault", "switches", "block"})
         pname = v.string(raw.get("name"), f"{where}.name", pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*")
         if pname in seen:
             v.fail(f"{where}.name", f"duplicate phase name {pname!r}")
@@ -335,7 +363,13 @@ def validate(doc: dict[str, Any], source: str, *, duration_scale: float = 1.0) -
         fault = None
         if "fault" in raw:
             fault = v.string(raw["fault"], f"{where}.fault", choices=FAULTS)
-        phases.append(Phase(pname, duration, mode, analyse, rate, group, provider, start, fault))
+        switches = None
+        if "switches" in raw:
+            switches = _validate_switches(v, raw["switches"], f"{where}.switches", pack,
+                                          gateway="gateway" in doc)
+        block = v.integer(raw["block"], f"{where}.block", low=1) if "block" in raw else None
+        phases.append(Phase(pname, duration, mode, analyse, rate, group, provider, start, fault,
+                            switches, block))
         start = round(start + duration, 6)
     doc["phases"] = [raw for _, raw in raw_phases]  # expanded: experiment.toml lists every phase
     doc["roles"] = _validate_roles(v, doc.get("roles"), pack, modes, phases)
@@ -384,6 +418,110 @@ def _expand_repeats(v: _V, raw_phases: list, all_modes: list[str]) -> list[tuple
                 out.append((f"{where} (cycle {k}, mode {m})", copy_))
     return out
 
+
+def _validate_switches(v: _V, raw, where: str, pack: str, *, gateway: bool) -> dict[str, str]:
+    raw = v.table(raw, where)
+    if pack != "reference":
+        v.fail(where, "only for the reference pack (its executor's and gateway's switches)")
+    v.keys(raw, where, set(SWITCHES))
+    for name, value in raw.items():
+        v.string(value, f"{where}.{name}", choices=("off", "on"))
+        if name in GATEWAY_SWITCHES and not gateway:
+            v.fail(f"{where}.{name}", "a switch of the gateway tier: the experiment needs a "
+                                      "[gateway] table (orders through the gateway)")
+    return raw
+
+
+def _validate_gateway(v: _V, raw) -> dict[str, Any]:
+    """[gateway]: orders go through the gateway tier (gateway/); `demo` starts it in front of
+    the executor, with the link proxy (`link`, the profile's [link] RTT and TLS unless
+    `rtt_ms`/`tls` say otherwise); `run` is given its URL (`--gateway`)."""
+    raw = v.table(raw, "gateway")
+    v.keys(raw, "gateway", {"link", "rtt_ms", "tls", "sink_latency_ms"})
+    v.boolean(raw.setdefault("link", True), "gateway.link")
+    if "rtt_ms" in raw:
+        v.number(raw["rtt_ms"], "gateway.rtt_ms", low=0)
+    if "tls" in raw:
+        v.boolean(raw["tls"], "gateway.tls")
+    if "sink_latency_ms" in raw:
+        v.number(raw["sink_latency_ms"], "gateway.sink_latency_ms", low=0)
+    return raw
+
+
+FACTORIAL_DEFAULTS: dict[str, Any] = {"blocks": 8, "cell_s": 10.0, "warmup_s": 20.0, "seed": 1}
+
+
+def _validate_factorial(v: _V, raw, doc: dict, pack: str) -> dict[str, Any]:
+    """[factorial]: a 2^k design over `factors` (provider_skip and the switches), every cell run
+    once in each of `blocks` blocks for `cell_s` seconds, in a seeded random order inside each
+    block (so drift falls on every cell alike); `expected` holds a range per factor (ms, the
+    saving as a negative number) that the analysis prints beside each main effect."""
+    raw = v.table(raw, "factorial")
+    if pack != "reference":
+        v.fail("factorial", "only for the reference pack (its flag and switches)")
+    v.keys(raw, "factorial", {"factors", *FACTORIAL_DEFAULTS, "expected", "metric"})
+    raw = {**FACTORIAL_DEFAULTS, **raw}
+    factors = raw.get("factors")
+    if not isinstance(factors, list) or not factors:
+        v.fail("factorial.factors", f"must be a non-empty array of {', '.join(FACTORS)}")
+    for j, f in enumerate(factors):
+        v.string(f, f"factorial.factors[{j}]", choices=FACTORS)
+        if f in GATEWAY_SWITCHES and "gateway" not in doc:
+            v.fail(f"factorial.factors[{j}]", f"{f} is a gateway switch: add a [gateway] table")
+    if len(set(factors)) != len(factors):
+        v.fail("factorial.factors", f"names repeat: {factors}")
+    if len(factors) > 5:
+        v.fail("factorial.factors", f"at most 5 factors (2^5 = 32 cells a block), got {len(factors)}")
+    v.integer(raw["blocks"], "factorial.blocks", low=2)
+    v.number(raw["cell_s"], "factorial.cell_s", low=0, low_open=True)
+    v.number(raw["warmup_s"], "factorial.warmup_s", low=0)
+    v.integer(raw["seed"], "factorial.seed", low=0)
+    expected = v.table(raw.get("expected", {}), "factorial.expected")
+    for name, rng in expected.items():
+        v.string(name, "factorial.expected", choices=tuple(factors))
+        if not (isinstance(rng, list) and len(rng) == 2):
+            v.fail(f"factorial.expected.{name}", "must be [low, high] in ms")
+        lo, hi = (v.number(x, f"factorial.expected.{name}[{j}]") for j, x in enumerate(rng))
+        if hi < lo:
+            v.fail(f"factorial.expected.{name}", f"high ({hi}) must be >= low ({lo})")
+    raw["expected"] = expected
+    return raw
+
+
+def factorial_cell(factors: list[str], cell: int) -> tuple[str, dict[str, str], str]:
+    """(mode, switches, label) of cell number `cell` (bit j: factor j on)."""
+    on = [f for j, f in enumerate(factors) if cell >> j & 1]
+    mode = "skip" if "provider_skip" in on else "off"
+    switches = {f: ("on" if f in on else "off") for f in factors if f != "provider_skip"}
+    return mode, switches, ".".join(on) if on else "all-off"
+
+
+def factorial_phases(conf: dict[str, Any]) -> list[dict[str, Any]]:
+    """The phases of a [factorial] design: a warmup with every factor off, then `blocks` blocks
+    of the 2^k cells, each block in its own seeded random order."""
+    import random
+
+    factors = list(conf["factors"])
+    rng = random.Random(int(conf["seed"]))
+    phases: list[dict[str, Any]] = []
+    if conf["warmup_s"] > 0:
+        mode, switches, _ = factorial_cell(factors, 0)
+        phases.append({"name": "warmup", "duration_s": conf["warmup_s"], "mode": mode,
+                       "analyse": False, **({"switches": switches} if switches else {})})
+    cells = list(range(1 << len(factors)))
+    width = len(str(int(conf["blocks"])))
+    for b in range(1, int(conf["blocks"]) + 1):
+        order = cells[:]
+        rng.shuffle(order)
+        for c in order:
+            mode, switches, label = factorial_cell(factors, c)
+            phase = {"name": f"b{b:0{width}d}-{label}", "group": label, "block": b,
+                     "duration_s": conf["cell_s"], "mode": mode}
+            if switches:
+                phase["switches"] = switches
+            phases.append(phase)
+    return phases
+
 # --- target, modes, roles, flag ----------------------------------------------------------
 
 
@@ -419,12 +557,17 @@ def _validate_target(v: _V, raw) -> dict[str, Any]:
     executor (its scenarios, ledger and admin API). With `[[target.requests]]`: any HTTP
     service (docs/loadtests.md "Testing your own service")."""
     raw = v.table(raw, "target")
-    v.keys(raw, "target", {"pack", "base_url", "health", "requests"})
+    v.keys(raw, "target", {"pack", "base_url", "health", "requests", "gateway_url"})
     pack = raw.get("pack", "http" if "requests" in raw else "reference")
     v.string(pack, "target.pack", choices=("reference", "http"))
     raw["pack"] = pack
     if "base_url" in raw:
         raw["base_url"] = _url(v, raw["base_url"], "target.base_url")
+    if "gateway_url" in raw:
+        if pack != "reference":
+            v.fail("target.gateway_url", "only for the reference pack (its gateway tier)")
+        # orders go to the gateway; admin, ledger and accounts to the executor (base_url)
+        raw["gateway_url"] = _url(v, raw["gateway_url"], "target.gateway_url")
     if pack == "reference":
         for key in ("requests", "health"):
             if key in raw:
@@ -840,7 +983,7 @@ def dumps(exp: Experiment, header: str = "") -> str:
         if key in doc:
             out.append(f"{key} = {_toml_value(doc[key])}")
     out.append("")
-    for key in ("roles", "target", "flag"):
+    for key in ("roles", "target", "flag", "gateway", "factorial"):
         if doc.get(key):
             _toml_table(out, key, doc[key])
     _toml_table(out, "load", doc["load"])

@@ -68,15 +68,20 @@ class AdminClient:
         applied_at is the service's own `applied_at` (when the replica started using the mode);
         without one, the time the answer arrived.
         """
+        return self.set_flag("provider_skip", mode, reason)
+
+    def set_flag(self, name: str, mode: str, reason: str) -> tuple[float, float, dict[str, Any]]:
+        """`PUT /admin/flags/<name>`: provider_skip, or an on/off switch (parallel_config on
+        the executor, keepalive and async_logging on the gateway); as set_mode."""
         if not self.token:
             raise AdminError("no admin token (EXECBENCH_ADMIN_TOKEN or --admin-token): cannot flip the flag")
         requested = time.time()
-        resp = self.http.put("/admin/flags/provider_skip", headers=self.headers,
+        resp = self.http.put(f"/admin/flags/{name}", headers=self.headers,
                              json={"mode": mode, "reason": reason})
         answered = time.time()
-        self._check(resp, f"PUT /admin/flags/provider_skip mode={mode}")
+        self._check(resp, f"PUT /admin/flags/{name} mode={mode}")
         state = resp.json()
-        state = state.get("provider_skip", state)
+        state = state.get(name, state)
         applied = answered
         if state.get("applied_at"):
             try:

@@ -51,6 +51,9 @@ class OrderUser(ArrivalRateUser):
             # One id per arrival: the run's recovery check counts orders per id in the database.
             client_order_id = uuid.uuid4().hex
             payload["client_order_id"] = client_order_id
+        # through the gateway tier when the run has one (`run --gateway`): the orders' URL is
+        # the gateway's, everything else (accounts, admin) the executor's
+        url = (self.state.target.get("gateway_url") or "") + ORDER_PATH
         sent = time.time()
         t_start = time.perf_counter()
         # With client_order_ids, an order that got no response at all (the service was down)
@@ -62,7 +65,7 @@ class OrderUser(ArrivalRateUser):
         while True:
             attempts += 1
             status, body, reason, served = 0, None, None, None
-            with self.client.post(ORDER_PATH, data=orjson.dumps(payload),
+            with self.client.post(url, data=orjson.dumps(payload),
                                   headers={"content-type": "application/json"},
                                   name=f"{name} {flow}", catch_response=True) as resp:
                 latency_ms = (time.perf_counter() - t_start) * 1000

@@ -5,6 +5,8 @@ exist; settle = wait until the provider has answered every order, then the ledge
 (`ledger.json`); sampler = the ledger every `load.ledger_interval_s`.
 Flag: `PUT /admin/flags/provider_skip`, applied at the service's own `applied_at`.
 Faults: the provider simulator (`PUT /admin/provider`), back to its defaults after the run.
+Switches: `PUT /admin/flags/<switch>` on the tier that owns it — the executor's parallel_config,
+the gateway's keepalive and async_logging (`[target] gateway_url`, where the orders then go).
 """
 
 from __future__ import annotations
@@ -111,6 +113,49 @@ class ReferenceFlag:
         self.admin.close()
 
 
+class ReferenceSwitches:
+    """The latency plan's switches, each set on its own tier through that tier's admin API."""
+
+    def __init__(self, base_url: str, gateway_url: str | None, token: str | None):
+        from loadtests.spec import EXECUTOR_SWITCHES, GATEWAY_SWITCHES
+
+        self.tiers = {"executor": AdminClient(base_url, token)}
+        owner = dict.fromkeys(EXECUTOR_SWITCHES, "executor")
+        if gateway_url:
+            self.tiers["gateway"] = AdminClient(gateway_url, token)
+            owner.update(dict.fromkeys(GATEWAY_SWITCHES, "gateway"))
+        self.owner = owner
+        self.names = tuple(owner)
+
+    def check(self) -> None:
+        for tier, admin in self.tiers.items():
+            try:
+                admin.wait_healthy(timeout=30)
+                known = admin.http.get("/admin/flags", headers=admin.headers)
+                admin._check(known, f"GET {admin.base_url}/admin/flags")
+                missing = [n for n, t in self.owner.items() if t == tier and n not in known.json()]
+            except AdminError as exc:
+                raise FlagError(f"the {tier}: {exc}") from None
+            if missing:
+                raise FlagError(f"the {tier} at {admin.base_url} has no switch "
+                                f"{', '.join(missing)} (GET /admin/flags)")
+
+    def set(self, name: str, value: str, reason: str) -> Flip:
+        tier = self.owner.get(name)
+        if tier is None:
+            raise FlagError(f"switch {name}: no tier of this run has it (a gateway switch needs "
+                            "`run --gateway URL`)")
+        try:
+            requested, applied, state = self.tiers[tier].set_flag(name, value, reason)
+        except AdminError as exc:
+            raise FlagError(str(exc)) from None
+        return Flip(mode=value, requested=requested, applied=applied, state={"tier": tier, **state})
+
+    def close(self) -> None:
+        for admin in self.tiers.values():
+            admin.close()
+
+
 class ReferenceFaults:
     """The provider simulator's settings per phase; restored only if a phase changed them."""
 
@@ -128,6 +173,10 @@ class ReferenceFaults:
 
 
 def bind(experiment: Experiment, base_url: str, token: str | None) -> Binding:
+    gateway_url = experiment.data["target"].get("gateway_url")
+    switches = None
+    if gateway_url or any(p.switches for p in experiment.phases):
+        switches = ReferenceSwitches(base_url, gateway_url, token)
     return Binding(target=ReferenceTarget(base_url, token, experiment),
                    flag=ReferenceFlag(base_url, token),
-                   faults=ReferenceFaults(base_url, token), pack="reference")
+                   faults=ReferenceFaults(base_url, token), switches=switches, pack="reference")
