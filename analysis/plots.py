@@ -446,9 +446,54 @@ def nonterminal(a, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def waterfall(a, path: Path) -> Path | None:
+    """The latency plan's attribution (summary `latency_plan`): from the all-off total p50, one
+    bar per step (its main effect, whisker: its 95% interval), the rest (interactions, and a
+    quantile of a sum not being the sum of the effects), to the measured all-on total; the note's
+    range of each step drawn beside its bar."""
+    lp = a.summary.get("latency_plan") or {}
+    p50 = (lp.get("metrics") or {}).get("total_ms", {}).get("p50") or {}
+    w = p50.get("waterfall")
+    if not w:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    labels = ["all off"] + [s["factor"] for s in w["steps"]] + ["rest", "all on"]
+    level = w["start"]
+    ax.bar(0, level, color="#888888", width=0.6)
+    ax.text(0, level, f"{level:.1f}", ha="center", va="bottom", fontsize=8)
+    expected = lp.get("expected") or {}
+    for i, step in enumerate(w["steps"], start=1):
+        v = step["value"]
+        color = "#2e7d32" if v < 0 else "#c62828"
+        ax.bar(i, v, bottom=level, color=color, width=0.6)
+        top = level + v
+        err = [[v - step["ci_low"]], [step["ci_high"] - v]] if step.get("ci_low") is not None else None
+        if err is not None:
+            ax.errorbar(i, top, yerr=err, color="black", capsize=4, lw=1)
+        rng = expected.get(step["factor"])
+        if rng:
+            ax.plot([i + 0.36, i + 0.36], [level + rng[0], level + rng[1]], color="#1565c0", lw=4,
+                    alpha=0.6, solid_capstyle="butt", label="the note's range" if i == 1 else None)
+        ax.text(i, max(level, top), f"{v:+.1f}", ha="center", va="bottom", fontsize=8)
+        level = top
+    n = len(w["steps"]) + 1
+    ax.bar(n, w["rest"], bottom=level, color="#bbbbbb", width=0.6, hatch="//")
+    ax.text(n, max(level, level + w["rest"]), f"{w['rest']:+.1f}", ha="center", va="bottom",
+            fontsize=8)
+    ax.bar(n + 1, w["end"], color="#555555", width=0.6)
+    ax.text(n + 1, w["end"], f"{w['end']:.1f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=15)
+    ax.set_ylabel("total order latency p50 (gateway total_ms), ms")
+    ax.set_title("what each step of the plan saves: main effects from all off to all on")
+    if expected:
+        ax.legend(loc="upper right", fontsize=7)
+    return _save(fig, path)
+
+
 PLOTS = (("latency_over_time", latency_over_time), ("cdf", cdfs), ("stages", stages),
          ("recovery", recovery), ("safety", safety), ("estimate_error", estimate_error),
-         ("nonterminal", nonterminal))
+         ("nonterminal", nonterminal), ("waterfall", waterfall))
 _FORKED: tuple | None = None  # (analysis, plots_dir) a forked worker draws from
 
 

@@ -204,8 +204,14 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
                    + _table(["phase", "flow", "stage", "n", "mean", "p50", "p95"], rows,
                             (3, 4, 5, 6)) + "</details>")
 
+    if s.get("latency_plan"):
+        out.append(latency_plan_section(s["latency_plan"], plots))
+
     out.append("<h2>Flips and recovery</h2>")
-    if not s["flips"]:
+    if s.get("latency_plan"):
+        out.append("<p>A factorial run flips at nearly every cell: its flips are not judged for "
+                   "recovery (each record counts in the cell its own flags name).</p>")
+    elif not s["flips"]:
         out.append("<p>No flip in this run.</p>")
     rows = []
     for f in s["flips"]:
@@ -277,6 +283,69 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
         f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in s["methods"].items()) + "</ul>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _effect(e: dict | None) -> str:
+    if not e or e.get("value") is None:
+        return "-"
+    if e.get("ci_low") is None:
+        return f"{e['value']:+.1f}"
+    return f"{e['value']:+.1f} [{e['ci_low']:+.1f}, {e['ci_high']:+.1f}]"
+
+
+def latency_plan_section(lp: dict, plots: dict[str, Path]) -> str:
+    """The factorial's main effects beside the note's ranges, the all-off/all-on totals, the
+    waterfall and the significant interactions."""
+    m = lp["metrics"]
+
+    def eff(metric, q, f):
+        return (m.get(metric, {}).get(q, {}).get("effects") or {}).get(f)
+
+    rows = []
+    for f in lp["factors"]:
+        main = eff("total_ms", "p50", f)
+        rng = lp["expected"].get(f)
+        rows.append((_e(f), _effect(main), _effect(eff("total_ms", "p95", f)),
+                     _effect(eff("executor_ms", "p50", f)), _effect(eff("executor_ms", "p95", f)),
+                     f"[{rng[0]:g}, {rng[1]:g}]" if rng else "-",
+                     _e((main or {}).get("finding") or "-")))
+    p50 = m.get("total_ms", {}).get("p50", {})
+    out = ["<h2>The latency plan: what each step is worth</h2>",
+           f"<p>{lp['records']} orders through the gateway in {lp['blocks']} blocks of "
+           f"{2 ** len(lp['factors'])} cells (records per cell {p50.get('records_per_cell', {}).get('min', '?')}"
+           f"&ndash;{p50.get('records_per_cell', {}).get('max', '?')}). Main effect: the mean "
+           "change of the quantile when the step is turned on, over every setting of the others "
+           "(negative: a saving), ms, with its 95% interval.</p>",
+           _table(["step", "total p50", "total p95", "executor p50", "executor p95",
+                   "note's range (total)", "finding"], rows, (1, 2, 3, 4, 5))]
+    out.append("<p class=caption><i>inside</i>: the interval lies in the note's range; "
+               "<i>outside</i>: it misses the range entirely (a finding about the note's "
+               "estimate, or this machine); <i>overlaps</i>: neither can be said at this size. "
+               f"Intervals: {_e(p50.get('interval_method') or '-')}.</p>")
+    lines = []
+    for metric, label in (("total_ms", "total (gateway total_ms)"), ("executor_ms", "executor_ms")):
+        q = m.get(metric, {}).get("p50", {})
+        if q.get("all_off") and q.get("all_on"):
+            lines.append(f"<li>{label} p50: all off {_ci(q['all_off'])} &rarr; all on "
+                         f"{_ci(q['all_on'])} ms</li>")
+    client = lp.get("client_total_ms") or {}
+    if client.get("all off") and client.get("all on"):
+        lines.append(f"<li>client-measured total p50: all off {_ci(client['all off']['p50'])} "
+                     f"&rarr; all on {_ci(client['all on']['p50'])} ms (the note: 296 &rarr; "
+                     "200&ndash;240 ms after Step 1)</li>")
+    inter = [(name, e) for name, e in p50.get("effects", {}).items()
+             if e["kind"] == "interaction" and e.get("ci_low") is not None
+             and (e["ci_low"] > 0 or e["ci_high"] < 0)]
+    lines.append("<li>interactions on total p50 whose interval excludes 0: " + (", ".join(
+        f"{_e(name)} {_effect(e)}" for name, e in inter) if inter else "none observed") + "</li>")
+    out.append("<ul>" + "".join(lines) + "</ul>")
+    if "waterfall" in plots:
+        out.append(_img(plots["waterfall"], "attribution waterfall"))
+        out.append("<p class=caption>From the all-off total p50, each step's main effect (green: a "
+                   "saving; whisker: its 95% interval; blue: the note's range), the rest "
+                   "(interactions, and a quantile of a sum not being a sum of quantiles), to the "
+                   "measured all-on p50.</p>")
+    return "".join(out)
 
 
 def excluded_section(s: dict) -> str:

@@ -149,8 +149,12 @@ def _demo(args) -> int:
         )
         if seeded.returncode != 0:
             return _error(f"seeding failed (exit {seeded.returncode}):\n{seeded.stderr[-2000:]}", 1)
-        service = ServiceProcess([*exe, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                 env, run_dir / "service.log", url, token)
+        serve = [*exe, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        if experiment.gateway is not None:
+            # the gateway's pool lets an idle connection go after 60 s: the executor keeps it
+            # longer (nginx's 75 s), so a pooled connection is never closed under a request
+            serve += ["--idle-timeout", "75"]
+        service = ServiceProcess(serve, env, run_dir / "service.log", url, token)
         service.start()
         try:
             service.wait_healthy(timeout=60)
