@@ -133,16 +133,36 @@ def effects(values: np.ndarray, design: Design, q: float = 0.5, *,
 
 def _block_replicates(v, cell, block, blocks, ncell, q, rng, replicates) -> np.ndarray:
     """Cell quantiles of `replicates` block resamples: each draws len(blocks) blocks with
-    replacement and pools their records per cell (a block drawn twice counts twice)."""
+    replacement and pools their records per cell (a block drawn twice counts twice).
+
+    Vectorized without building the pooled samples: a resample is a weight per block (how often
+    it was drawn), so the pooled sample of a cell is its sorted values each repeated by its
+    block's weight; numpy's linear quantile of that multiset sits at position h = (N - 1) q and
+    interpolates between the values of (0-based) ranks floor(h) and floor(h) + 1, found on the
+    cumulative weights."""
     index = {b: i for i, b in enumerate(blocks.tolist())}
     bi = np.array([index[b] for b in block.tolist()])
-    parts = [[v[(bi == i) & (cell == c)] for i in range(len(blocks))] for c in range(ncell)]
-    reps = np.empty((replicates, ncell))
-    for r in range(replicates):
-        drawn = rng.integers(0, len(blocks), size=len(blocks))
-        for c in range(ncell):
-            pooled = np.concatenate([parts[c][i] for i in drawn])
-            reps[r, c] = np.quantile(pooled, q) if len(pooled) else np.nan
+    nb = len(blocks)
+    drawn = rng.integers(0, nb, size=(replicates, nb))
+    weights = np.zeros((replicates, nb), dtype=np.int64)
+    np.add.at(weights, (np.repeat(np.arange(replicates), nb), drawn.ravel()), 1)
+    reps = np.full((replicates, ncell), np.nan)
+    for c in range(ncell):
+        in_cell = cell == c
+        order = np.argsort(v[in_cell], kind="stable")
+        values, owner = v[in_cell][order], bi[in_cell][order]
+        if not len(values):
+            continue
+        cum = np.cumsum(weights[:, owner], axis=1)  # replicates x records of the cell
+        total = cum[:, -1]
+        ok = total > 0
+        h = (total - 1) * q
+        lo = np.floor(h)
+        # the value of 0-based rank k is the first record whose cumulative weight exceeds k
+        i_lo = (cum <= lo[:, None]).sum(axis=1)
+        i_hi = (cum <= np.minimum(lo + 1, total - 1)[:, None]).sum(axis=1)
+        i_lo, i_hi = np.minimum(i_lo, len(values) - 1), np.minimum(i_hi, len(values) - 1)
+        reps[ok, c] = (values[i_lo] + (h - lo) * (values[i_hi] - values[i_lo]))[ok]
     return reps
 
 

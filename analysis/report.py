@@ -310,12 +310,13 @@ def latency_plan_section(lp: dict, plots: dict[str, Path]) -> str:
                      f"[{rng[0]:g}, {rng[1]:g}]" if rng else "-",
                      _e((main or {}).get("finding") or "-")))
     p50 = m.get("total_ms", {}).get("p50", {})
-    out = ["<h2>The latency plan: what each step is worth</h2>",
-           f"<p>{lp['records']} orders through the gateway in {lp['blocks']} blocks of "
-           f"{2 ** len(lp['factors'])} cells (records per cell {p50.get('records_per_cell', {}).get('min', '?')}"
-           f"&ndash;{p50.get('records_per_cell', {}).get('max', '?')}). Main effect: the mean "
-           "change of the quantile when the step is turned on, over every setting of the others "
-           "(negative: a saving), ms, with its 95% interval.</p>",
+    per_cell = p50.get("records_per_cell", {})
+    intro = (f"<p>{lp['records']} orders through the gateway in {lp['blocks']} blocks of "
+             f"{2 ** len(lp['factors'])} cells (records per cell {per_cell.get('min', '?')}"
+             f"&ndash;{per_cell.get('max', '?')}). Main effect: the mean change of the quantile "
+             "when the step is turned on, over every setting of the others (negative: a "
+             "saving), ms, with its 95% interval.</p>")
+    out = ["<h2>The latency plan: what each step is worth</h2>", intro,
            _table(["step", "total p50", "total p95", "executor p50", "executor p95",
                    "note's range (total)", "finding"], rows, (1, 2, 3, 4, 5))]
     out.append("<p class=caption><i>inside</i>: the interval lies in the note's range; "
