@@ -4,21 +4,35 @@ Each arrival draws a request of `[[target.requests]]` by weight and a population
 renders the templates, sends it, classifies the status (`ok_status`, `rejected_status`, the
 rest failures), reads the server metrics `server_timing` names and the served variant
 `served_mode` names, and records it.
+
+The request goes out through the lean client (loadtests/adapters/lean_http.py: the same bytes
+as Locust's FastHttpSession sent, at a fraction of its CPU) and is reported to Locust's request
+event as the session reported it (its stats and CSVs are unchanged). Parts of a request without
+any variable (path, headers, a JSON body) are rendered once, when the user starts. Redirects,
+cookies and other origins stay with the session (see lean_http's docstring).
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+from geventhttpclient.header import Headers as GHeaders
+from locust.contrib.fasthttp import FAILURE_EXCEPTIONS, FastRequest
+from locust.exception import CatchResponseError
 
+from loadtests.adapters import lean_http
 from loadtests.adapters.http_target import ServerMetric, read_population
-from loadtests.adapters.templates import Template, compile_value, render_value
+from loadtests.adapters.templates import Template, compile_value, is_static, render_value
 from loadtests.arrival import Arrival, ArrivalRateUser
+
+NO_RESPONSE = "no response (connection error or timeout)"
+_ABSOLUTE = re.compile(r"^https?://", re.IGNORECASE)  # as Locust's session tells them
 
 
 class CompiledRequest:
@@ -41,6 +55,30 @@ class CompiledRequest:
         self.served = ServerMetric(mode) if mode else None
         self.needs_body = any(m.kind == "json" for m in self.metrics) or \
             (self.served is not None and self.served.kind == "json")
+        # parts without variables, rendered once (no context needed, no random draws)
+        self.static_path = self.path.static
+        self.static_headers = render_value(self.headers, {}, None, typed=False) \
+            if is_static(self.headers) else None
+        self.static_data: bytes | None = None
+        if self.json is not None and is_static(self.json):
+            self.static_data = orjson.dumps(render_value(self.json, {}, None, typed=True))
+        elif self.body is not None and self.body.static is not None:
+            self.static_data = self.body.static.encode()
+        self.has_data = self.json is not None or self.body is not None
+        # the lean client's header block for static headers, by whether a body is sent
+        self.lean_headers: dict[bool, tuple[str, bool]] = {}
+
+    def render(self, ctx: dict[str, Any], rng) -> tuple[str, dict[str, str], bytes | None]:
+        path = self.static_path if self.static_path is not None else self.path.render(ctx, rng)
+        headers = self.static_headers if self.static_headers is not None else \
+            render_value(self.headers, ctx, rng, typed=False)
+        data = self.static_data
+        if data is None and self.has_data:
+            if self.json is not None:
+                data = orjson.dumps(render_value(self.json, ctx, rng, typed=True))
+            else:
+                data = self.body.render(ctx, rng).encode()
+        return path, headers, data
 
     def classify(self, status: int) -> tuple[str, str | None]:
         if status in self.ok:
@@ -48,7 +86,7 @@ class CompiledRequest:
         if status in self.rejected:
             return "expected_rejection", f"HTTP {status}"
         if status == 0:
-            return "failure", "no response (connection error or timeout)"
+            return "failure", NO_RESPONSE
         return "failure", f"HTTP {status}"
 
 
@@ -67,6 +105,18 @@ class HttpRequestsUser(ArrivalRateUser):
         pop = self.state.load.get("population", {})
         self.first = int(pop.get("first", 1))
         self.users = int(pop.get("users", 1))
+        timeout = float(self.state.load.get("timeout_s", 10.0))
+        # credentials in the base URL: the session turns them into an Authorization header,
+        # and sends every request itself
+        self.base_url = self.client.base_url
+        self.lean = None if self.client.auth_header else lean_http.LeanClient(
+            self.base_url, timeout=timeout, connect_timeout=timeout, size=self.pool.size)
+        self.jar = self.client.cookiejar  # the session's: redirects and cookies go through it
+        self.request_event = self.environment.events.request
+
+    def on_stop(self) -> None:
+        if self.lean is not None:
+            self.lean.close()
 
     def _pick(self) -> CompiledRequest:
         x = self.rng.random() * self.cumulative[-1]
@@ -82,41 +132,132 @@ class HttpRequestsUser(ArrivalRateUser):
             row = {}
             user_id = self.first + self.rng.randrange(self.users)
         ctx = {"mode": phase["mode"] if phase else None, "user_id": user_id, "row": row}
-        path = req.path.render(ctx, self.rng)
-        headers = render_value(req.headers, ctx, self.rng, typed=False)
-        data = None
-        if req.json is not None:
-            data = orjson.dumps(render_value(req.json, ctx, self.rng, typed=True))
-        elif req.body is not None:
-            data = req.body.render(ctx, self.rng).encode()
+        path, headers, data = req.render(ctx, self.rng)
         sent = time.time()
         t_start = time.perf_counter()
-        with self.client.request(req.method, path, data=data, headers=headers, name=req.name,
-                                 catch_response=True) as resp:
-            latency_ms = (time.perf_counter() - t_start) * 1000
-            status = resp.status_code or 0
-            outcome, reason = req.classify(status)
-            body = None
-            if req.needs_body and status and resp.content:
-                try:
-                    body = orjson.loads(resp.content)
-                except orjson.JSONDecodeError:
-                    body = None
-            server = {}
-            if status:
-                for metric in req.metrics:
-                    value = metric.read(resp.headers, body)
-                    if value is not None:
-                        server[metric.name] = value
-            served = None
-            if req.served is not None and status:
-                value = req.served.raw(resp.headers, body)
+        status, resp_headers, content, _error = self._send(req, path, headers, data)
+        latency_ms = (time.perf_counter() - t_start) * 1000
+        outcome, reason = req.classify(status)
+        body = None
+        if req.needs_body and status and content:
+            try:
+                body = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                body = None
+        server = {}
+        served = None
+        if status:
+            for metric in req.metrics:
+                value = metric.read(resp_headers, body)
+                if value is not None:
+                    server[metric.name] = value
+            if req.served is not None:
+                value = req.served.raw(resp_headers, body)
                 served = str(value).strip() if value is not None else None
-            if outcome == "failure":
-                resp.failure(reason)
-            else:
-                resp.success()
+        # Locust's stats as the session's catch_response block reported them: the response
+        # time up to the body read, a failure with the outcome's reason
+        self.request_event.fire(
+            request_type=req.method, name=req.name, response_time=latency_ms,
+            response_length=len(content) if content else 0, response=None, context={},
+            exception=CatchResponseError(reason) if outcome == "failure" else None,
+            start_time=sent, url=self._url(path))
         self.emit(arrival, sent=sent, latency_ms=latency_ms, status=status, outcome=outcome,
                   flow=req.flow, name=req.name, served_mode=served, reason=reason,
                   server_metrics=server or None)
 
+    # --- sending -----------------------------------------------------------------------
+
+    def _send(self, req: CompiledRequest, path: str, headers: dict[str, str],
+              data: bytes | None) -> tuple[int, Any, bytes | None, Exception | None]:
+        """(status, headers, content, error): status 0 and the error when no answer came."""
+        lean = self.lean
+        if lean is None or self.jar._cookies:  # the jar holds cookies: the session adds them
+            return self._send_full(req.method, path, headers, data)
+        try:
+            target = lean.target(path)
+            has_body = bool(data)
+            block = req.lean_headers.get(has_body) if req.static_headers is not None else None
+            if block is None:
+                block = lean.fixed_headers(headers, has_body)
+                if req.static_headers is not None:
+                    req.lean_headers[has_body] = block
+            head = lean.head(req.method, target, block[0], block[1], data)
+        except lean_http.Exotic:
+            return self._send_full(req.method, path, headers, data)
+        try:
+            answer = lean.send(req.method, head, data)
+        except OSError as exc:
+            return 0, None, None, exc
+        if answer.headers.set_cookie is not None:
+            self._keep_cookies(path, answer)
+        if answer.status in lean_http.REDIRECTS and "location" in answer.headers:
+            return self._follow(req.method, path, headers, data, answer)
+        return answer.status, answer.headers, answer.content, None
+
+    def _send_full(self, method: str, path: str, headers: dict[str, str],
+                   data: bytes | None) -> tuple[int, Any, bytes | None, Exception | None]:
+        """Through Locust's session, which does not report it (the caller does, once)."""
+        session = self.client
+        return self._unpack(session._send_request_safe_mode(
+            method, session._build_url(path), payload=data, headers=_session_headers(
+                session, headers)))
+
+    def _unpack(self, response) -> tuple[int, Any, bytes | None, Exception | None]:
+        status = response.status_code or 0
+        try:
+            content = response.content if status else None
+        except FAILURE_EXCEPTIONS as exc:
+            return 0, None, None, exc
+        return status, response.headers, content, getattr(response, "error", None)
+
+    def _url(self, path: str) -> str:
+        return path if _ABSOLUTE.match(path) else self.base_url + path
+
+    def _keep_cookies(self, path: str, answer: lean_http.Answer) -> None:
+        url = self._url(path)
+        self.jar.extract_cookies(_CookieAnswer(answer.headers.set_cookie),
+                                 FastRequest(url, headers=GHeaders()))
+
+    def _follow(self, method: str, path: str, headers: dict[str, str], data: bytes | None,
+                answer: lean_http.Answer) -> tuple[int, Any, bytes | None, Exception | None]:
+        """A redirect answer: the rest of the chain through the session's user agent, as it
+        would have followed it (its redirect rules, its cookie jar, one redirect spent)."""
+        ua = self.client.client
+        if ua.max_redirects <= 0:
+            return answer.status, answer.headers, answer.content, None
+        request = FastRequest(self._url(path), method=method,
+                              headers=GHeaders(_session_headers(self.client, headers)),
+                              payload=data)
+        try:
+            request.redirect(answer.status, answer.headers["location"])
+            response = ua.urlopen(request.url, method=request.method, headers=request.headers,
+                                  payload=request.payload, max_redirects=ua.max_redirects - 1)
+        except FAILURE_EXCEPTIONS as exc:
+            response = getattr(exc, "response", None)
+            if response is None:
+                return 0, None, None, exc
+        return self._unpack(response)
+
+
+def _session_headers(session, headers: dict[str, str]) -> dict[str, str]:
+    """The headers FastHttpSession.request sends for these (its Authorization and
+    Accept-Encoding)."""
+    headers = dict(headers)
+    if session.auth_header:
+        headers["Authorization"] = session.auth_header
+    if "Accept-Encoding" not in headers and "accept-encoding" not in headers:
+        headers["Accept-Encoding"] = lean_http.ACCEPT_ENCODING
+    return headers
+
+
+class _CookieAnswer:
+    """What http.cookiejar reads of an answer: its Set-Cookie fields."""
+
+    def __init__(self, cookies: list[str]):
+        self.cookies = cookies
+
+    def info(self):
+        return self
+
+    def get_all(self, name: str, default=None):
+        return self.cookies if name.lower() == "set-cookie" else default

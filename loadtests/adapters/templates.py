@@ -78,6 +78,13 @@ class Template:
         self.single = parts[0] if len(parts) == 1 and isinstance(parts[0], tuple) and \
             parts[0][0] in ("user_id", "randint") else None
 
+    @property
+    def static(self) -> str | None:
+        """The text when the template has no variable at all (rendered once, not per request)."""
+        if all(isinstance(p, str) for p in self.parts):
+            return "".join(self.parts)
+        return None
+
     def render(self, ctx: Mapping[str, Any], rng: random.Random, *, typed: bool = False) -> Any:
         if typed and self.single is not None:
             return _value(self.single, ctx, rng)
@@ -139,6 +146,18 @@ def compile_value(value: Any, columns: tuple[str, ...] = ()) -> Any:
     if isinstance(value, list):
         return [compile_value(v, columns) for v in value]
     return value
+
+
+def is_static(value: Any) -> bool:
+    """A compiled value without any variable (`${NAME}` counts as one: it is read per request),
+    so rendering it needs no context and draws nothing from the random stream."""
+    if isinstance(value, Template):
+        return value.static is not None
+    if isinstance(value, dict):
+        return all(is_static(v) for v in value.values())
+    if isinstance(value, list):
+        return all(is_static(v) for v in value)
+    return True
 
 
 def render_value(value: Any, ctx: Mapping[str, Any], rng: random.Random, *, typed: bool) -> Any:
