@@ -341,7 +341,7 @@ def load_log(path: Path, split: float | None = None, *, checks=None, after: Path
     import numpy as np
 
     from .core import Settings
-    from .ingest import read_log
+    from .engine import read_log_any
     from .phases import PhaseWindow, attribute, split_windows
 
     path = Path(path)
@@ -355,7 +355,7 @@ def load_log(path: Path, split: float | None = None, *, checks=None, after: Path
         raise UnusableInput("two files are the two phases: --split-at is for one file")
     sel = dataclasses.replace(selection or log_selection(), need_ts=after is None)
     try:
-        read = read_log(files, sel)
+        read, engine = read_log_any(files, sel)
     except ValueError as exc:
         raise UnusableInput(f"{' + '.join(str(p) for p in files)}: {exc}") from None
     timings = read.table
@@ -399,7 +399,7 @@ def load_log(path: Path, split: float | None = None, *, checks=None, after: Path
     a.log = {"files": read.files, "selection": sel.as_dict(),
              "lines": sum(f["lines"] for f in read.files), "records": timings.n,
              "excluded": read.excluded, "excluded_first_lines": read.examples,
-             "ts_fields": read.ts_fields, "time_axis": time_axis}
+             "ts_fields": read.ts_fields, "time_axis": time_axis, "engine": engine}
     return a
 
 

@@ -886,6 +886,15 @@ def _label(v) -> str | None:
 _MAX_EXAMPLES = 5  # first line numbers kept per exclusion reason
 
 
+def _open_log(path: Path):
+    """A log's bytes: gzip'd when its name ends in .gz."""
+    if path.suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
 def read_log(paths, sel: LogSelection) -> LogRead:
     """Read one or more timing logs (in order) record by record, applying `sel`. A line is
     either a record or counted under one reason of EXCLUDE_REASONS; the malformed ones are
@@ -938,7 +947,7 @@ def read_log(paths, sel: LogSelection) -> LogRead:
             kept = 0
             line_no = 0
             prefix = f"{path.name}: " if several else ""
-            with open(path, "rb") as fh:
+            with _open_log(path) as fh:
                 for raw in fh:
                     line_no += 1
                     reason, detail = None, None

@@ -1,0 +1,498 @@
+"""The DuckDB engine: a timing log's lines classified, selected and reduced in SQL, out of core.
+
+`read_log(paths, sel)` is `analysis.ingest.read_log` (the per-record Python reader, the
+reference) done by DuckDB: the same `LogRead` — the kept records as columns, every other line
+counted under the first reason of `EXCLUDE_REASONS` with its first line numbers, the malformed
+ones with their line numbers and reasons — for JSON lines, gzip'd JSON lines (`.gz`, read by
+DuckDB itself) and Parquet files of the same fields (a `durations_ms` struct or top-level
+numbers). Each line is read as text with its number (`read_csv` with no quoting and a
+delimiter no log line holds), its fields pulled out once per line with one `json_extract` of a
+list of paths (the values' JSON text, so a number is told from a string as Python tells them
+apart), and classified by one CASE in the order of EXCLUDE_REASONS. What SQL is not sure to
+read as Python would (a timestamp in a form other than `YYYY-MM-DD[T ]hh:mm[:ss[.ffffff]]`
+with `Z`, `±hh:mm` or no offset, or a plain decimal number; a `--where` value that is a
+non-integer number, an object or an array, whose JSON text may be written differently) is
+sent back to Python: those lines' fields are fetched and `ingest._select` decides them, so the
+two readers agree line for line. The detail text of the first malformed lines comes from
+`ingest._select` (and orjson, for bad JSON) on those lines alone.
+
+Quantiles per group at given ranks (`values_at_ranks`), counts and time-bin series are SQL
+over the kept records (`records` table), so the order-statistic intervals take their bounds
+from the database's sort, never from all rows pulled into Python. `BEYOND_ONE_MACHINE_SQL` is
+the query docs/analysis.md shows for Parquet on object storage; tests run it.
+
+Differences from the Python reader, by construction rare: a line holding the byte sequence
+`DELIM` is cut there (read as bad JSON); a duplicated key is read at its first occurrence
+(orjson keeps the last); a line that is not UTF-8 makes DuckDB refuse the file, and the Python
+reader is used instead (`read_log_any`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from execbench import rundir as rd
+from execbench.contract import METRICS
+
+from .ingest import (
+    ANY,
+    EXCLUDE_REASONS,
+    MALFORMED_REASONS,
+    MAX_KEPT_PROBLEMS,
+    LogRead,
+    LogSelection,
+    Malformed,
+    Table,
+    _select,
+)
+
+DELIM = "\x1f\x1e\x1d\x1c"  # read_csv's column delimiter: no JSON line holds these raw
+_MAX_EXAMPLES = 5  # first line numbers kept per exclusion reason (as ingest.read_log)
+ENGINES = ("duckdb", "python")
+ENGINE_ENV = "EXECBENCH_ANALYSIS_ENGINE"  # analyze-log's reader: duckdb (default) | python
+
+# The query of docs/analysis.md, "Beyond one machine": exact p50/p90/p95/p99 of executor_ms per
+# flow and mode over Parquet files partitioned by day (hive layout, day=YYYY-MM-DD/), wherever
+# DuckDB can read them ({source}: a local glob, or s3://bucket/timings/*/*.parquet with httpfs).
+BEYOND_ONE_MACHINE_SQL = """\
+SELECT flow, mode, count(*) AS n,
+       quantile_disc(executor_ms, [0.5, 0.9, 0.95, 0.99]) AS p50_p90_p95_p99
+FROM read_parquet('{source}', hive_partitioning = true)
+WHERE status = 'success' AND day BETWEEN '{first_day}' AND '{last_day}'
+GROUP BY flow, mode
+ORDER BY flow, mode"""
+
+
+def connect(threads: int | None = None, memory_limit: str | None = None):
+    """A DuckDB connection: UTC, file order kept, `memory_limit` (default 40% of RAM, or
+    EXECBENCH_DUCKDB_MEMORY) past which its operators spill to a temporary directory."""
+    import duckdb
+
+    con = duckdb.connect(config={"preserve_insertion_order": True})
+    con.execute("SET TimeZone = 'UTC'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    limit = memory_limit or os.environ.get("EXECBENCH_DUCKDB_MEMORY")
+    if limit:
+        con.execute(f"SET memory_limit = '{limit}'")
+    return con
+
+
+def _q(s: str) -> str:
+    """A SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _path(key: str) -> str:
+    """A JSONPath to a top-level key (any characters)."""
+    return "$." + orjson.dumps(key).decode()
+
+
+def _jtype(col: str) -> str:
+    """SQL: the JSON value's kind from its text ('s' string, 'n' number, 'o' object, 'a' array,
+    'b' boolean, 'z' null; NULL when absent)."""
+    return (f"CASE WHEN {col} IS NULL THEN NULL WHEN {col} = 'null' THEN 'z' "
+            f"WHEN {col}[1] = '\"' THEN 's' WHEN {col}[1] = '{{' THEN 'o' "
+            f"WHEN {col}[1] = '[' THEN 'a' WHEN {col} IN ('true', 'false') THEN 'b' ELSE 'n' END")
+
+
+def _num(col: str) -> str:
+    """SQL: a JSON number's value as DOUBLE (NULL for anything else)."""
+    return f"CASE WHEN {_jtype(col)} = 'n' THEN TRY_CAST({col} AS DOUBLE) END"
+
+
+def _str(col: str) -> str:
+    return f"CASE WHEN {_jtype(col)} = 's' THEN json_extract_string({col}, '$') END"
+
+
+def _good(col: str) -> str:
+    """SQL: a non-negative finite JSON number (ingest's metric test)."""
+    v = _num(col)
+    return f"coalesce(isfinite({v}) AND {v} >= 0, false)"
+
+
+_ISO = (r"^\d{4}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
+        r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$")
+_DEC = r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"
+
+
+def _ts_sql(col: str) -> tuple[str, str]:
+    """SQL (epoch seconds or NULL, state) for a JSON timestamp value `col`: state 'ok' (parsed
+    as ingest.parse_log_time would), 'bad' (not a time: a boolean, object, array, a number
+    that is not finite, a date that does not exist), or 'py' (a string in a form Python alone
+    reads for sure)."""
+    s = f"json_extract_string({col}, '$')"
+    t = _jtype(col)
+    x = (f"(CASE WHEN {t} = 'n' THEN {_num(col)} WHEN {t} = 's' AND "
+         f"regexp_matches({s}, {_q(_DEC)}) THEN TRY_CAST({s} AS DOUBLE) END)")
+    value = (f"CASE WHEN {x} IS NOT NULL THEN CASE WHEN abs({x}) > 1e11 THEN {x} / 1000.0 "
+             f"ELSE {x} END WHEN {t} = 's' AND regexp_matches({s}, {_q(_ISO)}) "
+             f"THEN epoch_us(TRY_CAST({s} AS TIMESTAMPTZ)) / 1000000.0 END")
+    state = (f"CASE WHEN {t} = 's' AND NOT regexp_matches({s}, {_q(_DEC)}) AND NOT "
+             f"regexp_matches({s}, {_q(_ISO)}) THEN 'py' WHEN coalesce(isfinite(ts), false) "
+             "THEN 'ok' ELSE 'bad' END")
+    return value, state
+
+
+def _source(paths: list[Path]) -> str:
+    """SQL: every line of every file with (fi, line_no, line, cut): the line's text (NULL when
+    empty), `cut` true when the delimiter was in it. Parquet rows are their JSON text."""
+    parts = []
+    for fi, p in enumerate(paths):
+        if p.suffix == ".parquet" or p.is_dir():
+            src = str(p / "**" / "*.parquet") if p.is_dir() else str(p)
+            parts.append(
+                f"SELECT {fi} AS fi, row_number() OVER () AS line_no, to_json(t)::VARCHAR "
+                f"AS line, false AS cut FROM read_parquet({_q(src)}) t")
+            continue
+        comp = "gzip" if p.suffix == ".gz" else "none"
+        # one column, not strict (a strict parser refuses a `\r` before some line ends): a
+        # line holding DELIM would be read up to it (the module's docstring)
+        parts.append(
+            f"SELECT {fi} AS fi, row_number() OVER () AS line_no, line, false AS cut "
+            f"FROM read_csv({_q(str(p))}, columns = {{'line': 'VARCHAR'}}, "
+            f"header = false, delim = {_q(DELIM)}, quote = '', escape = '', "
+            f"auto_detect = false, strict_mode = false, new_line = '\\r\\n', "
+            f"compression = '{comp}')")
+    return " UNION ALL ".join(parts)
+
+
+def _fields(sel: LogSelection, metric_keys) -> dict[str, str]:
+    """Column name -> JSONPath of every field the selection reads."""
+    f = {"j_component": _path("component"), "j_endpoint": _path("endpoint"),
+         "j_flow": _path(sel.flow_field), "j_status": _path(rd.T_STATUS),
+         "j_mode": _path(rd.T_MODE), "j_metric": _path(sel.metric),
+         "j_dmetric": _path(rd.T_DURATIONS) + "." + orjson.dumps(sel.metric).decode()}
+    for i, k in enumerate(sel.ts_fields):
+        f[f"j_ts{i}"] = _path(k)
+    for i, (k, _) in enumerate(sel.where):
+        f[f"j_where{i}"] = _path(k)
+    for i, k in enumerate(metric_keys[1:]):
+        f[f"j_stage{i}"] = _path(rd.T_DURATIONS) + "." + orjson.dumps(k).decode()
+    return f
+
+
+def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys) -> str:
+    """SQL of every line with its reason (NULL: a record; 'py': Python decides) and fields."""
+    fields = _fields(sel, metric_keys)
+    names = list(fields)
+    plist = "[" + ", ".join(_q(p) for p in fields.values()) + "]"
+    unpack = ", ".join(f"j[{i + 1}]::VARCHAR AS {n}" for i, n in enumerate(names))
+    want_c = sel.component if sel.component not in (None, ANY) else None
+    want_e = sel.endpoint if sel.endpoint not in (None, ANY) else None
+    case = [("WHEN line IS NULL OR trim(line, ' ' || chr(9) || chr(10) || chr(13) || chr(11) "
+             "|| chr(12)) = '' THEN 'blank_line'"),
+            "WHEN cut OR j IS NULL THEN 'bad_json'",
+            "WHEN ltrim(line, ' ' || chr(9) || chr(13))[1] <> '{' THEN 'not_an_object'"]
+    for want, col, explicit, other, absent in (
+            (want_c, "j_component", sel.component_explicit, "other_component", "no_component"),
+            (want_e, "j_endpoint", sel.endpoint_explicit, "other_endpoint", "no_endpoint")):
+        if want is None:
+            continue
+        missing = f"({col} IS NULL OR {col} = 'null')"
+        if explicit:
+            case.append(f"WHEN {missing} THEN '{absent}'")
+        case.append(f"WHEN NOT {missing} AND coalesce({_str(col)} <> {_q(want)}, true) "
+                    f"THEN '{other}'")
+    for i, (_, v) in enumerate(sel.where):
+        col = f"j_where{i}"
+        t = _jtype(col)
+        # a non-integer number, an object or an array: its JSON text as orjson writes it is
+        # Python's to say
+        case.append(f"WHEN {col} IS NOT NULL AND ({t} IN ('o', 'a') OR ({t} = 'n' AND "
+                    f"NOT regexp_matches({col}, '^-?\\d+$'))) THEN 'py'")
+        case.append(f"WHEN {col} IS NULL OR (CASE WHEN {t} = 's' THEN {_str(col)} ELSE {col} "
+                    f"END) <> {_q(v)} THEN 'where_mismatch'")
+    case.append("WHEN j_flow IS NULL OR " + _jtype("j_flow") + " NOT IN ('s', 'n') "
+                "THEN 'no_flow'")
+    case.append("WHEN " + _jtype("j_flow") + " = 'n' THEN 'py'")  # its text: orjson's to write
+    case.append("WHEN coalesce(" + _jtype("j_status") + " <> 's', true) THEN 'no_status'")
+    case.append(f"WHEN NOT {_good('v_metric')} THEN 'no_metric'")
+    ts_cols = [f"j_ts{i}" for i in range(len(sel.ts_fields))]
+    first_ts = ("coalesce(" + ", ".join(f"NULLIF({c}, 'null')" for c in ts_cols) + ")"
+                if len(ts_cols) > 1 else f"NULLIF({ts_cols[0]}, 'null')")
+    ts_value, ts_state = _ts_sql("v_ts")
+    case.append("WHEN v_ts IS NOT NULL AND ts_state = 'py' THEN 'py'")
+    if sel.need_ts:
+        case.append("WHEN v_ts IS NULL THEN 'no_timestamp'")
+        case.append("WHEN ts_state = 'bad' THEN 'bad_timestamp'")
+    ts_field = "CASE " + " ".join(f"WHEN NULLIF({c}, 'null') IS NOT NULL THEN {i}"
+                                  for i, c in enumerate(ts_cols)) + " END"
+    stage_cols = "".join(
+        f", CASE WHEN reason IS NULL AND {_good(f'j_stage{i}')} THEN {_num(f'j_stage{i}')} END "
+        f"AS s{i}" for i in range(len(metric_keys) - 1))
+    # the fields' texts are kept for the lines Python decides or describes, the line's text
+    # for the ones that are not JSON objects; a record keeps its values only
+    keep = " OR ".join(("reason = 'py'", *(f"reason = '{r}'" for r in MALFORMED_REASONS)))
+    texts = ", ".join(f"CASE WHEN {keep} THEN {n} END AS {n}" for n in names)
+    return f"""
+WITH src AS ({_source(paths)}),
+f AS (SELECT fi, line_no, line, cut, j, {unpack}
+      FROM (SELECT *, CASE WHEN line IS NOT NULL AND NOT cut
+                      THEN try(json_extract(line, {plist})) END AS j FROM src)),
+g AS (SELECT *, coalesce(j_dmetric, j_metric) AS v_metric, {first_ts} AS v_ts,
+             {ts_field} AS ts_i FROM f),
+h AS (SELECT *, {ts_value} AS ts FROM g),
+k AS (SELECT *, {ts_state} AS ts_state FROM h),
+c AS (SELECT *, CASE {' '.join(case)} END AS reason FROM k)
+SELECT fi, line_no, reason, cut,
+       CASE WHEN reason IN ('bad_json', 'not_an_object') THEN line END AS line,
+       CASE WHEN reason IS NULL THEN {_str('j_flow')} END AS flow,
+       CASE WHEN reason IS NULL THEN {_str('j_status')} END AS status,
+       CASE WHEN reason IS NULL THEN {_str('j_mode')} END AS mode,
+       CASE WHEN reason IS NULL AND ts_state = 'ok' THEN ts END AS ts,
+       CASE WHEN reason IS NULL AND ts_state = 'ok' THEN ts_i END AS ts_i,
+       CASE WHEN reason IS NULL THEN {_num('v_metric')} END AS metric{stage_cols},
+       {texts}
+FROM c"""
+
+
+def _python_record(row: dict, sel: LogSelection, metric_keys):
+    """A line's fields (their JSON texts) as the object `ingest._select` reads: the same
+    decision and detail as the whole line would give."""
+    o: dict = {}
+
+    def put(key, text):
+        if text is not None:
+            o[key] = orjson.loads(text)
+
+    put("component", row["j_component"])
+    put("endpoint", row["j_endpoint"])
+    for i, (k, _) in enumerate(sel.where):
+        put(k, row[f"j_where{i}"])
+    put(sel.flow_field, row["j_flow"])
+    put(rd.T_STATUS, row["j_status"])
+    put(rd.T_MODE, row["j_mode"])
+    put(sel.metric, row["j_metric"])
+    d = {}
+    if row["j_dmetric"] is not None:
+        d[sel.metric] = orjson.loads(row["j_dmetric"])
+    for i, k in enumerate(metric_keys[1:]):
+        if row.get(f"j_stage{i}") is not None:
+            d[k] = orjson.loads(row[f"j_stage{i}"])
+    if d or row["j_dmetric"] is not None:
+        o[rd.T_DURATIONS] = d
+    for i, k in enumerate(sel.ts_fields):
+        put(k, row[f"j_ts{i}"])
+    return o
+
+
+def _decide(o: dict, sel: LogSelection):
+    want_c = sel.component if sel.component not in (None, ANY) else None
+    want_e = sel.endpoint if sel.endpoint not in (None, ANY) else None
+    return _select(o, want_c, sel.component_explicit, want_e, sel.endpoint_explicit,
+                   sel.where, sel.flow_field, sel.metric, sel.ts_fields, sel.need_ts,
+                   rd.T_DURATIONS)
+
+
+def _bad_line_detail(line: str | None, cut: bool) -> tuple[str, str]:
+    """(reason, detail) of a line SQL found not to be a JSON object, as ingest.read_log says."""
+    raw = (line or "").encode()
+    if cut:
+        raw += DELIM.encode()
+    try:
+        o = orjson.loads(raw.strip())
+    except orjson.JSONDecodeError as exc:
+        return "bad_json", f"invalid JSON ({str(exc).split(':')[0]})"
+    return "not_an_object", f"not a JSON object ({type(o).__name__})"
+
+
+def read_log(paths, sel: LogSelection, con=None) -> LogRead:
+    """`ingest.read_log` on DuckDB (see the module's docstring): the same LogRead."""
+    paths = [Path(p) for p in paths]
+    con = con or connect()
+    metric_keys = tuple(dict.fromkeys((sel.metric, *METRICS)))
+    sql = _classify_sql(paths, sel, metric_keys)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {sql}")
+    # lines SQL could not decide: Python does, from their fields
+    py = con.execute("SELECT * FROM lines WHERE reason = 'py'").fetchdf() \
+        if con.execute("SELECT count(*) FROM lines WHERE reason = 'py'").fetchone()[0] else None
+    if py is not None:
+        _resolve_in_python(con, py, sel, metric_keys)
+    return _collect(con, paths, sel, metric_keys)
+
+
+def _resolve_in_python(con, py, sel, metric_keys) -> None:
+    rows = []
+    for row in py.to_dict("records"):
+        row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        reason, _, rec = _decide(_python_record(row, sel, metric_keys), sel)
+        if reason is not None:
+            rows.append((row["fi"], row["line_no"], reason, None, None, None, None, None, None))
+            continue
+        status, flow, mode, ts, field, value, _ = rec
+        ts_i = list(sel.ts_fields).index(field) if field is not None else None
+        rows.append((row["fi"], row["line_no"], None, flow, status, mode,
+                     None if math.isnan(ts) else ts, ts_i, value))
+    con.execute("CREATE OR REPLACE TEMP TABLE py (fi INTEGER, line_no BIGINT, reason VARCHAR, "
+                "flow VARCHAR, status VARCHAR, mode VARCHAR, ts DOUBLE, ts_i INTEGER, "
+                "metric DOUBLE)")
+    con.executemany("INSERT INTO py VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute("""UPDATE lines SET reason = py.reason, flow = py.flow, status = py.status,
+                   mode = py.mode, ts = py.ts, ts_i = py.ts_i, metric = py.metric
+                   FROM py WHERE lines.fi = py.fi AND lines.line_no = py.line_no""")
+
+
+def _collect(con, paths, sel, metric_keys) -> LogRead:
+    several = len(paths) > 1
+    n_stage = len(metric_keys) - 1
+    # per file and reason: the count and the first line numbers
+    excluded = dict.fromkeys(EXCLUDE_REASONS, 0)
+    examples: dict[str, list[int]] = {r: [] for r in EXCLUDE_REASONS}
+    files = [{"path": str(p), "lines": 0, "records": 0, "excluded": {}} for p in paths]
+    for fi, reason, n in con.execute(
+            "SELECT fi, reason, count(*) FROM lines GROUP BY fi, reason").fetchall():
+        files[fi]["lines"] += n
+        if reason is None:
+            files[fi]["records"] += n
+            continue
+        files[fi]["excluded"][reason] = n
+        excluded[reason] += n
+    for r in EXCLUDE_REASONS:  # the first line numbers over the files, in file order
+        rows = con.execute(f"SELECT line_no FROM lines WHERE reason = {_q(r)} "
+                           f"ORDER BY fi, line_no LIMIT {_MAX_EXAMPLES}").fetchall() \
+            if excluded[r] else []
+        examples[r] = [x for (x,) in rows]
+    for f in files:
+        f["excluded"] = {k: f["excluded"][k] for k in EXCLUDE_REASONS if k in f["excluded"]}
+    malformed = Malformed()
+    mal_list = ", ".join(_q(r) for r in MALFORMED_REASONS)
+    malformed.count = con.execute(
+        f"SELECT count(*) FROM lines WHERE reason IN ({mal_list})").fetchone()[0]
+    cols = ["fi", "line_no", "reason", "cut", "line", *_fields(sel, metric_keys)]
+    for row in con.execute(
+            f"SELECT {', '.join(cols)} FROM lines WHERE reason IN ({mal_list}) "
+            f"ORDER BY fi, line_no LIMIT {MAX_KEPT_PROBLEMS}").fetchall():
+        row = dict(zip(cols, row))
+        if row["reason"] in ("bad_json", "not_an_object"):
+            _, detail = _bad_line_detail(row["line"], row["cut"])
+        else:
+            _, detail, _ = _decide(_python_record(row, sel, metric_keys), sel)
+        prefix = f"{paths[row['fi']].name}: " if several else ""
+        malformed.examples.append((row["line_no"], prefix + (detail or row["reason"])))
+    # the records, in file order: categorical codes by first appearance
+    levels, code_sql = {}, {}
+    for name in (rd.T_STATUS, rd.T_FLOW, rd.T_MODE):
+        vals = [v for (v,) in con.execute(
+            f"SELECT {name} FROM lines WHERE reason IS NULL AND {name} IS NOT NULL "
+            f"GROUP BY {name} ORDER BY min(fi * 1e12 + line_no)").fetchall()]
+        levels[name] = vals
+        lit = "[" + ", ".join(_q(v) for v in vals) + "]::VARCHAR[]" if vals else "[]::VARCHAR[]"
+        code_sql[name] = f"(coalesce(list_position({lit}, {name}), 0) - 1)::SMALLINT"
+    stage = "".join(f", coalesce(s{i}, 'NaN'::DOUBLE) AS s{i}" for i in range(n_stage))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE records AS SELECT fi, line_no, "
+        "coalesce(ts, 'NaN'::DOUBLE) AS ts, ts_i, metric, "
+        + ", ".join(f"{code_sql[k]} AS c_{k}" for k in code_sql)
+        + f"{stage} FROM lines WHERE reason IS NULL ORDER BY fi, line_no")
+    res = con.execute("SELECT * FROM records").fetchnumpy()
+    n = len(res["ts"])
+    ts_used = {}
+    for ts_i, cnt in con.execute("SELECT ts_i, count(*) FROM records WHERE ts_i IS NOT NULL "
+                                 "GROUP BY ts_i ORDER BY min(fi * 1e12 + line_no)").fetchall():
+        ts_used[sel.ts_fields[ts_i]] = cnt
+    floats = {sel.metric: _f64(res["metric"])}
+    for i, k in enumerate(metric_keys[1:]):
+        floats[k] = _f64(res[f"s{i}"])
+    cats = {k: np.asarray(res[f"c_{k}"], dtype=np.int16) for k in code_sql}
+    lines_total = sum(f["lines"] for f in files)
+    table = Table(paths[0], n, {"ts": _f64(res["ts"])}, floats, cats, levels, malformed,
+                  lines_total, excluded["blank_line"])
+    return LogRead(table, {k: v for k, v in excluded.items() if v},
+                   {k: v for k, v in examples.items() if v}, ts_used,
+                   np.asarray(res["fi"], dtype=np.int8), files)
+
+
+def _f64(a) -> np.ndarray:
+    a = np.ma.filled(a, np.nan) if np.ma.isMaskedArray(a) else a
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- statistics in SQL
+
+
+def values_at_ranks(con, table: str, value: str, group: str, ranks: dict) -> dict:
+    """{(group, rank): value}: the rank-th smallest (1-based) `value` of each group, from the
+    database's sort (row_number over the group ordered by the value), for the ranks asked:
+    {group: [ranks]}. The order statistics an interval needs, without the rows in Python."""
+    want = [(g, int(r)) for g, rs in ranks.items() for r in rs]
+    if not want:
+        return {}
+    con.execute("CREATE OR REPLACE TEMP TABLE want_ranks (g VARCHAR, r BIGINT)")
+    con.executemany("INSERT INTO want_ranks VALUES (?, ?)", want)
+    rows = con.execute(
+        f"SELECT s.g, s.r, s.v FROM (SELECT {group}::VARCHAR AS g, {value} AS v, "
+        f"row_number() OVER (PARTITION BY {group} ORDER BY {value}) AS r FROM {table} "
+        f"WHERE {value} IS NOT NULL AND NOT isnan({value})) s "
+        "JOIN want_ranks w ON s.g = w.g AND s.r = w.r").fetchall()
+    return {(g, r): v for g, r, v in rows}
+
+
+def describe_groups(con, table: str, value: str, group: str) -> dict:
+    """`stats.describe` per group in SQL: count, mean, std, min, max and p50/p90/p95/p99 with
+    their order-statistic intervals, the quantiles interpolated as numpy's 'linear' from the
+    two order statistics around (n - 1) p, the bounds the order statistics at the binomial
+    ranks (stats.order_statistic_ranks)."""
+    from . import stats
+
+    base = con.execute(
+        f"SELECT {group}::VARCHAR, count({value}), avg({value}), stddev_samp({value}), "
+        f"min({value}), max({value}) FROM {table} WHERE {value} IS NOT NULL AND NOT "
+        f"isnan({value}) GROUP BY {group}").fetchall()
+    ranks: dict = {}
+    plan: dict = {}
+    for g, n, *_ in base:
+        rs = set()
+        for name, p in stats.QUANTILES.items():
+            h = (n - 1) * p
+            lo_i, hi_i = math.floor(h) + 1, math.ceil(h) + 1
+            lo, hi = stats.order_statistic_ranks(n, p)
+            plan[(g, name)] = (h - math.floor(h), lo_i, hi_i, lo, hi)
+            rs |= {lo_i, hi_i} | {r for r in (lo, hi) if r is not None}
+        ranks[g] = sorted(rs)
+    at = values_at_ranks(con, table, value, group, ranks)
+    out = {}
+    for g, n, mean, std, mn, mx in base:
+        d = {"count": int(n), "mean": float(mean), "std": float(std) if n > 1 else None,
+             "min": float(mn), "max": float(mx)}
+        for name in stats.QUANTILES:
+            frac, lo_i, hi_i, lo, hi = plan[(g, name)]
+            v = float(np.quantile(np.array([at[(g, lo_i)], at[(g, hi_i)]]), frac))
+            d[name] = stats.Estimate(v, None if lo is None else at[(g, lo)],
+                                     None if hi is None else at[(g, hi)]).as_dict()
+        out[g] = d
+    return out
+
+
+def time_bins(con, table: str, ts: str, value: str, group: str, width_s: float,
+              t0: float) -> list[tuple]:
+    """Per group and time bin of `width_s` from `t0`: (group, bin start, count, p50, p95) —
+    the latency-over-time series, the quantiles numpy's 'linear' (quantile_cont)."""
+    return con.execute(
+        f"SELECT {group}::VARCHAR AS g, {t0} + floor(({ts} - {t0}) / {width_s}) * {width_s} "
+        f"AS b, count(*), quantile_cont({value}, 0.5), quantile_cont({value}, 0.95) "
+        f"FROM {table} WHERE NOT isnan({value}) GROUP BY ALL ORDER BY g, b").fetchall()
+
+
+def read_log_any(paths, sel: LogSelection, engine: str | None = None) -> tuple[LogRead, str]:
+    """(LogRead, the engine that read it): DuckDB unless `engine` or EXECBENCH_ANALYSIS_ENGINE
+    says python; DuckDB refusing a file (not UTF-8, not readable as lines) falls back to the
+    Python reader, which reads anything."""
+    from . import ingest
+
+    engine = engine or os.environ.get(ENGINE_ENV) or "duckdb"
+    if engine == "python":
+        return ingest.read_log(paths, sel), "python"
+    try:
+        import duckdb
+    except ImportError:
+        return ingest.read_log(paths, sel), "python"
+    try:
+        return read_log(paths, sel), "duckdb"
+    except duckdb.Error:
+        return ingest.read_log(paths, sel), "python"
