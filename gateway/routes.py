@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from gateway.container import GatewayServices, get_services
+from gateway.metrics import executor_flags
 from service.responses import JSON
 from service.routes.admin import AUDIT_PAGE_MAX, _audited_read, change_switch, switches_view
 from service.timing_log import iso_utc
@@ -88,7 +89,8 @@ async def execute_order(request: Request, services: Services):
     if reason is not None:
         record["reason"] = reason
     await services.log.write(record, started, queued=switches["async_logging"] == "on")
-    services.metrics.observe(switches["keepalive"], switches["async_logging"], outcome, durations)
+    services.metrics.observe(switches["keepalive"], switches["async_logging"], *executor_flags(parsed),
+                             outcome, durations)
     return Response(content, status_code=status, headers=dict(headers))
 
 

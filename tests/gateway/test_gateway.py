@@ -186,3 +186,20 @@ def test_the_executors_switch_flips_through_the_same_shape(executor):
     finally:
         httpx.put(f"{executor.url}/admin/flags/parallel_config", headers=executor.admin_headers,
                   json={"mode": "off", "reason": "test over"})
+
+
+def test_the_gateways_metrics_carry_the_executors_flags_from_its_answer(executor, gateways):
+    """Total latency by all four flags: the gateway's switches and what the executor's answer said."""
+    gw = gateways(executor.url)
+    assert gw.order(user_id=13).status_code == 200
+    assert gw.order(user_id=14, volume=900.0).status_code == 409  # a rejection names its mode only
+    base = {"async_logging": "off", "keepalive": "off"}  # /metrics names labels in sorted order
+    ok = {**base, "mode": "off", "parallel_config": "off", "status": "success"}
+    assert gw.metric("gateway_requests_total", ok) == 1
+    assert gw.metric("gateway_duration_seconds_count", ok) == 1
+    rejected = {**base, "mode": "off", "parallel_config": "unknown", "status": "rejected"}
+    assert gw.metric("gateway_requests_total", rejected) == 1
+    down = gateways("http://127.0.0.1:9")  # nothing listens: the gateway's own 502
+    assert down.order().status_code == 502
+    error = {**base, "mode": "unknown", "parallel_config": "unknown", "status": "error"}
+    assert down.metric("gateway_requests_total", error) == 1
