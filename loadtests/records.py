@@ -88,7 +88,7 @@ def encode_requests(records: list[dict[str, Any]], columns: bool = False
     dumps, rnd = orjson.dumps, round
     newline = orjson.OPT_APPEND_NEWLINE
     parts: list[bytes] = []
-    cols: list[list[Any]] | None = [[] for _ in range(20)] if columns else None
+    rows: list[tuple] | None = [] if columns else None
     for rec in records:
         intended_us = micros(rec["intended"])
         sent_us = micros(rec["sent"])
@@ -135,12 +135,13 @@ def encode_requests(records: list[dict[str, Any]], columns: bool = False
         if server:
             server = out[fmt.R_SERVER_METRICS] = {k: rnd(v, 3) for k, v in server.items()}
         parts.append(dumps(out, option=newline))
-        if cols is not None:
-            for col, value in zip(cols, (
-                    intended_us, sent_us, lat, from_intended, status, outcome, flow, name, phase,
-                    late, served, reason, censored, prep, burst, worker, order_id, attempts,
-                    replayed, None if server is None else list(server.items())), strict=True):
-                col.append(value)
+        if rows is not None:  # one tuple a record, turned into columns once per batch
+            rows.append((intended_us, sent_us, lat, from_intended, status, outcome, flow, name,
+                         phase, late, served, reason, censored, prep, burst, worker, order_id,
+                         attempts, replayed, None if server is None else list(server.items())))
+    if rows is None:
+        return b"".join(parts), None
+    cols = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(20)]
     return b"".join(parts), cols
 
 

@@ -6,7 +6,7 @@ merge, header copies, a `ResponseContextManager` copying the response's `__dict_
 it is empty, retries and redirects), and `HTTPClient.request` (two case-insensitive header merges,
 a regex per header, the C parser's Python callbacks per header). At 2,000 req/s that was more
 than half of the generator's CPU per request. Here the request head is built from parts fixed
-when the run starts, written in one `sendall`, and the answer is read with `bytes.find`:
+when the run starts, written in one `send`, and the answer is read with `bytes.find`:
 
 - the same bytes on the wire as before (request line with the requoted target, `User-Agent`,
   the request's headers, `Accept-Encoding: gzip, deflate, br` as Locust adds it, `Host`,
@@ -17,7 +17,11 @@ when the run starts, written in one `sendall`, and the answer is read with `byte
 - a pooled connection is checked before reuse (a zero-timeout poll: the peer closed it, or it
   holds bytes nobody asked for, and it is replaced), and an idempotent request that found its
   reused connection closed before any answer byte is sent again once, as geventhttpclient does;
-- `connect_timeout` for the connection, `timeout` for every socket operation after it.
+- `connect_timeout` for the connection; `timeout` for the exchange after it (send and the
+  whole answer), kept by one watchdog greenlet that closes a connection past its deadline
+  (the waiting request then fails with an OSError). geventhttpclient put the timeout on every
+  socket operation, which cost a gevent Timeout (a libev timer started and stopped) per
+  `recv`; an answer trickling in slower than the timeout now fails where it did not.
 
 What it does not do itself stays with Locust's session (loadtests/adapters/http_user.py): a
 request to another origin or with `Expect` / `Transfer-Encoding` (`Exotic`, raised before
@@ -32,10 +36,12 @@ No Locust import here (gevent only), so it is tested in-process.
 from __future__ import annotations
 
 import re
+import time
 import zlib
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
 import gevent.event
 import gevent.socket
 import gevent.ssl
@@ -101,12 +107,13 @@ class Answer:
 
 
 class _Conn:
-    __slots__ = ("buf", "sock", "used")
+    __slots__ = ("buf", "expired", "sock", "used")
 
     def __init__(self, sock):
         self.sock = sock
         self.buf = b""
         self.used = False
+        self.expired = False
 
 
 def _decode(encoding: str, body: bytes) -> bytes:
@@ -154,6 +161,8 @@ class LeanClient:
                 ctx.verify_mode = gevent.ssl.CERT_NONE
             self._ssl = ctx
         self._targets: dict[str, str | None] = {}
+        self._deadlines: dict[_Conn, float] = {}  # connections in an exchange -> deadline
+        self._watchdog = None
         self.user_agent = user_agent()
 
     # --- the request head --------------------------------------------------------------------
@@ -245,7 +254,7 @@ class LeanClient:
             sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
             if self._ssl is not None:
                 sock = self._ssl.wrap_socket(sock, server_hostname=self.host)
-            sock.settimeout(self.timeout)
+            sock.settimeout(None)  # the watchdog keeps the deadline
         except BaseException:
             self._open -= 1
             self._freed.set()
@@ -265,6 +274,24 @@ class LeanClient:
         self._idle.append(conn)
         self._freed.set()
 
+    def _watch(self) -> None:
+        """Close every connection whose exchange ran past its deadline; runs while any exchange
+        is in flight, every tenth of the timeout (at most 0.1 s)."""
+        step = min(0.1, self.timeout / 10)
+        deadlines = self._deadlines
+        while deadlines:
+            gevent.sleep(step)
+            now = time.monotonic()
+            for conn, deadline in list(deadlines.items()):
+                if now >= deadline:
+                    del deadlines[conn]
+                    conn.expired = True
+                    try:
+                        conn.sock.close()  # the waiting greenlet gets an OSError
+                    except OSError:
+                        pass
+        self._watchdog = None
+
     def close(self) -> None:
         for conn in self._idle:
             self._discard(conn)
@@ -277,20 +304,32 @@ class LeanClient:
         the caller's: `REDIRECTS`, `answer.headers.set_cookie`). Raises OSError: socket errors,
         timeouts, ProtocolError."""
         payload = head + body if body else head
+        deadlines = self._deadlines
         for attempt in (0, 1):
             conn = self._checkout()
             reused = conn.used
+            deadlines[conn] = time.monotonic() + self.timeout
+            if self._watchdog is None:
+                self._watchdog = gevent.spawn(self._watch)
             try:
-                conn.sock.sendall(payload)
+                sock = conn.sock
+                sent = sock.send(payload)  # one syscall for a request that fits the buffer
+                if sent < len(payload):
+                    sock.sendall(payload[sent:])
                 answer, keep = self._read(conn, method)
             except _ClosedEarly:
+                deadlines.pop(conn, None)
                 self._discard(conn)
                 if attempt == 0 and reused and method in IDEMPOTENT:
                     continue
                 raise ProtocolError("connection closed before any answer") from None
-            except BaseException:
+            except BaseException as exc:
+                deadlines.pop(conn, None)
                 self._discard(conn)
+                if conn.expired and isinstance(exc, OSError):
+                    raise TimeoutError(f"no complete answer within {self.timeout:g} s") from exc
                 raise
+            del deadlines[conn]
             if keep:
                 self._release(conn)
             else:
