@@ -206,12 +206,19 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                          "note": "first at lines " + ", ".join(str(x["line"]) for x in first)})
     flips = [(ph, info["flip_window"]) for ph, info in summary["phase_info"].items()
              if info["flip_window"]]
-    if flips:
+    if flips and a.factorial is not None:
+        # a factorial flips into nearly every one of its short cells: one line, not 128 names
+        findings.append({"name": "records that ran in the previous cell's mode (flip window)",
+                         "observed": f"{sum(n for _, n in flips)} records in {len(flips)} of "
+                                     f"{len(summary['phase_info'])} phases",
+                         "note": "excluded from the cells' phase statistics; the latency plan "
+                                 "places every gateway record in the cell its own flags name"})
+    elif flips:
         findings.append({"name": "records that ran in the previous mode (flip window)",
                          "observed": ", ".join(f"{ph} {n}" for ph, n in flips),
                          "note": "excluded from their phase's statistics"})
 
-    censored = _censored_counts(summary)
+    censored = _censored_counts(summary, cells_only=a.factorial is not None)
     if censored:
         findings.append({
             "name": "failed or timed-out requests in the client latency (censored)",
@@ -239,11 +246,15 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
     return _dedupe(checks), findings
 
 
-def _censored_counts(summary: dict) -> dict[str, int]:
-    """{"<phase>/<flow>": failures counted at their elapsed time} in the client latency."""
+def _censored_counts(summary: dict, *, cells_only: bool = False) -> dict[str, int]:
+    """{"<phase>/<flow>": failures counted at their elapsed time} in the client latency
+    (`cells_only`: a factorial's cells, not each of their phases)."""
     table = summary["client"] or (summary["phases"] if summary.get("client_only") else {})
+    info = summary.get("phase_info", {})
     out = {}
     for ph, flows in table.items():
+        if cells_only and ph in info and info[ph].get("group") not in (None, ph):
+            continue
         for flow, m in flows.items():
             n = (m.get("latency_ms") or {}).get("censored") if isinstance(m, dict) else None
             if n:

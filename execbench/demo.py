@@ -134,7 +134,8 @@ def _demo(args) -> int:
         "EXECBENCH_TIMING_LOG": str((run_dir / "timings.jsonl").absolute()),
     }
     exe = [sys.executable, "-m", "execbench"]
-    service = runner = injector = gateway = None
+    service = runner = injector = None
+    tier: list[ServiceProcess] = []  # the gateway tier's processes (link proxy, gateway)
     status = 1
     started = time.monotonic()
     console.print(f"[bold]execbench demo[/bold]: experiment {experiment.name} "
@@ -163,11 +164,13 @@ def _demo(args) -> int:
                           f"{(run_dir / 'service.log').resolve()}", 1)
         gateway_args: list[str] = []
         if experiment.gateway is not None:
-            gateway = start_gateway(experiment.gateway, exe, env, run_dir, tmp, url, token)
             try:
+                tier = start_gateway(experiment.gateway, exe, env, run_dir, tmp, url, token,
+                                     profile)
+                gateway = tier[-1]
                 gateway.wait_healthy(timeout=60)
             except AdminError as exc:
-                return _error(f"the gateway did not start: {exc}; see "
+                return _error(f"the gateway tier did not start: {exc}; see "
                               f"{(run_dir / 'gateway.log').resolve()}", 1)
             gateway_args = ["--gateway", gateway.url]
             console.print(f"gateway tier on {gateway.url} (orders go through it)", highlight=False)
@@ -220,32 +223,66 @@ def _demo(args) -> int:
         if injector is not None:
             injector.stopping.set()
             injector.join(timeout=70)
-        stop_process(gateway.proc if gateway else None)
+        for proc in reversed(tier):
+            stop_process(proc.proc)
         stop_process(service.proc if service else None)
         shutil.rmtree(tmp, ignore_errors=True)  # the temporary SQLite file (unused with --database-url)
 
 
 def start_gateway(conf: dict, exe: list[str], env: dict[str, str], run_dir: Path, tmp: Path,
-                  executor_url: str, token: str) -> ServiceProcess:
-    """The gateway tier (`execbench gateway`) in front of the executor, in its own session like
-    the service: its timing log goes into the run directory (gateway.jsonl), its switches into a
-    temporary database; `[gateway] link` puts the link proxy (the profile's RTT and TLS unless
-    the spec's rtt_ms/tls say otherwise) between it and the executor."""
-    port = free_port()
-    argv = [*exe, "gateway", "--upstream", executor_url, "--host", "127.0.0.1", "--port", str(port),
-            "--timing-log", str((run_dir / "gateway.jsonl").absolute()),
-            "--database-url", f"sqlite+aiosqlite:///{tmp / 'gateway.db'}"]
+                  executor_url: str, token: str, profile: str) -> list[ServiceProcess]:
+    """The gateway tier (`execbench gateway`) in front of the executor, each process in its own
+    session like the service: its timing log goes into the run directory (gateway.jsonl), its
+    switches into a temporary database. `[gateway] link` puts the link proxy (`execbench
+    linkproxy`: the profile's RTT and TLS unless the spec's rtt_ms/tls say otherwise) between it
+    and the executor, as a process of its own: on a thread of the gateway it competed with the
+    gateway's event loop for the GIL, and at 24 orders/s on a busy box its delays grew from the
+    RTT's 11 ms to a second. Returns the processes started, the gateway last."""
+    started: list[ServiceProcess] = []
+    upstream = executor_url
+    gateway_argv: list[str] = []
     if conf.get("link", True):
-        argv.append("--link")
-        if "rtt_ms" in conf:
-            argv += ["--link-rtt-ms", str(conf["rtt_ms"])]
-        if "tls" in conf:
-            argv.append("--link-tls" if conf["tls"] else "--no-link-tls")
+        from gateway.settings import link_defaults
+
+        defaults = link_defaults(profile)
+        tls = conf.get("tls", defaults["tls"])
+        link_port = free_port()
+        link_argv = [*exe, "linkproxy", "--upstream", executor_url, "--host", "127.0.0.1",
+                     "--port", str(link_port), "--rtt-ms", str(conf.get("rtt_ms", defaults["rtt_ms"])),
+                     "--tls" if tls else "--no-tls"]
+        ca_dir = tmp / "link-ca"
+        if tls:
+            link_argv += ["--ca-out", str(ca_dir)]
+        link = ServiceProcess(link_argv, env, run_dir / "linkproxy.log",
+                              f"{'https' if tls else 'http'}://127.0.0.1:{link_port}", token)
+        link.start()
+        started.append(link)
+        _wait_listening(link, link_port, ca_dir / "ca.pem" if tls else None)
+        upstream = link.url
+        if tls:
+            gateway_argv += ["--upstream-ca", str(ca_dir / "ca.pem")]
+    port = free_port()
+    argv = [*exe, "gateway", "--upstream", upstream, "--host", "127.0.0.1", "--port", str(port),
+            "--timing-log", str((run_dir / "gateway.jsonl").absolute()),
+            "--database-url", f"sqlite+aiosqlite:///{tmp / 'gateway.db'}", *gateway_argv]
     if "sink_latency_ms" in conf:
         argv += ["--sink-latency-ms", str(conf["sink_latency_ms"])]
     gateway = ServiceProcess(argv, env, run_dir / "gateway.log", f"http://127.0.0.1:{port}", token)
     gateway.start()
-    return gateway
+    started.append(gateway)
+    return started
+
+
+def _wait_listening(proc: ServiceProcess, port: int, ca_file: Path | None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.proc.poll() is not None:
+            raise AdminError(f"the link proxy exited ({proc.proc.returncode}); see {proc.log_path}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0 and (ca_file is None or ca_file.exists()):
+                return
+        time.sleep(0.1)
+    raise AdminError(f"the link proxy is not listening on 127.0.0.1:{port} after {timeout:.0f} s")
 
 
 def _interrupted_status(exc: BaseException) -> int:
