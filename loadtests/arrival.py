@@ -39,12 +39,13 @@ from loadtests.state import ProcessState, state_of
 class Arrival:
     """One scheduled arrival: what a scenario's `act` gets."""
 
-    __slots__ = ("intended", "phase", "prep_ms", "records", "started")
+    __slots__ = ("intended", "phase", "prep_ms", "records", "schedule_phase", "started")
 
-    def __init__(self, intended: float, started: float, phase: str | None):
+    def __init__(self, intended: float, started: float, phase: dict[str, Any] | None):
         self.intended = intended
         self.started = started
-        self.phase = phase
+        self.schedule_phase = phase  # the schedule's entry of the intended time (mode, rate, ...)
+        self.phase = phase["name"] if phase else None
         self.prep_ms: float | None = None
         self.records = 0
 
@@ -198,7 +199,7 @@ class ArrivalRateUser(FastHttpUser):
     def _run_arrival(self, intended: float) -> None:
         started = time.time()
         phase = self.state.phase_at(intended)
-        arrival = Arrival(intended, started, phase["name"] if phase else None)
+        arrival = Arrival(intended, started, phase)
         try:
             self.act(arrival)
         except gevent.GreenletExit:

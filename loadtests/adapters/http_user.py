@@ -65,6 +65,7 @@ class CompiledRequest:
         elif self.body is not None and self.body.static is not None:
             self.static_data = self.body.static.encode()
         self.has_data = self.json is not None or self.body is not None
+        self.static_url: str | None = None  # set by the user (it knows the base URL)
         # the lean client's header block for static headers, by whether a body is sent
         self.lean_headers: dict[bool, tuple[str, bool]] = {}
 
@@ -111,6 +112,8 @@ class HttpRequestsUser(ArrivalRateUser):
         self.base_url = self.client.base_url
         self.lean = None if self.client.auth_header else lean_http.LeanClient(
             self.base_url, timeout=timeout, connect_timeout=timeout, size=self.pool.size)
+        for req in self.requests:  # the URL Locust's stats name, for a path without variables
+            req.static_url = None if req.static_path is None else self._url(req.static_path)
         self.jar = self.client.cookiejar  # the session's: redirects and cookies go through it
         self.request_event = self.environment.events.request
 
@@ -124,7 +127,7 @@ class HttpRequestsUser(ArrivalRateUser):
 
     def act(self, arrival: Arrival) -> None:
         req = self._pick()
-        phase = self.state.phase_at(arrival.intended)
+        phase = arrival.schedule_phase
         if self.rows is not None:
             row = self.rng.choice(self.rows)
             user_id = row.get("user_id", next(iter(row.values())))
@@ -160,7 +163,7 @@ class HttpRequestsUser(ArrivalRateUser):
             request_type=req.method, name=req.name, response_time=latency_ms,
             response_length=len(content) if content else 0, response=None, context={},
             exception=CatchResponseError(reason) if outcome == "failure" else None,
-            start_time=sent, url=self._url(path))
+            start_time=sent, url=req.static_url or self._url(path))
         self.emit(arrival, sent=sent, latency_ms=latency_ms, status=status, outcome=outcome,
                   flow=req.flow, name=req.name, served_mode=served, reason=reason,
                   server_metrics=server or None)
