@@ -95,48 +95,33 @@ def _path(key: str) -> str:
 
 def _jtype(col: str) -> str:
     """SQL: the JSON value's kind from its text ('s' string, 'n' number, 'o' object, 'a' array,
-    'b' boolean, 'z' null; NULL when absent)."""
+    'b' boolean, 'z' null; NULL when absent): its first character tells."""
     return (f"CASE WHEN {col} IS NULL THEN NULL WHEN {col} = 'null' THEN 'z' "
             f"WHEN {col}[1] = '\"' THEN 's' WHEN {col}[1] = '{{' THEN 'o' "
             f"WHEN {col}[1] = '[' THEN 'a' WHEN {col} IN ('true', 'false') THEN 'b' ELSE 'n' END")
 
 
 def _num(col: str) -> str:
-    """SQL: a JSON number's value as DOUBLE (NULL for anything else)."""
-    return f"CASE WHEN {_jtype(col)} = 'n' THEN TRY_CAST({col} AS DOUBLE) END"
+    """SQL: a JSON number's value as DOUBLE, NULL for anything else (a string's text keeps
+    its quotes, so it does not cast)."""
+    return f"TRY_CAST({col} AS DOUBLE)"
 
 
 def _str(col: str) -> str:
-    return f"CASE WHEN {_jtype(col)} = 's' THEN json_extract_string({col}, '$') END"
+    """SQL: a JSON string's value (NULL for anything else): the text inside the quotes, or,
+    with an escape in it, json_extract_string's reading."""
+    return (f"CASE WHEN {col}[1] = '\"' THEN CASE WHEN contains({col}, '\\') THEN "
+            f"json_extract_string({col}, '$') ELSE {col}[2:-2] END END")
 
 
-def _good(col: str) -> str:
-    """SQL: a non-negative finite JSON number (ingest's metric test)."""
-    v = _num(col)
-    return f"coalesce(isfinite({v}) AND {v} >= 0, false)"
+def _good(num: str) -> str:
+    """SQL: a number (a column of _num) that is finite and non-negative (ingest's metric)."""
+    return f"coalesce(isfinite({num}) AND {num} >= 0, false)"
 
 
 _ISO = (r"^\d{4}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
         r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$")
 _DEC = r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"
-
-
-def _ts_sql(col: str) -> tuple[str, str]:
-    """SQL (epoch seconds or NULL, state) for a JSON timestamp value `col`: state 'ok' (parsed
-    as ingest.parse_log_time would), 'bad' (not a time: a boolean, object, array, a number
-    that is not finite, a date that does not exist), or 'py' (a string in a form Python alone
-    reads for sure)."""
-    s = f"json_extract_string({col}, '$')"
-    t = _jtype(col)
-    x = (f"(CASE WHEN {t} = 'n' THEN {_num(col)} WHEN {t} = 's' AND "
-         f"regexp_matches({s}, {_q(_DEC)}) THEN TRY_CAST({s} AS DOUBLE) END)")
-    value = (f"CASE WHEN {x} IS NOT NULL THEN CASE WHEN abs({x}) > 1e11 THEN {x} / 1000.0 "
-             f"ELSE {x} END WHEN {t} = 's' AND regexp_matches({s}, {_q(_ISO)}) "
-             f"THEN epoch_us(TRY_CAST({s} AS TIMESTAMPTZ)) / 1000000.0 END")
-    state = (f"CASE WHEN {t} = 's' AND NOT regexp_matches({s}, {_q(_DEC)}) AND NOT "
-             f"regexp_matches({s}, {_q(_ISO)}) THEN 'py' WHEN coalesce(isfinite(ts), false) "
-             "THEN 'ok' ELSE 'bad' END")
-    return value, state
 
 
 def _source(paths: list[Path]) -> str:
@@ -178,13 +163,44 @@ def _fields(sel: LogSelection, metric_keys) -> dict[str, str]:
 
 
 def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys) -> str:
-    """SQL of every line with its reason (NULL: a record; 'py': Python decides) and fields."""
+    """SQL of every line with its reason (NULL: a record; 'py': Python decides) and fields.
+    Layered so each field's kind, number and string are computed once a line."""
     fields = _fields(sel, metric_keys)
     names = list(fields)
     plist = "[" + ", ".join(_q(p) for p in fields.values()) + "]"
     unpack = ", ".join(f"j[{i + 1}]::VARCHAR AS {n}" for i, n in enumerate(names))
     want_c = sel.component if sel.component not in (None, ANY) else None
     want_e = sel.endpoint if sel.endpoint not in (None, ANY) else None
+    n_stage = len(metric_keys) - 1
+    ts_cols = [f"j_ts{i}" for i in range(len(sel.ts_fields))]
+    first_ts = ("coalesce(" + ", ".join(f"NULLIF({c}, 'null')" for c in ts_cols) + ")"
+                if len(ts_cols) > 1 else f"NULLIF({ts_cols[0]}, 'null')")
+    ts_field = "CASE " + " ".join(f"WHEN NULLIF({c}, 'null') IS NOT NULL THEN {i}"
+                                  for i, c in enumerate(ts_cols)) + " END"
+    # layer 2: kinds, strings and numbers, once each
+    l2 = [f"{_jtype('j_flow')} AS k_flow", f"{_str('j_flow')} AS s_flow",
+          "j_status[1] = '\"' AS st_ok", f"{_str('j_status')} AS s_status",
+          f"{_str('j_mode')} AS s_mode",
+          "coalesce(j_dmetric, j_metric) AS v_metric", f"{first_ts} AS v_ts",
+          f"{ts_field} AS ts_i"]
+    for col in ("j_component", "j_endpoint"):
+        l2.append(f"{_str(col)} AS s_{col[2:]}")
+    for i in range(len(sel.where)):
+        l2.append(f"{_jtype(f'j_where{i}')} AS k_where{i}")
+        l2.append(f"{_str(f'j_where{i}')} AS s_where{i}")
+    for i in range(n_stage):
+        l2.append(f"{_num(f'j_stage{i}')} AS n_stage{i}")
+    # layer 3: the metric's number, the timestamp's kind, string and forms
+    l3 = [f"{_num('v_metric')} AS n_metric", f"{_jtype('v_ts')} AS k_ts",
+          f"{_num('v_ts')} AS n_ts", f"{_str('v_ts')} AS s_ts"]
+    l4 = [f"CASE WHEN k_ts = 's' THEN regexp_matches(s_ts, {_q(_DEC)}) END AS dec_ok",
+          f"CASE WHEN k_ts = 's' THEN regexp_matches(s_ts, {_q(_ISO)}) END AS iso_ok"]
+    l5 = ["coalesce(n_ts, CASE WHEN dec_ok THEN TRY_CAST(s_ts AS DOUBLE) END) AS x_ts"]
+    l6 = [("CASE WHEN x_ts IS NOT NULL THEN CASE WHEN abs(x_ts) > 1e11 THEN x_ts / 1000.0 "
+          "ELSE x_ts END WHEN iso_ok THEN epoch_us(TRY_CAST(s_ts AS TIMESTAMPTZ)) / 1000000.0 "
+          "END AS ts")]
+    l7 = [("CASE WHEN k_ts = 's' AND NOT dec_ok AND NOT iso_ok THEN 'py' "
+          "WHEN coalesce(isfinite(ts), false) THEN 'ok' ELSE 'bad' END AS ts_state")]
     case = [("WHEN line IS NULL OR trim(line, ' ' || chr(9) || chr(10) || chr(13) || chr(11) "
              "|| chr(12)) = '' THEN 'blank_line'"),
             "WHEN cut OR j IS NULL THEN 'bad_json'",
@@ -197,57 +213,49 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys) -> str:
         missing = f"({col} IS NULL OR {col} = 'null')"
         if explicit:
             case.append(f"WHEN {missing} THEN '{absent}'")
-        case.append(f"WHEN NOT {missing} AND coalesce({_str(col)} <> {_q(want)}, true) "
+        case.append(f"WHEN NOT {missing} AND coalesce(s_{col[2:]} <> {_q(want)}, true) "
                     f"THEN '{other}'")
     for i, (_, v) in enumerate(sel.where):
-        col = f"j_where{i}"
-        t = _jtype(col)
+        col, k = f"j_where{i}", f"k_where{i}"
         # a non-integer number, an object or an array: its JSON text as orjson writes it is
         # Python's to say
-        case.append(f"WHEN {col} IS NOT NULL AND ({t} IN ('o', 'a') OR ({t} = 'n' AND "
+        case.append(f"WHEN {col} IS NOT NULL AND ({k} IN ('o', 'a') OR ({k} = 'n' AND "
                     f"NOT regexp_matches({col}, '^-?\\d+$'))) THEN 'py'")
-        case.append(f"WHEN {col} IS NULL OR (CASE WHEN {t} = 's' THEN {_str(col)} ELSE {col} "
+        case.append(f"WHEN {col} IS NULL OR (CASE WHEN {k} = 's' THEN s_where{i} ELSE {col} "
                     f"END) <> {_q(v)} THEN 'where_mismatch'")
-    case.append("WHEN j_flow IS NULL OR " + _jtype("j_flow") + " NOT IN ('s', 'n') "
-                "THEN 'no_flow'")
-    case.append("WHEN " + _jtype("j_flow") + " = 'n' THEN 'py'")  # its text: orjson's to write
-    case.append("WHEN coalesce(" + _jtype("j_status") + " <> 's', true) THEN 'no_status'")
-    case.append(f"WHEN NOT {_good('v_metric')} THEN 'no_metric'")
-    ts_cols = [f"j_ts{i}" for i in range(len(sel.ts_fields))]
-    first_ts = ("coalesce(" + ", ".join(f"NULLIF({c}, 'null')" for c in ts_cols) + ")"
-                if len(ts_cols) > 1 else f"NULLIF({ts_cols[0]}, 'null')")
-    ts_value, ts_state = _ts_sql("v_ts")
+    case.append("WHEN coalesce(k_flow NOT IN ('s', 'n'), true) THEN 'no_flow'")
+    case.append("WHEN k_flow = 'n' THEN 'py'")  # a number's text: orjson's to write
+    case.append("WHEN NOT coalesce(st_ok, false) THEN 'no_status'")
+    case.append(f"WHEN NOT {_good('n_metric')} THEN 'no_metric'")
     case.append("WHEN v_ts IS NOT NULL AND ts_state = 'py' THEN 'py'")
     if sel.need_ts:
         case.append("WHEN v_ts IS NULL THEN 'no_timestamp'")
         case.append("WHEN ts_state = 'bad' THEN 'bad_timestamp'")
-    ts_field = "CASE " + " ".join(f"WHEN NULLIF({c}, 'null') IS NOT NULL THEN {i}"
-                                  for i, c in enumerate(ts_cols)) + " END"
     stage_cols = "".join(
-        f", CASE WHEN reason IS NULL AND {_good(f'j_stage{i}')} THEN {_num(f'j_stage{i}')} END "
-        f"AS s{i}" for i in range(len(metric_keys) - 1))
+        f", CASE WHEN reason IS NULL AND {_good(f'n_stage{i}')} THEN n_stage{i} END AS s{i}"
+        for i in range(n_stage))
     # the fields' texts are kept for the lines Python decides or describes, the line's text
     # for the ones that are not JSON objects; a record keeps its values only
-    keep = " OR ".join(("reason = 'py'", *(f"reason = '{r}'" for r in MALFORMED_REASONS)))
+    keep = "reason IN ('py', " + ", ".join(f"'{r}'" for r in MALFORMED_REASONS) + ")"
     texts = ", ".join(f"CASE WHEN {keep} THEN {n} END AS {n}" for n in names)
+    layers = [l2, l3, l4, l5, l6, l7]
+    ctes = "".join(f",\nl{i + 2} AS (SELECT *, {', '.join(cols)} FROM l{i + 1})"
+                   for i, cols in enumerate(layers))
+    last = f"l{len(layers) + 1}"
     return f"""
 WITH src AS ({_source(paths)}),
-f AS (SELECT fi, line_no, line, cut, j, {unpack}
-      FROM (SELECT *, CASE WHEN line IS NOT NULL AND NOT cut
-                      THEN try(json_extract(line, {plist})) END AS j FROM src)),
-g AS (SELECT *, coalesce(j_dmetric, j_metric) AS v_metric, {first_ts} AS v_ts,
-             {ts_field} AS ts_i FROM f),
-h AS (SELECT *, {ts_value} AS ts FROM g),
-k AS (SELECT *, {ts_state} AS ts_state FROM h),
-c AS (SELECT *, CASE {' '.join(case)} END AS reason FROM k)
+l1 AS (SELECT fi, line_no, line, cut, j, {unpack}
+       FROM (SELECT *, CASE WHEN line IS NOT NULL AND NOT cut
+                       THEN try(json_extract(line, {plist})) END AS j FROM src)){ctes},
+c AS (SELECT *, CASE {' '.join(case)} END AS reason FROM {last})
 SELECT fi, line_no, reason, cut,
        CASE WHEN reason IN ('bad_json', 'not_an_object') THEN line END AS line,
-       CASE WHEN reason IS NULL THEN {_str('j_flow')} END AS flow,
-       CASE WHEN reason IS NULL THEN {_str('j_status')} END AS status,
-       CASE WHEN reason IS NULL THEN {_str('j_mode')} END AS mode,
+       CASE WHEN reason IS NULL THEN s_flow END AS flow,
+       CASE WHEN reason IS NULL THEN s_status END AS status,
+       CASE WHEN reason IS NULL THEN s_mode END AS mode,
        CASE WHEN reason IS NULL AND ts_state = 'ok' THEN ts END AS ts,
        CASE WHEN reason IS NULL AND ts_state = 'ok' THEN ts_i END AS ts_i,
-       CASE WHEN reason IS NULL THEN {_num('v_metric')} END AS metric{stage_cols},
+       CASE WHEN reason IS NULL THEN n_metric END AS metric{stage_cols},
        {texts}
 FROM c"""
 

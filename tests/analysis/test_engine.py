@@ -1,0 +1,267 @@
+"""The DuckDB engine (analysis/engine.py) against the Python reader (analysis/ingest.read_log)
+on the same small logs: every line classified alike (malformed lines, selections, timestamp
+forms, gzip, two files, Parquet), the same summary.json from `analyze-log` either way; the SQL
+statistics against stats.describe and numpy; and the query docs/analysis.md shows for Parquet
+beyond one machine, run as written on a partitioned data set."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import re
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from analysis import engine, ingest, stats
+from analysis.api import analyze_log, log_selection
+from tests.analysis.test_analyze_log import SPLIT_ISO, mixed_log
+from tests.analysis.util import quiet
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ODD_LINES = [
+    ('{"ts":"2026-11-25T12:00:00.002655Z","component":"python_api","endpoint":'
+    '"orders/instant/execute","status":"success","flow":"provider","mode":"off",'
+    '"durations_ms":{"executor_ms":263.439,"config_fetch_ms":19.067}}'),
+    "", "   ", "not json", "[1,2]", "5", '{"a":1} x',
+    ('{"ts":"2026-11-25T12:00:01Z","component":"other","status":"success","flow":"local",'
+    '"durations_ms":{"executor_ms":1}}'),
+    ('{"ts":"2026-11-25T12:00:01Z","endpoint":"x","status":"success","flow":"local",'
+    '"durations_ms":{"executor_ms":1}}'),
+    '{"ts":"2026-11-25T12:00:02","status":"success","flow":"local","durations_ms":{"executor_ms":2.5}}',
+    '{"ts":1795608003,"status":"success","flow":3,"durations_ms":{"executor_ms":2.5}}',
+    '{"ts":1795608003500,"status":"success","flow":"local","executor_ms":7}',
+    '{"ts":"1795608004.25","status":"success","flow":"local","executor_ms":7, "mode":"skip"}',
+    '{"ts":"2026-11-25T13:00:05+01:00","status":"error","flow":"local","executor_ms":7}',
+    '{"ts":"2026-11-25T12:00:05.1+0100","status":"success","flow":"local","executor_ms":8}',
+    '{"ts":"yesterday","status":"success","flow":"local","executor_ms":8}',
+    '{"ts":true,"status":"success","flow":"local","executor_ms":8}',
+    '{"status":"success","flow":"local","executor_ms":8}',
+    '{"timestamp":"2026-11-25T12:00:06Z","status":"success","flow":"local","executor_ms":-1}',
+    '{"time":"2026-11-25T12:00:06Z","status":"success","flow":"local","executor_ms":"9"}',
+    '{"@timestamp":"2026-11-25T12:00:06Z","status":"success","flow":"local"}',
+    '{"ts":"2026-11-25T12:00:07Z","status":1,"flow":"local","executor_ms":3}',
+    '{"ts":"2026-11-25T12:00:07Z","flow":"local","executor_ms":3}',
+    '{"ts":"2026-11-25T12:00:07Z","status":"success","flow":null,"executor_ms":3}',
+    '{"ts":"2026-11-25T12:00:07Z","status":"success","flow":true,"executor_ms":3}',
+    ('{"ts":"2026-11-25T12:00:08Z","status":"success","flow":"provider",'
+    '"durations_ms":{"executor_ms":null},"executor_ms":3}'),
+    ('{"ts":"2026-11-25T12:00:08Z","status":"success","flow":"provider","durations_ms":[1],'
+    '"executor_ms":3,"code":200,"cached":true}'),
+    ('{"ts":"2026-11-25T12:00:09Z","status":"success","flow":"provider","durations_ms":'
+    '{"executor_ms":5,"persist_ms":-2,"provider_send_ms":"x"},"code":200.5}'),
+    '{"ts":"2026-13-45T12:00:09Z","status":"success","flow":"provider","executor_ms":5}',
+    '{"ts":"2026-11-25T24:00:00Z","status":"success","flow":"provider","executor_ms":5}',
+    '{"ts":"2026-11-25T12:00:10.1234567Z","status":"success","flow":"provider","executor_ms":5}',
+    ('{"ts":"2026-11-25 12:00:11","status":"success","flow":"provider","executor_ms":5e2,'
+    '"code":"200"}'),
+    ('{"ts":"2026-11-25T12:00:12Z","status":"success","flow":"provider","executor_ms":5,'
+    '"component":5}'),
+    ('{"ts":"2026-11-25T12:00:13Z","status":"success","flow":"provider","executor_ms":5,'
+    '"component":null}'),
+    ('{"ts":"2026-11-25T12:00:14Z","status":"success","flow":"a\\"b\\u00e9","executor_ms":5,'
+    '"mode":7}'),
+    '{"ts":"NaN","status":"success","flow":"provider","executor_ms":5}',
+    '  {"ts":"2026-11-25T12:00:15Z","status":"success","flow":"provider","executor_ms":5}  ',
+    '{"ts":"2026-11-25T12:00:16Z","status":"success","flow":"provider","executor_ms":5}\r',
+]
+
+SELECTIONS = [
+    log_selection(), log_selection(component="*", endpoint="*"),
+    log_selection(component="python_api"), log_selection(endpoint="x"),
+    log_selection(where=["code=200"]), log_selection(where=["code=200.5"]),
+    log_selection(where=["cached=true", "code=200"]), log_selection(ts_field="time"),
+    log_selection(metric="persist_ms"), log_selection(flow_field="mode"),
+]
+
+
+def _read(read: ingest.LogRead) -> dict:
+    t = read.table
+
+    def arr(a):
+        return [None if np.isnan(x) else float(x) for x in a]
+
+    return {"excluded": read.excluded, "examples": read.examples, "ts_fields": read.ts_fields,
+            "files": read.files, "n": t.n, "malformed": t.malformed.as_dict(),
+            "lines": t.lines_read, "blank": t.blank_lines, "levels": t.levels,
+            "file_index": read.file_index.tolist(),
+            "cats": {k: v.tolist() for k, v in t.cats.items()}, "ts": arr(t.times["ts"]),
+            "floats": {k: arr(v) for k, v in t.floats.items()}}
+
+
+def _same(paths, sel) -> None:
+    py, db = _read(ingest.read_log(paths, sel)), _read(engine.read_log(paths, sel))
+    assert py.keys() == db.keys()
+    for k in py:
+        assert db[k] == py[k], (k, sel)
+
+
+@pytest.fixture
+def odd_logs(tmp_path):
+    p = tmp_path / "odd.jsonl"
+    p.write_text("\n".join(ODD_LINES) + "\n")
+    g = tmp_path / "odd.jsonl.gz"
+    g.write_bytes(gzip.compress(p.read_bytes()))
+    return p, g
+
+
+@pytest.mark.parametrize("sel", SELECTIONS, ids=range(len(SELECTIONS)))
+@pytest.mark.parametrize("need_ts", [True, False])
+def test_every_line_classified_alike(odd_logs, sel, need_ts):
+    p, g = odd_logs
+    sel = dataclasses.replace(sel, need_ts=need_ts)
+    for paths in ([p], [g], [p, g]):
+        _same(paths, sel)
+
+
+def test_the_odd_log_exercises_every_reason_and_python_decisions(odd_logs):
+    """Not a vacuous comparison: the log holds every kind of line, and lines SQL hands to
+    Python (a numeric flow, an offset without a colon, seven fraction digits)."""
+    read = engine.read_log([odd_logs[0]], log_selection())
+    explicit = engine.read_log([odd_logs[0]], log_selection(component="python_api"))
+    assert set(read.excluded) | set(explicit.excluded) >= {
+        "blank_line", "bad_json", "not_an_object", "no_component", "other_component",
+        "other_endpoint", "no_flow", "no_status", "no_metric", "no_timestamp", "bad_timestamp"}
+    assert read.table.n > 0
+    everything = engine.read_log([odd_logs[0]], log_selection(component="*", endpoint="*"))
+    assert "3" in everything.table.levels["flow"]  # the numeric flow, as Python writes it
+    assert read.table.malformed.examples[0] == (4, ("invalid JSON (invalid literal, expected "
+                                                   "'null')"))
+
+
+def test_a_mixed_log_and_its_gzip(tmp_path):
+    path, _, _ = mixed_log(tmp_path / "app.log")
+    gz = tmp_path / "app.log.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    for sel in (log_selection(), log_selection(where=["status=success"]),
+                log_selection(component="*", endpoint="*")):
+        _same([path], sel)
+        _same([gz], sel)
+    _same([path, gz], dataclasses.replace(log_selection(), need_ts=False))
+
+
+def _summary(path: Path, out: Path, monkeypatch, engine_name: str, **kw) -> dict:
+    monkeypatch.setenv(engine.ENGINE_ENV, engine_name)
+    rc = analyze_log(path, SPLIT_ISO, out_dir=out, console=quiet(), **kw)
+    s = orjson.loads((out / "summary.json").read_bytes())
+    s.pop("generated_at")
+    return rc, s
+
+
+def test_analyze_log_the_same_summary_either_engine(tmp_path, monkeypatch):
+    path, _, _ = mixed_log(tmp_path / "app.log")
+    for kw in ({}, {"where": ["status=success"]}):
+        rc_py, py = _summary(path, tmp_path / "py", monkeypatch, "python", **kw)
+        rc_db, db = _summary(path, tmp_path / "db", monkeypatch, "duckdb", **kw)
+        assert db["log"].pop("engine") == "duckdb" and py["log"].pop("engine") == "python"
+        assert rc_db == rc_py
+        assert db == py
+
+
+def test_parquet_records_read_like_their_json_lines(tmp_path):
+    """The same records as Parquet (durations_ms a struct, some stages null) and as JSON lines:
+    the same records, times and values."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(6)
+    recs = []
+    for i in range(500):
+        d = {"executor_ms": float(np.round(rng.lognormal(5, 0.3), 3)),
+             "persist_ms": float(np.round(rng.uniform(1, 9), 3)) if i % 3 else None}
+        recs.append({"ts": f"2026-11-25T11:{50 + i // 50:02d}:{i % 50:02d}.{i:06d}Z",
+                     "component": "python_api", "status": "success" if i % 17 else "error",
+                     "flow": "provider" if i % 2 else "local", "mode": "off",
+                     "durations_ms": d})
+    jl = tmp_path / "app.jsonl"
+    jl.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+    pq.write_table(pa.Table.from_pylist(recs), tmp_path / "app.parquet")
+    sel = log_selection()
+    want, got = _read(ingest.read_log([jl], sel)), _read(engine.read_log([tmp_path / "app.parquet"], sel))
+    for k in ("n", "ts", "floats", "levels", "cats", "excluded", "ts_fields"):
+        assert got[k] == want[k], k
+    assert want["n"] == 500
+
+
+def test_describe_groups_equals_stats_describe():
+    rng = np.random.default_rng(3)
+    x = np.round(rng.lognormal(5, 0.4, 5000), 3)
+    g = np.where(rng.random(5000) < 0.3, "a", "b")
+    g[:40] = "c"  # a small group: no upper bound for p99
+    con = engine.connect()
+    con.execute("CREATE TABLE t (g VARCHAR, v DOUBLE)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(zip(g.tolist(), x.tolist())))
+    got = engine.describe_groups(con, "t", "v", "g")
+    for name in ("a", "b", "c"):
+        want = stats.describe(x[g == name])
+        assert got[name].keys() == want.keys()
+        for k in want:
+            if k in ("mean", "std"):
+                assert got[name][k] == pytest.approx(want[k], rel=1e-12)
+            else:
+                assert got[name][k] == want[k], (name, k)
+    assert got["c"]["p99"]["ci_high"] is None
+
+
+def test_values_at_ranks_and_time_bins():
+    rng = np.random.default_rng(4)
+    v = rng.normal(100, 10, 3000)
+    ts = np.sort(rng.uniform(0, 60, 3000))
+    con = engine.connect()
+    con.execute("CREATE TABLE t (g VARCHAR, ts DOUBLE, v DOUBLE)")
+    con.executemany("INSERT INTO t VALUES ('x', ?, ?)", list(zip(ts.tolist(), v.tolist())))
+    at = engine.values_at_ranks(con, "t", "v", "g", {"x": [1, 1500, 3000]})
+    s = np.sort(v)
+    assert at == {("x", 1): s[0], ("x", 1500): s[1499], ("x", 3000): s[-1]}
+    bins = engine.time_bins(con, "t", "ts", "v", "g", 10.0, 0.0)
+    assert len(bins) == 6
+    for _, start, n, p50, p95 in bins:
+        m = (ts >= start) & (ts < start + 10)
+        assert n == m.sum()
+        assert p50 == pytest.approx(np.quantile(v[m], 0.5), rel=1e-12)
+        assert p95 == pytest.approx(np.quantile(v[m], 0.95), rel=1e-12)
+
+
+def _documented_sql() -> str:
+    """The SQL block under docs/analysis.md's "Beyond one machine" marked `beyond-one-machine`."""
+    text = (ROOT / "docs" / "analysis.md").read_text()
+    m = re.search(r"<!-- beyond-one-machine -->\s*```sql\n(.*?)```", text, re.DOTALL)
+    assert m, "docs/analysis.md lost its beyond-one-machine query"
+    return m.group(1).strip()
+
+
+def test_the_documented_query_runs_on_partitioned_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sql = _documented_sql()
+    assert sql == engine.BEYOND_ONE_MACHINE_SQL.strip()  # one query, the doc's and the code's
+    rng = np.random.default_rng(5)
+    want: dict = {}
+    for day in ("2026-11-24", "2026-11-25", "2026-11-26"):
+        for part in range(2):
+            n = 400
+            flow = rng.choice(["provider", "local"], n)
+            mode = rng.choice(["off", "skip"], n)
+            status = np.where(rng.random(n) < 0.95, "success", "error")
+            ms = np.round(rng.lognormal(5, 0.3, n), 3)
+            d = tmp_path / "timings" / f"day={day}"
+            d.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.table({"flow": flow, "mode": mode, "status": status,
+                                     "executor_ms": ms}), d / f"part-{part:05d}.parquet")
+            if day != "2026-11-26":
+                for f, mo, s, x in zip(flow, mode, status, ms):
+                    if s == "success":
+                        want.setdefault((f, mo), []).append(x)
+    con = engine.connect()
+    rows = con.execute(sql.format(source=str(tmp_path / "timings" / "*" / "*.parquet"),
+                                  first_day="2026-11-24", last_day="2026-11-25")).fetchall()
+    assert [(f, m) for f, m, *_ in rows] == sorted(want)
+    for f, m, n, qs in rows:
+        xs = np.sort(want[(f, m)])
+        assert n == len(xs)
+        # quantile_disc: the smallest value with at least the fraction q below or at it
+        assert qs == [float(xs[int(np.ceil(q * len(xs))) - 1]) for q in (0.5, 0.9, 0.95, 0.99)]
