@@ -218,6 +218,8 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
                          "observed": ", ".join(f"{ph} {n}" for ph, n in flips),
                          "note": "excluded from their phase's statistics"})
 
+    findings += _latency_plan_findings(summary.get("latency_plan"))
+
     censored = _censored_counts(summary, cells_only=a.factorial is not None)
     if censored:
         findings.append({
@@ -244,6 +246,28 @@ def evaluate(a, summary: dict) -> tuple[list[dict], list[dict]]:
             checks += got
             findings += found
     return _dedupe(checks), findings
+
+
+def _latency_plan_findings(lp: dict | None) -> list[dict]:
+    """Each step's main effect on the total p50 beside the note's range: a finding either way
+    (the note's ranges are estimates, not the experiment's hypothesis)."""
+    if not lp:
+        return []
+    effects = lp["metrics"].get("total_ms", {}).get("p50", {}).get("effects") or {}
+    out = []
+    for factor in lp["factors"]:
+        e = effects.get(factor)
+        if not e or e.get("expected") is None:
+            continue
+        lo, hi = e["expected"]
+        verdict = {"inside": "inside the note's range", "outside": "outside the note's range",
+                   "overlaps": "overlapping the note's range (undecided at this size)"}.get(
+                       e.get("finding"), "no interval")
+        out.append({"name": f"latency plan: {factor} on total p50",
+                    "observed": f"{e['value']:+.1f} ms [{e['ci_low']:+.1f}, {e['ci_high']:+.1f}]",
+                    "note": f"{verdict}, {lo:g} to {hi:g} ms; main effect over every setting of "
+                            "the other steps"})
+    return out
 
 
 def _censored_counts(summary: dict, *, cells_only: bool = False) -> dict[str, int]:
