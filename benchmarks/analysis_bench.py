@@ -1,7 +1,7 @@
 """Benchmark of the analysis on a synthetic run of N records (default 1,000,000).
 
     .venv/bin/python benchmarks/analysis_bench.py [--records N] [--workdir DIR] [--no-pandas]
-        [--tasks ingest,stats,report,pandas] [--scaling M]
+        [--tasks ingest,stats,report,pandas,log,log-python,duckdb,polars] [--scaling M]
 
 Writes a run directory (timings.jsonl and requests.jsonl of N records each, DESIGN format), then
 measures, each in a fresh process so timings include imports and memory is that process's own:
@@ -10,16 +10,22 @@ measures, each in a fresh process so timings include imports and memory is that 
   stats       ingest + every statistic and check (analysis.core.build_summary), no plots
   report      the whole `execbench report`: both files, statistics, plots, report.html, table
   pandas      pandas.read_json(timings.jsonl, lines=True), the same file, same machine, same run
+  log         the whole `execbench analyze-log timings.jsonl --split-at MID` on the DuckDB engine
+              (analysis/engine.py): every line classified, statistics, checks, plots, report.html
+  log-python  the same on the Python reader (EXECBENCH_ANALYSIS_ENGINE=python)
+  duckdb      DuckDB's own read_json of the same file + exact quantiles per flow and mode (the
+              peer `log` is held against: "<= 1.0x DuckDB's own time for the same quantiles")
+  polars      polars' scan_ndjson of the same file + the same quantiles (lazy, streaming)
 
 Peak memory is the process's VmHWM plus the largest child's ru_maxrss (the ingest forks up to one
 reader per CPU for big files; pages shared with the parent count twice), an upper bound of what was
 resident at once. CPU seconds (user + system, children included) are printed beside wall time:
 on a shared machine they are the steadier figure.
 
---scaling M also writes a run of M records (same generator, same seed) and measures `stats` on it,
-then prints how stats time grows from N to M records against M / N (issue 16: <= 11x for 10x;
-the Hodges-Lehmann search once made 10 M records 26x the 1 M time). The figures are printed,
-never asserted. A run of 10 M records is about 2.4 GB of JSON lines per file.
+--scaling M also writes a run of M records (same generator, same seed) and measures `stats` and
+`log` (and `duckdb`) on it, then prints how their time and peak memory grow from N to M records
+against M / N (issue 15: at most linear). The figures are printed, never asserted. A run of 10 M
+records is about 4.1 GB of timings.jsonl.
 """
 
 from __future__ import annotations
@@ -57,6 +63,37 @@ elif task == "report":
 elif task == "pandas":
     import pandas as pd
     n = len(pd.read_json(path + "/timings.jsonl", lines=True))
+elif task in ("log", "log-python"):
+    import os
+    from rich.console import Console
+    from analysis.api import analyze_log
+    os.environ["EXECBENCH_ANALYSIS_ENGINE"] = "duckdb" if task == "log" else "python"
+    rc = analyze_log(path + "/timings.jsonl", sys.argv[3], out_dir=path + "/log-" + task,
+                     console=Console(file=io.StringIO(), width=160))
+    assert rc in (0, 1, 3), rc
+    s = json.load(open(path + "/log-" + task + "/summary.json"))
+    n = s["log"]["records"]
+elif task == "duckdb":
+    import duckdb
+    con = duckdb.connect()
+    rows = con.execute("SELECT flow, mode, count(*), quantile_disc(durations_ms.executor_ms, "
+                       "[0.5, 0.9, 0.95, 0.99]) FROM read_json(?, format = 'newline_delimited', "
+                       "columns = {ts: 'VARCHAR', flow: 'VARCHAR', mode: 'VARCHAR', "
+                       "status: 'VARCHAR', durations_ms: 'STRUCT(executor_ms DOUBLE)'}) "
+                       "WHERE status = 'success' GROUP BY flow, mode",
+                       [path + "/timings.jsonl"]).fetchall()
+    n = sum(r[2] for r in rows)
+elif task == "polars":
+    import polars as pl
+    schema = {"ts": pl.String, "flow": pl.String, "mode": pl.String, "status": pl.String,
+              "durations_ms": pl.Struct({"executor_ms": pl.Float64})}
+    q = (pl.scan_ndjson(path + "/timings.jsonl", schema=schema)
+         .filter(pl.col("status") == "success")
+         .with_columns(pl.col("durations_ms").struct.field("executor_ms").alias("x"))
+         .group_by("flow", "mode")
+         .agg(pl.len().alias("n"), *[pl.col("x").quantile(q, "lower").alias(str(q))
+                                     for q in (0.5, 0.9, 0.95, 0.99)]))
+    n = int(q.collect(engine="streaming")["n"].sum())
 dt = time.perf_counter() - t0
 # VmHWM: this process's own peak since exec (ru_maxrss would carry the launcher's peak over exec)
 me = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
@@ -79,10 +116,31 @@ write_run(Path(sys.argv[1]), RunSpec(records=n, seed=7, phases=phases))
 """
 
 
+def split_at(run_dir: Path) -> str:
+    """The middle of the timing log's time range (its first and last records' ts)."""
+    from datetime import datetime
+
+    path = run_dir / "timings.jsonl"
+    with open(path, "rb") as fh:
+        first = json.loads(fh.readline())["ts"]
+        fh.seek(max(0, path.stat().st_size - 4096))
+        last = json.loads(fh.read().splitlines()[-1])["ts"]
+    a, b = (datetime.fromisoformat(t).timestamp() for t in (first, last))
+    return repr((a + b) / 2)
+
+
 def run_child(task: str, run_dir: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, task, str(run_dir)], cwd=REPO,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, task, str(run_dir), split_at(run_dir)],
+                         cwd=REPO, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{task}: exit {out.returncode}\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def ensure_run(work: Path, records: int) -> Path:
@@ -97,6 +155,10 @@ def ensure_run(work: Path, records: int) -> Path:
     print(f"run directory: {run_dir} ({records:,} records; timings.jsonl "
           f"{size / 1e6:.0f} MB; ready in {time.perf_counter() - t:.1f} s)")
     return run_dir
+
+
+def _mb(r: dict) -> float:
+    return (r["peak_kb"] + r["child_peak_kb"]) / 1024
 
 
 def best_of(task: str, run_dir: Path, repeat: int) -> dict:
@@ -114,7 +176,7 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="keep the run directory here")
     ap.add_argument("--no-pandas", action="store_true")
     ap.add_argument("--repeat", type=int, default=1, help="best of N for each measurement")
-    ap.add_argument("--tasks", default="ingest,stats,report,pandas",
+    ap.add_argument("--tasks", default="ingest,stats,report,pandas,log,log-python,duckdb,polars",
                     help="comma-separated measurements (default: all)")
     ap.add_argument("--scaling", type=int, default=None, metavar="M",
                     help="also measure stats on M records and print the growth from N to M")
@@ -130,6 +192,10 @@ def main() -> int:
     run_dir = ensure_run(work, args.records)
 
     tasks = [t for t in args.tasks.split(",") if t and not (args.no_pandas and t == "pandas")]
+    for t, module in (("polars", "polars"), ("duckdb", "duckdb"), ("pandas", "pandas")):
+        if t in tasks and not have(module):
+            print(f"{t}: not installed, left out")
+            tasks.remove(t)
     results = {task: best_of(task, run_dir, args.repeat) for task in tasks}
 
     print()
@@ -140,7 +206,11 @@ def main() -> int:
         note = {"ingest": "timings.jsonl -> columns",
                 "stats": "ingest + all statistics and checks, no plots",
                 "report": "whole `execbench report` (timings + requests, plots, html)",
-                "pandas": "pandas.read_json(lines=True), same file"}[task]
+                "pandas": "pandas.read_json(lines=True), same file",
+                "log": "whole `analyze-log --split-at` on DuckDB (all lines, stats, plots, html)",
+                "log-python": "the same on the Python reader",
+                "duckdb": "DuckDB read_json + exact quantiles per flow x mode",
+                "polars": "polars scan_ndjson + exact quantiles per flow x mode"}[task]
         print(f"{task:<10} {r['seconds']:>7.2f} {r['cpu_seconds']:>7.2f} {rate:>11,.0f} "
               f"{peak:>8.0f}  {note}")
     if "pandas" in results and "ingest" in results:
@@ -154,16 +224,30 @@ def main() -> int:
         rep = results["report"]
         print(f"whole report: {rep['seconds']:.1f} s (target < 10 s), peak "
               f"{(rep['peak_kb'] + rep['child_peak_kb']) / 1024:.0f} MB (target < 1024 MB)")
+    if "log" in results:
+        lg = results["log"]
+        print(f"analyze-log (DuckDB engine): {lg['seconds']:.1f} s, peak {_mb(lg):.0f} MB "
+              "(issue 15: 1 M records <= 4 s; 10 M <= 20 s and <= 1024 MB)")
+        for peer in ("duckdb", "polars", "log-python"):
+            if peer in results:
+                print(f"  analyze-log / {peer}: {lg['seconds'] / results[peer]['seconds']:.2f}x "
+                      f"wall, {lg['cpu_seconds'] / results[peer]['cpu_seconds']:.2f}x CPU, "
+                      f"{_mb(lg) / _mb(results[peer]):.2f}x peak memory"
+                      + (" (target for duckdb: <= 1.0x)" if peer == "duckdb" else ""))
     if args.scaling:
-        small = results.get("stats") or best_of("stats", run_dir, args.repeat)
-        big = best_of("stats", ensure_run(work, args.scaling), args.repeat)
+        big_dir = ensure_run(work, args.scaling)
         factor = args.scaling / args.records
-        print(f"\nstats scaling: {args.records:,} records {small['seconds']:.1f} s "
-              f"({small['cpu_seconds']:.1f} CPU s) -> {args.scaling:,} records "
-              f"{big['seconds']:.1f} s ({big['cpu_seconds']:.1f} CPU s): "
-              f"{big['seconds'] / small['seconds']:.1f}x wall, "
-              f"{big['cpu_seconds'] / small['cpu_seconds']:.1f}x CPU for {factor:g}x the records "
-              f"(target <= {1.1 * factor:g}x)")
+        print()
+        for task in [t for t in ("stats", "log", "duckdb") if t in tasks or t == "stats"]:
+            small = results.get(task) or best_of(task, run_dir, args.repeat)
+            big = best_of(task, big_dir, args.repeat)
+            print(f"{task} scaling: {args.records:,} records {small['seconds']:.1f} s "
+                  f"({small['cpu_seconds']:.1f} CPU s, {_mb(small):.0f} MB) -> {args.scaling:,} "
+                  f"records {big['seconds']:.1f} s ({big['cpu_seconds']:.1f} CPU s, "
+                  f"{_mb(big):.0f} MB): {big['seconds'] / small['seconds']:.1f}x wall, "
+                  f"{big['cpu_seconds'] / small['cpu_seconds']:.1f}x CPU, "
+                  f"{_mb(big) / _mb(small):.1f}x peak memory for {factor:g}x the records "
+                  f"(target: time <= {1.1 * factor:g}x, memory <= {factor:g}x)")
     if tmp is not None:
         tmp.cleanup()
     return 0
