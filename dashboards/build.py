@@ -16,9 +16,9 @@ JSON_DIR = PACKAGE_DIR / "grafana" / "dashboards"
 
 
 def builders() -> dict[str, Callable]:
-    from dashboards import executor_latency, load_generator, margin_safety
+    from dashboards import executor_latency, latency_plan, load_generator, margin_safety
 
-    return {m.UID: m.build for m in (executor_latency, margin_safety, load_generator)}
+    return {m.UID: m.build for m in (executor_latency, margin_safety, load_generator, latency_plan)}
 
 
 def _number_panels(model) -> None:

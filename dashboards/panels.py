@@ -7,9 +7,9 @@ builds (the `--check` mode compares it byte for byte).
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import bargauge, heatmap, stat, statetimeline, timeseries
 from grafana_foundation_sdk.builders import common as gcommon
 from grafana_foundation_sdk.builders import dashboard as gdash
-from grafana_foundation_sdk.builders import heatmap, stat, statetimeline, timeseries
 from grafana_foundation_sdk.builders import prometheus as gprom
 from grafana_foundation_sdk.models import common as mcommon
 from grafana_foundation_sdk.models import dashboard as mdash
@@ -82,6 +82,36 @@ def single_stat(title: str, description: str, unit: str, *targets: gprom.Dataque
         .height(height)
         .graph_mode(mcommon.BigValueGraphMode.NONE)
         .color_mode(mcommon.BigValueColorMode.VALUE)
+        .reduce_options(gcommon.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .thresholds(
+            gdash.ThresholdsConfig().mode(mdash.ThresholdsMode.ABSOLUTE).steps(steps)
+        )
+    )
+    for target in targets:
+        panel = panel.with_target(target)
+    return panel
+
+
+def bar_gauge(title: str, description: str, unit: str, *targets: gprom.Dataquery,
+              width: int = 12, height: int = 9, decimals: int = 1,
+              thresholds: list[tuple[float | None, str]] | None = None) -> bargauge.Panel:
+    """One horizontal bar per series (a flag combination), its last value: many labelled values
+    side by side, where a stat panel's tiles would shrink."""
+    steps = [mdash.Threshold(value=v, color=c) for v, c in (thresholds or [(None, "blue")])]
+    panel = (
+        bargauge.Panel()
+        .title(title)
+        .description(description)
+        .unit(unit)
+        .decimals(decimals)
+        .min(0)
+        .datasource(DATASOURCE)
+        .span(width)
+        .height(height)
+        .orientation(mcommon.VizOrientation.HORIZONTAL)
+        .display_mode(mcommon.BarGaugeDisplayMode.BASIC)
+        .value_mode(mcommon.BarGaugeValueMode.COLOR)
+        .show_unfilled(True)
         .reduce_options(gcommon.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .thresholds(
             gdash.ThresholdsConfig().mode(mdash.ThresholdsMode.ABSOLUTE).steps(steps)

@@ -14,6 +14,7 @@ DATASOURCE_TYPE = "prometheus"
 JOB_EXECUTOR = "executor"
 JOB_WORKER = "worker"
 JOB_LOCUST = "locust"
+JOB_GATEWAY = "gateway"
 
 MODES = ("off", "skip", "skip_reserve")
 FLOWS = ("provider", "local")
@@ -29,6 +30,17 @@ def executor_quantile_rule(name: str) -> str:
 
 def loadtest_quantile_rule(name: str) -> str:
     return f"flow:loadtest_request_duration_seconds:{name}_1m"
+
+
+# The latency plan's four flags, as the gateway's metrics label them (gateway/metrics.py): its own
+# switches and the executor's flags from each answer. `flags` in a rule name is all four.
+PLAN_FLAGS = ("mode", "keepalive", "parallel_config", "async_logging")
+SWITCH_MODES = ("off", "on")
+
+
+def gateway_quantile_rule(name: str) -> str:
+    """`flags:gateway_duration_seconds:p50_1m`: total order latency (successes) by all four flags."""
+    return f"flags:gateway_duration_seconds:{name}_1m"
 
 
 # Template variables every dashboard offers; `ALL` is what "All" expands to (a regex).

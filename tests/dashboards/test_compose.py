@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 SECRETS = {"POSTGRES_PASSWORD": "pw-test", "EXECBENCH_ADMIN_TOKEN": "token-test",
            "GRAFANA_ADMIN_PASSWORD": "grafana-test"}
-LONG_RUNNING = ("postgres", "executor-1", "executor-2", "worker", "lb", "prometheus", "grafana",
-                "locust-master")
+LONG_RUNNING = ("postgres", "executor-1", "executor-2", "worker", "lb", "gateway", "prometheus",
+                "grafana", "locust-master")
 
 
 def compose_config(env_overrides: dict[str, str | None]) -> subprocess.CompletedProcess:
@@ -84,6 +84,7 @@ def test_executors_sit_behind_the_load_balancer(resolved):
     assert jobs["executor"]["static_configs"][0]["targets"] == ["executor-1:8000", "executor-2:8000"]
     assert jobs["locust"]["static_configs"][0]["targets"] == ["locust-master:8089"]
     assert jobs["worker"]["dns_sd_configs"][0]["names"] == ["worker"]
+    assert jobs["gateway"]["static_configs"][0]["targets"] == ["gateway:8080"]
     worker_port = str(jobs["worker"]["dns_sd_configs"][0]["port"])
     assert worker_port in resolved["services"]["worker"]["command"]
 
@@ -125,8 +126,8 @@ def test_grafana_provisioning_matches_the_mounts(resolved):
     path = providers["providers"][0]["options"]["path"]
     assert path in mounts, "the dashboard provider must read the mounted JSON folder"
     assert sorted(p.name for p in mounts[path].glob("*.json")) == [
-        "execbench-executor-latency.json", "execbench-load-generator.json",
-        "execbench-margin-safety.json"]
+        "execbench-executor-latency.json", "execbench-latency-plan.json",
+        "execbench-load-generator.json", "execbench-margin-safety.json"]
     env = grafana["environment"]
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
     assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
@@ -192,10 +193,14 @@ def test_the_execbench_commands_in_the_stack_parse(resolved):
 
     parser = build_parser()
     services = resolved["services"]
-    for name in ("executor-1", "executor-2", "worker", "seed"):
+    for name in ("executor-1", "executor-2", "worker", "seed", "gateway"):
         args = parser.parse_args(services[name]["command"])
         assert callable(args.handler), name
     assert parser.parse_args(services["executor-1"]["command"]).no_workers
+    # the gateway's keep-alive pool drops an idle connection at 60 s: the executor keeps it longer
+    assert parser.parse_args(services["executor-1"]["command"]).idle_timeout > 60
+    gateway = parser.parse_args(services["gateway"]["command"])
+    assert gateway.upstream == "http://executor-1:8000" and gateway.link and gateway.port == 8080
     seed = parser.parse_args(services["seed"]["command"])
     assert seed.if_empty and seed.users == 500  # a later `up` leaves the seeded volume alone
 

@@ -12,7 +12,8 @@ from dashboards import build
 from dashboards.promql import DATASOURCE_UID
 from tests.dashboards.panel_queries import all_panels, dashboard_targets
 
-UIDS = ("execbench-executor-latency", "execbench-margin-safety", "execbench-load-generator")
+UIDS = ("execbench-executor-latency", "execbench-margin-safety", "execbench-load-generator",
+        "execbench-latency-plan")
 
 
 def test_build_check_passes_on_the_checked_in_json():
