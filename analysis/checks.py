@@ -255,7 +255,7 @@ def _latency_plan_findings(lp: dict | None) -> list[dict]:
         return []
     effects = lp["metrics"].get("total_ms", {}).get("p50", {}).get("effects") or {}
     out = []
-    for factor in lp["factors"]:
+    for factor in [f for f in lp["factors"]] + [f"{f} alone" for f in lp["factors"]]:
         e = effects.get(factor)
         if not e or e.get("expected") is None:
             continue

@@ -12,7 +12,9 @@ Hunter): with s_j(c) = +1 when flag j is on in cell c and -1 when off,
                                                            is on rather than off
 
 so a main effect is "what turning j on saves (negative) or costs, averaged over the other flags",
-and an interaction says the savings do not add up. On the q-quantile, not the mean: a p95 main
+and an interaction says the savings do not add up. Beside them, each flag *alone*: its cell with
+every other flag off minus the all-off cell (what a rollout of that step first would see), from
+two cells only, so its interval is about 2^(k/2 - 1) times wider than the main effect's. On the q-quantile, not the mean: a p95 main
 effect is what the flag does to the tail.
 
 Intervals: bootstrap over **blocks** (whole blocks resampled with replacement, the cells'
@@ -89,8 +91,14 @@ def effects(values: np.ndarray, design: Design, q: float = 0.5, *,
     groups = np.split(v[order], np.cumsum(counts)[:-1])
     qc = _cell_quantiles(groups, q)
     out["cell_quantiles"] = {_cell_name(c, design.flags): float(qc[c]) for c in range(ncell)}
-    contrasts = _contrasts(k)
-    point = {key: float(2.0 / ncell * (s @ qc)) for key, s in contrasts.items()}
+    # each estimate is a weighted sum of the cell quantiles: the +-1 contrasts scaled by 2/2^k,
+    # and a flag "alone" (its cell with every other flag off, minus the all-off cell)
+    weights = {key: 2.0 / ncell * s for key, s in _contrasts(k).items()}
+    for j in range(k):
+        alone = np.zeros(ncell)
+        alone[1 << j], alone[0] = 1.0, -1.0
+        weights[("alone", j)] = alone
+    point = {key: float(w @ qc) for key, w in weights.items()}
 
     rng = np.random.default_rng([SEED, k, int(q * 1e6)])
     blocks = np.unique(block) if block is not None else np.array([])
@@ -111,8 +119,8 @@ def effects(values: np.ndarray, design: Design, q: float = 0.5, *,
         from scipy.special import stdtrit
 
         t = float(stdtrit(nb - 1, 1 - a))
-    for key, s in contrasts.items():
-        dist = 2.0 / ncell * (reps @ s)
+    for key, w in weights.items():
+        dist = reps @ w
         dist = dist[np.isfinite(dist)]
         if not len(dist):
             lo, hi = np.nan, np.nan
@@ -123,10 +131,14 @@ def effects(values: np.ndarray, design: Design, q: float = 0.5, *,
             lo, hi = point[key] - t * se, point[key] + t * se
         else:
             lo, hi = np.quantile(dist, [a, 1 - a])
-        name = " x ".join(design.flags[j] for j in key)
-        out["effects"][name] = {"flags": [design.flags[j] for j in key],
-                                "kind": "main" if len(key) == 1 else "interaction",
-                                "value": point[key], "ci_low": float(lo), "ci_high": float(hi)}
+        if key[0] == "alone":
+            flags, kind = [design.flags[key[1]]], "alone"
+            name = f"{flags[0]} alone"
+        else:
+            flags = [design.flags[j] for j in key]
+            kind, name = ("main" if len(key) == 1 else "interaction"), " x ".join(flags)
+        out["effects"][name] = {"flags": flags, "kind": kind, "value": point[key],
+                                "ci_low": float(lo), "ci_high": float(hi)}
     out["interval_method"] = method
     return out
 

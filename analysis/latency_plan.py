@@ -155,9 +155,10 @@ def summarize(run_dir: Path, spec_raw: dict) -> dict:
         per_q = {}
         for q in QUANTILES:
             fx = factorial.effects(values, design, q)
-            for name, eff in fx["effects"].items():
-                if eff["kind"] == "main":
-                    eff["expected"] = expected.get(name) if metric == "total_ms" else None
+            for eff in fx["effects"].values():
+                if eff["kind"] in ("main", "alone"):
+                    factor = eff["flags"][0]
+                    eff["expected"] = expected.get(factor) if metric == "total_ms" else None
                     eff["finding"] = _finding(eff, eff["expected"])
             cells = {"all off": _quantile(values[design.cell == 0], q),
                      "all on": _quantile(values[design.cell == all_on_cell], q)}

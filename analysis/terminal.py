@@ -217,9 +217,10 @@ def latency_plan_table(lp: dict) -> Table:
     t = Table(title=f"latency plan: what each step is worth (main effects, ms, 95% CI over "
                     f"{lp['blocks']} blocks; {lp['records']} orders)", title_justify="left")
     t.add_column("step", no_wrap=True)
-    for col in ("total p50", "total p95", "executor p50", "executor p95", "note's range"):
+    for col in ("total p50", "alone: total p50", "total p95", "executor p50", "executor p95",
+                "note's range"):
         t.add_column(col, justify="right")
-    t.add_column("finding", no_wrap=True)
+    t.add_column("finding (main / alone)", no_wrap=True)
     m = lp["metrics"]
 
     def eff(metric, q, f):
@@ -228,9 +229,11 @@ def latency_plan_table(lp: dict) -> Table:
     for f in lp["factors"]:
         main = eff("total_ms", "p50", f)
         rng = lp["expected"].get(f)
-        t.add_row(f, _effect(main), _effect(eff("total_ms", "p95", f)),
+        alone = eff("total_ms", "p50", f"{f} alone")
+        t.add_row(f, _effect(main), _effect(alone), _effect(eff("total_ms", "p95", f)),
                   _effect(eff("executor_ms", "p50", f)), _effect(eff("executor_ms", "p95", f)),
-                  f"[{rng[0]:g}, {rng[1]:g}]" if rng else "-", (main or {}).get("finding") or "-")
+                  f"[{rng[0]:g}, {rng[1]:g}]" if rng else "-",
+                  f"{(main or {}).get('finding') or '-'} / {(alone or {}).get('finding') or '-'}")
     return t
 
 

@@ -89,7 +89,7 @@ def test_demo_runs_the_factorial_through_the_gateway(tmp_path):
     for metric in ("total_ms", "executor_ms"):
         for q in ("p50", "p95"):
             effects = lp["metrics"][metric][q]["effects"]
-            assert len(effects) == 4 + 6  # main effects and two-way interactions
+            assert len(effects) == 4 + 6 + 4  # main effects, two-way interactions, each alone
             for e in effects.values():
                 assert e["ci_low"] <= e["value"] <= e["ci_high"]
     main = lp["metrics"]["total_ms"]["p50"]["effects"]["keepalive"]
