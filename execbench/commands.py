@@ -20,7 +20,8 @@ def register(subparsers) -> None:
         description="Run an experiment spec against a running executor and write a run "
                     "directory (runs/<utc-stamp>-<experiment>/). EXPERIMENT is a bundled name "
                     "(provider-skip-ab, interleaved, capacity, safety, rollback-under-fault, "
-                    "flip-storm, crash-recovery: its fault needs `demo`) or "
+                    "flip-storm, crash-recovery: its fault needs `demo`; latency-plan: needs "
+                    "--gateway) or "
                     "a path to a TOML file. Distributed: one `--master --expect-workers N` and N "
                     "`--worker --master-host H` processes.",
     )
