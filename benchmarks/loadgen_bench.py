@@ -1,7 +1,7 @@
 """Load-generator benchmarks: how much one Locust process can drive, and how honest it is.
 
     python benchmarks/loadgen_bench.py capacity [--rates 1000 2000] [--step-s 10]
-            [--parquet-ab] [--tree [LABEL=]DIR ...]
+            [--parquet-ab] [--tree [LABEL=]DIR ...] [--reps N]
         Generator capacity: fixed-rate arrivals from ONE `execbench run` process (a run per
         rate: 3 s warmup, then the step) against a trivial target (an asyncio HTTP server
         answering canned JSON, in its own process), through the generic HTTP target (no admin
@@ -13,7 +13,9 @@
         --parquet-ab also runs execbench with EXECBENCH_PARQUET=0 (no requests.parquet), and
         --tree the execbench of another checkout (`git archive OLD | tar -x -C DIR`), each
         interleaved with the others at every rate: before/after and the columnar writer's cost
-        as ratios from one run.
+        as ratios from one run. --reps N repeats the whole interleaved sequence N times (the
+        machine is shared: one repetition is one sample of its load) and ends with each
+        figure's range over the repetitions.
 
     python benchmarks/loadgen_bench.py accuracy [--rate 10] [--seconds 30]
         Measurement accuracy: a real `execbench serve` with profile `seed` (SQLite), a modest
@@ -255,19 +257,33 @@ def capacity(args) -> int:
         generators.append((label or Path(path).name, Path(path).resolve(), {}))
     port = free_port()
     target = subprocess.Popen([sys.executable, __file__, "serve-trivial", "--port", str(port)])
-    results: dict[tuple[str, float], dict] = {}
+    reps: list[dict[tuple[str, float], dict]] = []
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/healthz")
-        for r in rates:
-            for label, tree, env in generators:
-                results[(label, r)] = execbench_step(url, r, args.step_s, args.max_inflight, tree, env)
-                if results[(label, r)].get("error"):
-                    print(results[(label, r)]["error"])
-                    return 1
-            results[("locust", r)] = locust_peer(url, r, args.step_s)
+        for _ in range(args.reps):
+            results: dict[tuple[str, float], dict] = {}
+            for r in rates:
+                for label, tree, env in generators:
+                    results[(label, r)] = execbench_step(url, r, args.step_s, args.max_inflight,
+                                                         tree, env)
+                    if results[(label, r)].get("error"):
+                        print(results[(label, r)]["error"])
+                        return 1
+                results[("locust", r)] = locust_peer(url, r, args.step_s)
+            reps.append(results)
     finally:
         stop(target)
+    for i, results in enumerate(reps):
+        if len(reps) > 1:
+            print(f"\n--- repetition {i + 1} of {len(reps)}")
+        _print_capacity(args, rates, generators, results)
+    if len(reps) > 1:
+        _print_ranges(rates, generators, reps)
+    return 0
+
+
+def _print_capacity(args, rates, generators, results) -> None:
     print(f"generator CPU per request, one process each, trivial target on the same 2-core box, "
           f"{args.step_s:.0f} s per rate")
     print(f"{'target/s':>9} {'sent/s':>8} {'late %':>7} {'late p99':>9} {'CPU %':>6} "
@@ -293,7 +309,29 @@ def capacity(args) -> int:
     for r in rates:
         if results[("locust", r)].get("error"):
             print(f"Locust at {r:.0f}/s measured nothing: {results[('locust', r)]['error']}")
-    return 0
+
+
+def _print_ranges(rates, generators, reps) -> None:
+    """min-max of each figure over the repetitions (each repetition interleaved in itself)."""
+
+    def span(values, digits):
+        values = [v for v in values if v is not None]
+        if not values:
+            return "-"
+        lo, hi = min(values), max(values)
+        return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}-{hi:.{digits}f}"
+
+    print(f"\nranges over {len(reps)} repetitions (min-max)")
+    print(f"{'generator':>14} {'target/s':>9} {'sent/s':>13} {'late p99 ms':>12} {'µs/req':>9} "
+          f"{'/ Locust':>11}")
+    for r in rates:
+        for label in [g[0] for g in generators] + ["locust"]:
+            rows = [rep[(label, r)] for rep in reps]
+            ratios = [None if label == "locust" else _ratio(x, rep[("locust", r)])
+                      for x, rep in zip(rows, reps, strict=True)]
+            print(f"{label:>14} {r:9.0f} {span([x.get('rate') for x in rows], 0):>13} "
+                  f"{span([x.get('late_p99') for x in rows], 2):>12} "
+                  f"{span([x.get('cpu_us') for x in rows], 0):>9} {span(ratios, 2):>11}")
 
 
 def _rates(values: list[str]) -> list[float]:
@@ -443,6 +481,8 @@ def main() -> int:
                    help="req/s: 1000 2000 or 1000,2000")
     p.add_argument("--step-s", type=float, default=10.0)
     p.add_argument("--max-inflight", type=int, default=256)
+    p.add_argument("--reps", type=int, default=1,
+                   help="repeat the interleaved sequence N times and print each figure's range")
     p.add_argument("--parquet-ab", action="store_true",
                    help="also run execbench with EXECBENCH_PARQUET=0 (requests.parquet's cost)")
     p.add_argument("--tree", action="append", metavar="[LABEL=]DIR",

@@ -342,6 +342,12 @@ class LeanClient:
         data = conn.buf
         conn.buf = b""
         got_any = bool(data)
+        if self._ssl is None:
+            # the answer is not there yet right after the send: wait for the socket to be
+            # readable first, rather than a recv that fails with EAGAIN (a syscall and an
+            # exception) before gevent's recv waits anyway (TLS may hold bytes the fd does not
+            # show: its sockets just recv)
+            sock._wait(sock._read_event)
         while True:  # 1xx answers are skipped
             end = data.find(b"\r\n\r\n")
             while end < 0:
