@@ -148,6 +148,59 @@ class ServiceHandle:
         return self.process.returncode
 
 
+def seed_in_process(env: dict[str, str], users: int, orders_per_user: int) -> None:
+    """What `execbench seed --users N --orders-per-user M` does (service/commands.py), in this
+    process: the same settings from the same environment, the same seed_database. A subprocess
+    for it cost every service a test starts a second interpreter importing the service stack
+    (~1 s of CPU); the command itself is tested as a newcomer runs it (tests/test_front_door.py,
+    tests/service/test_commands.py)."""
+    import asyncio
+    import threading
+
+    from service.db import make_engine
+    from service.seed import seed_database
+    from service.settings import Settings
+
+    overrides = {k: v for k, v in env.items() if k.startswith("EXECBENCH_")}
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)  # Settings reads EXECBENCH_* as `execbench seed` would
+    try:
+        settings = Settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    async def main():
+        engine = make_engine(settings.database_url)
+        try:
+            await seed_database(engine, users=users, orders_per_user=orders_per_user,
+                                price_seed=settings.price_seed)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(main())
+        return
+    errors: list[BaseException] = []  # called from a running loop: seed on a thread of its own
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
 def start_service(
     tmp_path,
     *,
@@ -183,10 +236,7 @@ def start_service(
     }
     exe = [sys.executable, "-m", "execbench"]
     if seed_users is not None:
-        subprocess.run(
-            [*exe, "seed", "--users", str(seed_users), "--orders-per-user", str(orders_per_user)],
-            env=env, check=True, capture_output=True, timeout=120,
-        )
+        seed_in_process(env, seed_users, orders_per_user)
     log_path = tmp_path / f"{name}.log"
     args = [*exe, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if not workers:
@@ -196,14 +246,15 @@ def start_service(
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"service exited early:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return ServiceHandle(url, admin_token, database_url, timing_log, process, log_path)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
+    with httpx.Client(timeout=1) as poll:  # one client: httpx.get() builds one (SSL context too) a call
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"service exited early:\n{log_path.read_text()}")
+            try:
+                if poll.get(f"{url}/healthz").status_code == 200:
+                    return ServiceHandle(url, admin_token, database_url, timing_log, process, log_path)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"service did not become healthy:\n{log_path.read_text()}")

@@ -254,15 +254,6 @@ def live(tmp_path_factory):
         yield stack
 
 
-@pytest.fixture(scope="module")
-def safety_run(tmp_path_factory):
-    """The loadtests' bundled `safety` experiment (same-user bursts in off, skip, skip_reserve),
-    phases shortened."""
-    with Stack(tmp_path_factory.mktemp("safety"), ["safety", "--duration-scale", "0.3"],
-               seed_users=200) as stack:
-        yield stack
-
-
 def test_every_scrape_target_was_up(live):
     ups = live.prom.query_range("up", live.start, live.end)
     jobs = {s["metric"]["job"] for s in ups if any(v == "1" for _t, v in s["values"])}
@@ -312,10 +303,12 @@ def test_the_flip_shows_in_the_mode_gauges(live):
     assert float(flips[0]["value"][1]) >= 3
 
 
-def test_overcommit_alert_fires_under_skip_and_stays_silent_under_off(safety_run):
-    """Evaluated by the real Prometheus from the project's alerting rules, in a real (short)
-    run of the loadtests' `safety` experiment: off, then skip, then skip_reserve."""
-    prom, service = safety_run.prom, safety_run.service
+def test_overcommit_alert_fires_under_skip_and_stays_silent_under_off(live):
+    """Evaluated by the real Prometheus from the project's alerting rules, on the live run: its
+    same-user bursts and margin-edge orders run in off, skip, skip_reserve and off again (the
+    `safety` experiment's method in one stack with the panels' run; a second stack for it alone
+    cost the suite a Prometheus, a service and ~30 s of load)."""
+    prom, service = live.prom, live.service
     ledger = httpx.get(f"{service.url}/admin/ledger", headers=service.admin_headers, timeout=10).json()
     assert ledger["overcommits"]["skip"] > 0, f"no over-commit under skip in this run: {ledger}"
     firing: list[dict] = []
@@ -327,8 +320,7 @@ def test_overcommit_alert_fires_under_skip_and_stays_silent_under_off(safety_run
         time.sleep(1)
     assert {a["metric"]["mode"] for a in firing} == {"skip"}, ledger
     # Over the whole run, never pending or firing for the `off` (or skip_reserve) mode.
-    ever = prom.query_range('ALERTS{alertname="ExecutorMarginOvercommit"}',
-                            safety_run.start, time.time())
+    ever = prom.query_range('ALERTS{alertname="ExecutorMarginOvercommit"}', live.start, time.time())
     assert {a["metric"]["mode"] for a in ever} == {"skip"}, ledger
     assert ledger["overcommits"]["off"] == 0 and ledger["overcommits"]["skip_reserve"] == 0
 
