@@ -7,21 +7,33 @@ import pytest
 from tests.support import create_postgres_database, drop_postgres_database
 
 
-def _modules_with_shared_fixtures() -> set[str]:
-    """Test modules (as node ids) that define a module-scoped fixture: a service or run shared
-    by the module's checks."""
+def _shared_scopes() -> dict[str, str]:
+    """Test modules (as node ids) that share a fixture between their tests, each with the
+    scheduling unit it belongs to: a module that defines a module-scoped fixture is its own
+    unit; modules that read one session-scoped stack say so with the same
+    `LOADGROUP = "name"` line and form one unit (tests/dashboards/conftest.py)."""
+    import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    return {str(path.relative_to(root)) for path in (root / "tests").rglob("test_*.py")
-            if 'scope="module"' in path.read_text()}
+    scopes = {}
+    for path in (root / "tests").rglob("test_*.py"):
+        text = path.read_text()
+        module = str(path.relative_to(root))
+        group = re.search(r'^LOADGROUP = "([^"]+)"', text, re.MULTILINE)
+        if group:
+            scopes[module] = f"loadgroup:{group[1]}"
+        elif 'scope="module"' in text:
+            scopes[module] = module
+    return scopes
 
 
 @pytest.hookimpl(optionalhook=True)  # `-p no:xdist` runs the suite in one process
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadgroup` as this suite means it (`make test`): a module with a module-scoped
     fixture runs on one worker, so its fixture is set up once instead of on every worker that
-    gets one of its tests; every other test is scheduled on its own, like `--dist load`.
+    gets one of its tests, and modules with the same LOADGROUP line run on one worker together;
+    every other test is scheduled on its own, like `--dist load`.
 
     xdist's own loadgroup reads `xdist_group` marks through a node id rename that pytest 9 no
     longer honours (Node.nodeid is built from `_id`; xdist 3.8 sets `_nodeid`), so the grouping
@@ -30,12 +42,11 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    shared = _modules_with_shared_fixtures()
+    shared = _shared_scopes()
 
     class SharedFixtureScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return module if module in shared else nodeid
+            return shared.get(nodeid.split("::", 1)[0], nodeid)
 
     return SharedFixtureScheduling(config, log)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +18,7 @@ from dashboards import build, latency_plan
 from tests.dashboards.panel_queries import all_panels, dashboard_targets
 
 UID = latency_plan.UID
+LOADGROUP = "live-prometheus"  # one worker runs it with test_live_prometheus.py (conftest.py)
 
 
 def test_the_dashboard_is_registered_with_its_pinned_uid():
@@ -82,58 +82,26 @@ def _drive_every_cell(executor, gateway, orders_per_cell: int = 6) -> set[tuple[
     return seen
 
 
-@pytest.fixture(scope="module")
-def gateway_stack(tmp_path_factory):
-    import warnings
+def drive_cells_after_the_live_run(stack) -> dict:
+    """The live stack's `after_run` (tests/dashboards/conftest.py): once its Locust run is over,
+    orders through its gateway in every cell; what the latency-plan test reads."""
+    prom = stack.prom
+    deadline = time.monotonic() + 30  # scraped before the first order: rates start from the zeros
+    while not prom.query('count(gateway_requests_total{job="gateway"}) > 0') and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    start = time.time()
+    return {"start": start, "seen": _drive_every_cell(stack.service, stack.gateway)}
 
-    from tests.dashboards.test_live_prometheus import (
-        Proc,
-        PromAPI,
-        rewrite_prometheus_config,
-        wait_http,
-    )
-    from tests.gateway.support import start_gateway
-    from tests.support import free_port, require_binary, start_service
 
-    prometheus_bin = require_binary("prometheus", "prometheus")
-    tmp: Path = tmp_path_factory.mktemp("latency-plan")
-    handles, procs, prom = [], [], None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)  # start_service's log file (see live test)
-            executor = start_service(tmp / "executor", profile="none", mode="off", seed_users=20,
-                                     workers=False, extra_env={"EXECBENCH_FLAG_TTL_S": "0.5"})
-        handles.append(executor)
-        gateway = start_gateway(tmp, executor.url, args=["--sink-latency-ms", "1"])
-        handles.append(gateway)
-        prom_port = free_port()
-        config = rewrite_prometheus_config(tmp / "prometheus.yml", {
-            "executor": [executor.url.removeprefix("http://")],
-            "gateway": [gateway.url.removeprefix("http://")],
-            "prometheus": [f"127.0.0.1:{prom_port}"],
-            "worker": [], "locust": [],  # not part of this stack
-        })
-        prometheus = Proc("prometheus", [
-            prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"], {}, tmp)
-        procs.append(prometheus)
-        wait_http(f"http://127.0.0.1:{prom_port}/-/ready", prometheus)
-        prom = PromAPI(f"http://127.0.0.1:{prom_port}")
-        start = time.time()
-        deadline = time.monotonic() + 30  # scraped before the first order: rates start from the zeros
-        while not prom.query('count(gateway_requests_total{job="gateway"}) > 0') and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1)
-        seen = _drive_every_cell(executor, gateway)
-        time.sleep(4)  # a few more scrapes and rule evaluations after the last order
-        yield {"prom": prom, "start": start, "seen": seen, "gateway": gateway}
-    finally:
-        if prom is not None:
-            prom.client.close()
-        for proc in reversed(procs):
-            proc.stop()
-        for handle in reversed(handles):
-            handle.stop()
+@pytest.fixture
+def gateway_stack(live):
+    """The live-Prometheus stack (tests/dashboards/conftest.py): its executor behind a gateway,
+    scraped by a real Prometheus, driven through the 16 cells after the Locust run. One stack for
+    this module and test_live_prometheus.py: a second Prometheus, executor and gateway for this
+    module alone cost the suite ~15 s."""
+    cells = live.after_run_result
+    return {"prom": live.prom, "start": cells["start"], "seen": cells["seen"], "gateway": live.gateway}
 
 
 @pytest.mark.prometheus
@@ -144,8 +112,8 @@ def test_every_latency_plan_query_returns_data_and_every_cell_shows(gateway_stac
     prom, start, end = gateway_stack["prom"], gateway_stack["start"], time.time()
     assert gateway_stack["seen"] == set(CELLS)
     ups = prom.query_range("up", start, end)
-    assert {s["metric"]["job"] for s in ups if any(v == "1" for _t, v in s["values"])} == {
-        "executor", "gateway", "prometheus"}
+    assert {s["metric"]["job"] for s in ups if any(v == "1" for _t, v in s["values"])} >= {
+        "executor", "gateway", "prometheus"}  # and the live run's worker and Locust
     broken, checked = [], 0
     model = build.load_all()[UID]
     for panel, target, expr in dashboard_targets(model):

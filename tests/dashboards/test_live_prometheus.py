@@ -1,12 +1,15 @@
 """Every query of every dashboard panel, run against a real Prometheus scraping a real stack.
 
 Started here, each by its own PID and stopped at teardown: `execbench serve --no-workers` (the
-executor), `execbench worker` (provider workers, their own /metrics), an `execbench run` Locust
-master with one Locust worker (the `loadtest_` metrics), and `/usr/bin/prometheus` with the
-project's prometheus.yml and rules, targets rewritten to this test's ports and a 1 s scrape and
-evaluation interval. The load is a short experiment that visits every mode with both flows,
-same-user bursts (over-commits under `skip`), margin-edge rejections and provider rejections, so
-every panel has something to show. A panel whose query returns nothing is a broken panel.
+executor), `execbench worker` (provider workers, their own /metrics), the gateway tier
+(`python -m gateway`) in front of the executor, an `execbench run` Locust master with one Locust
+worker (the `loadtest_` metrics), and `/usr/bin/prometheus` with the project's prometheus.yml and
+rules, targets rewritten to this test's ports and a 1 s scrape and evaluation interval. The load
+is a short experiment that visits every mode with both flows, same-user bursts (over-commits
+under `skip`), margin-edge rejections and provider rejections, so every panel has something to
+show; then orders through the gateway in each of the 16 flag cells
+(tests/dashboards/test_latency_plan_dashboard.py). A panel whose query returns nothing is a
+broken panel. One stack serves both modules (the `live` fixture, tests/dashboards/conftest.py).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROM_DIR = ROOT / "dashboards" / "prometheus"
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+LOADGROUP = "live-prometheus"  # one worker runs it with test_latency_plan_dashboard.py
 
 EXPERIMENT = """
 name = "dashboards-live"
@@ -159,12 +163,16 @@ def has_numbers(result: list[dict]) -> bool:
 
 
 class Stack:
-    """Service (no in-process workers), worker, Prometheus, Locust master + worker: one run."""
+    """Service (no in-process workers), worker, gateway, Prometheus, Locust master + worker: one
+    run, then `after_run` (the gateway's cells) before the last scrapes."""
 
-    def __init__(self, tmp: Path, experiment: list[str], *, seed_users: int = 20):
+    def __init__(self, tmp: Path, experiment: list[str], *, seed_users: int = 20, after_run=None):
         self.tmp = tmp
         self.procs: list[Proc] = []
         self.service = None
+        self.gateway = None
+        self.after_run = after_run
+        self.after_run_result = None
         self.prom: PromAPI | None = None
         self.experiment = experiment
         self.seed_users = seed_users
@@ -196,6 +204,9 @@ class Stack:
         worker = self._spawn("worker", [*exe, "worker", "--workers", "2", "--metrics-host",
                                         "127.0.0.1", "--metrics-port", str(worker_port)], env)
         wait_http(f"http://127.0.0.1:{worker_port}/metrics", worker)
+        from tests.gateway.support import start_gateway
+
+        self.gateway = start_gateway(tmp, service.url, args=["--sink-latency-ms", "1"])
 
         prom_port, loadtest_port, master_port = free_port(), free_port(), free_port()
         config = rewrite_prometheus_config(tmp / "prometheus.yml", {
@@ -203,7 +214,7 @@ class Stack:
             "worker": [f"127.0.0.1:{worker_port}"],
             "locust": [f"127.0.0.1:{loadtest_port}"],
             "prometheus": [f"127.0.0.1:{prom_port}"],
-            "gateway": [],  # no gateway tier here: test_latency_plan_dashboard.py runs one
+            "gateway": [self.gateway.url.removeprefix("http://")],
         })
         prometheus = self._spawn("prometheus", [
             prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
@@ -229,7 +240,9 @@ class Stack:
         except subprocess.TimeoutExpired:
             pytest.fail(f"the experiment did not finish:\n{self.master.log()}")
         self.end = time.time()
-        time.sleep(3)  # a few more scrapes and rule evaluations after the last request
+        if self.after_run is not None:
+            self.after_run_result = self.after_run(self)
+        time.sleep(4)  # a few more scrapes and rule evaluations after the last request
 
     def _spawn(self, name: str, args: list[str], env: dict) -> Proc:
         proc = Proc(name, args, env, self.tmp)
@@ -237,32 +250,23 @@ class Stack:
         return proc
 
     def __exit__(self, *exc) -> None:
+        if getattr(self, "_closed", False):  # stopped early (conftest.py), then by `with`
+            return
+        self._closed = True
         if self.prom is not None:
             self.prom.client.close()
         for proc in reversed(self.procs):
             proc.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
         if self.service is not None:
             self.service.stop()
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("live")
-    spec = tmp / "dashboards-live.toml"
-    spec.write_text(EXPERIMENT)
-    with Stack(tmp, [str(spec)]) as stack:
-        yield stack
 
 
 def test_every_scrape_target_was_up(live):
     ups = live.prom.query_range("up", live.start, live.end)
     jobs = {s["metric"]["job"] for s in ups if any(v == "1" for _t, v in s["values"])}
-    assert jobs == {"executor", "worker", "locust", "prometheus"}, live.master.log()
-
-
-# Dashboards of the gateway tier: their queries run against a stack with a gateway in
-# tests/dashboards/test_latency_plan_dashboard.py.
-GATEWAY_DASHBOARDS = {"execbench-latency-plan"}
+    assert jobs == {"executor", "worker", "locust", "prometheus", "gateway"}, live.master.log()
 
 
 def test_every_panel_query_returns_data(live):
@@ -272,8 +276,6 @@ def test_every_panel_query_returns_data(live):
     prom, start, end = live.prom, live.start, time.time()
     broken, checked = [], 0
     for uid, model in load_all().items():
-        if uid in GATEWAY_DASHBOARDS:
-            continue
         for panel, target, expr in dashboard_targets(model):
             checked += 1
             if target.get("instant"):
