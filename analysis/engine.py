@@ -55,6 +55,7 @@ DELIM = "\x1f\x1e\x1d\x1c"  # read_csv's column delimiter: no JSON line holds th
 _MAX_EXAMPLES = 5  # first line numbers kept per exclusion reason (as ingest.read_log)
 ENGINES = ("duckdb", "python")
 ENGINE_ENV = "EXECBENCH_ANALYSIS_ENGINE"  # analyze-log's reader: duckdb (default) | python
+FAST_ENV = "EXECBENCH_DUCKDB_FAST"  # 0: always the line-by-line classifying read (tests)
 
 # The query of docs/analysis.md, "Beyond one machine": exact p50/p90/p95/p99 of executor_ms per
 # flow and mode over Parquet files partitioned by day (hive layout, day=YYYY-MM-DD/), wherever
@@ -162,9 +163,89 @@ def _fields(sel: LogSelection, metric_keys) -> dict[str, str]:
     return f
 
 
-def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys) -> str:
+def _ident(name: str) -> str:
+    """A SQL identifier (any characters)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _top_keys(sel: LogSelection) -> list[str]:
+    """The top-level keys the selection reads (the durations object apart), each once."""
+    return list(dict.fromkeys(("component", "endpoint", sel.flow_field, rd.T_STATUS, rd.T_MODE,
+                               sel.metric, *sel.ts_fields, *(k for k, _ in sel.where))))
+
+
+def _fast_eligible(paths: list[Path], sel: LogSelection) -> bool:
+    """The fast read applies to plain JSON-lines files whose keys DuckDB can name apart
+    (its identifiers ignore case) and none of which is the durations object itself."""
+    keys = _top_keys(sel)
+    low = {k.lower() for k in keys}
+    return (all(p.suffix not in (".gz", ".parquet") and not p.is_dir() for p in paths)
+            and len(low) == len(keys) and rd.T_DURATIONS.lower() not in low)
+
+
+def _fast_source(paths: list[Path], sel: LogSelection, metric_keys) -> str:
+    """SQL: every line of every file as (fi, line_no, line, cut, d_present, j_*) from DuckDB's
+    `read_json` with the fields typed JSON (their text, a number told from a string), the
+    durations a STRUCT of JSON fields. Only for files every line of which is a JSON object
+    (`read_json` fails otherwise) and that many rows as the file has lines (the caller checks);
+    a JSON null reads as absent, the one difference from `json_extract`, so the lines where
+    that could decide differently are left to the slow read (`_classify_sql`'s 'py')."""
+    keys = _top_keys(sel)
+    dkeys = list(dict.fromkeys(metric_keys))
+    dtype = "STRUCT(" + ", ".join(f"{_ident(k)} JSON" for k in dkeys) + ")"
+    cols = ("{" + ", ".join(f"{_q(k)}: 'JSON'" for k in keys)
+            + f", {_q(rd.T_DURATIONS)}: {_q(dtype)}}}")
+    d = _ident(rd.T_DURATIONS)
+
+    def top(k):
+        return f"{_ident(k)}::VARCHAR"
+
+    def dur(k):
+        return f"{d}.{_ident(k)}::VARCHAR"
+
+    sel_cols = {"j_component": top("component"), "j_endpoint": top("endpoint"),
+                "j_flow": top(sel.flow_field), "j_status": top(rd.T_STATUS),
+                "j_mode": top(rd.T_MODE), "j_metric": top(sel.metric),
+                "j_dmetric": dur(sel.metric)}
+    for i, k in enumerate(sel.ts_fields):
+        sel_cols[f"j_ts{i}"] = top(k)
+    for i, (k, _) in enumerate(sel.where):
+        sel_cols[f"j_where{i}"] = top(k)
+    for i, k in enumerate(metric_keys[1:]):
+        sel_cols[f"j_stage{i}"] = dur(k)
+    proj = ", ".join(f"{e} AS {n}" for n, e in sel_cols.items())
+    parts = [f"SELECT {fi} AS fi, row_number() OVER () AS line_no, NULL::VARCHAR AS line, "
+             f"false AS cut, {d} IS NOT NULL AS d_present, {proj} "
+             f"FROM read_json({_q(str(p))}, format = 'newline_delimited', records = 'true', "
+             f"columns = {cols})" for fi, p in enumerate(paths)]
+    return " UNION ALL ".join(parts)
+
+
+def count_lines(path: Path) -> int | None:
+    """The lines of a file as the slow read counts them (a last line without its newline
+    counts), or None when a carriage return stands alone somewhere (the slow read may split
+    there, `read_json` does not)."""
+    n = cr = crlf = 0
+    last = b""
+    buf = bytearray(1 << 22)
+    with open(path, "rb", buffering=0) as fh:
+        while k := fh.readinto(buf):
+            n += buf.count(b"\n", 0, k)
+            c = buf.count(b"\r", 0, k)
+            if c or last == b"\r":
+                cr += c
+                crlf += buf.count(b"\r\n", 0, k) + (last == b"\r" and buf[0] == 10)
+            last = bytes(buf[k - 1:k])
+    if cr != crlf:
+        return None
+    return n + (last not in (b"", b"\n"))
+
+
+def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool = False) -> str:
     """SQL of every line with its reason (NULL: a record; 'py': Python decides) and fields.
-    Layered so each field's kind, number and string are computed once a line."""
+    Layered so each field's kind, number and string are computed once a line. `fast`: the
+    lines from `_fast_source` (every one a JSON object), where 'py' also marks a line whose
+    reading may hang on a JSON null (read as absent there)."""
     fields = _fields(sel, metric_keys)
     names = list(fields)
     plist = "[" + ", ".join(_q(p) for p in fields.values()) + "]"
@@ -201,10 +282,11 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys) -> str:
           "END AS ts")]
     l7 = [("CASE WHEN k_ts = 's' AND NOT dec_ok AND NOT iso_ok THEN 'py' "
           "WHEN coalesce(isfinite(ts), false) THEN 'ok' ELSE 'bad' END AS ts_state")]
-    case = [("WHEN line IS NULL OR trim(line, ' ' || chr(9) || chr(10) || chr(13) || chr(11) "
-             "|| chr(12)) = '' THEN 'blank_line'"),
-            "WHEN cut OR j IS NULL THEN 'bad_json'",
-            "WHEN ltrim(line, ' ' || chr(9) || chr(13))[1] <> '{' THEN 'not_an_object'"]
+    case = [] if fast else [
+        ("WHEN line IS NULL OR trim(line, ' ' || chr(9) || chr(10) || chr(13) || chr(11) "
+         "|| chr(12)) = '' THEN 'blank_line'"),
+        "WHEN cut OR j IS NULL THEN 'bad_json'",
+        "WHEN ltrim(line, ' ' || chr(9) || chr(13))[1] <> '{' THEN 'not_an_object'"]
     for want, col, explicit, other, absent in (
             (want_c, "j_component", sel.component_explicit, "other_component", "no_component"),
             (want_e, "j_endpoint", sel.endpoint_explicit, "other_endpoint", "no_endpoint")):
@@ -219,6 +301,8 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys) -> str:
         col, k = f"j_where{i}", f"k_where{i}"
         # a non-integer number, an object or an array: its JSON text as orjson writes it is
         # Python's to say
+        if fast and v == "null":  # a null matches, an absent field does not
+            case.append(f"WHEN {col} IS NULL THEN 'py'")
         case.append(f"WHEN {col} IS NOT NULL AND ({k} IN ('o', 'a') OR ({k} = 'n' AND "
                     f"NOT regexp_matches({col}, '^-?\\d+$'))) THEN 'py'")
         case.append(f"WHEN {col} IS NULL OR (CASE WHEN {k} = 's' THEN s_where{i} ELSE {col} "
@@ -226,6 +310,8 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys) -> str:
     case.append("WHEN coalesce(k_flow NOT IN ('s', 'n'), true) THEN 'no_flow'")
     case.append("WHEN k_flow = 'n' THEN 'py'")  # a number's text: orjson's to write
     case.append("WHEN NOT coalesce(st_ok, false) THEN 'no_status'")
+    if fast:  # durations without the metric read from the top level; with it null, not
+        case.append("WHEN d_present AND j_dmetric IS NULL AND j_metric IS NOT NULL THEN 'py'")
     case.append(f"WHEN NOT {_good('n_metric')} THEN 'no_metric'")
     case.append("WHEN v_ts IS NOT NULL AND ts_state = 'py' THEN 'py'")
     if sel.need_ts:
@@ -242,11 +328,15 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys) -> str:
     ctes = "".join(f",\nl{i + 2} AS (SELECT *, {', '.join(cols)} FROM l{i + 1})"
                    for i, cols in enumerate(layers))
     last = f"l{len(layers) + 1}"
-    return f"""
-WITH src AS ({_source(paths)}),
+    if fast:
+        head = f"l1 AS ({_fast_source(paths, sel, metric_keys)})"
+    else:
+        head = f"""src AS ({_source(paths)}),
 l1 AS (SELECT fi, line_no, line, cut, j, {unpack}
        FROM (SELECT *, CASE WHEN line IS NOT NULL AND NOT cut
-                       THEN try(json_extract(line, {plist})) END AS j FROM src)){ctes},
+                       THEN try(json_extract(line, {plist})) END AS j FROM src))"""
+    return f"""
+WITH {head}{ctes},
 c AS (SELECT *, CASE {' '.join(case)} END AS reason FROM {last})
 SELECT fi, line_no, reason, cut,
        CASE WHEN reason IN ('bad_json', 'not_an_object') THEN line END AS line,
@@ -315,14 +405,40 @@ def read_log(paths, sel: LogSelection, con=None) -> LogRead:
     paths = [Path(p) for p in paths]
     con = con or connect()
     metric_keys = tuple(dict.fromkeys((sel.metric, *METRICS)))
-    sql = _classify_sql(paths, sel, metric_keys)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {sql}")
+    if not _read_fast(con, paths, sel, metric_keys):
+        sql = _classify_sql(paths, sel, metric_keys)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {sql}")
     # lines SQL could not decide: Python does, from their fields
     py = con.execute("SELECT * FROM lines WHERE reason = 'py'").fetchdf() \
         if con.execute("SELECT count(*) FROM lines WHERE reason = 'py'").fetchone()[0] else None
     if py is not None:
         _resolve_in_python(con, py, sel, metric_keys)
     return _collect(con, paths, sel, metric_keys)
+
+
+def _read_fast(con, paths, sel, metric_keys) -> bool:
+    """The `lines` table from `read_json` (`_fast_source`) when every line of every file is
+    a JSON object that reads as the slow path would: False (nothing made) when `read_json`
+    refuses a line (bad JSON, not an object, a duplicated key, a durations value that is not
+    an object), a file's rows are not its lines (blank lines), or a line is left to Python."""
+    import duckdb
+
+    if os.environ.get(FAST_ENV) == "0" or not _fast_eligible(paths, sel):
+        return False
+    lines = [count_lines(p) for p in paths]
+    if None in lines:
+        return False
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE lines AS "
+                    + _classify_sql(paths, sel, metric_keys, fast=True))
+    except duckdb.Error:
+        return False
+    got = dict(con.execute("SELECT fi, count(*) FROM lines GROUP BY fi").fetchall())
+    if [got.get(fi, 0) for fi in range(len(paths))] != lines or con.execute(
+            "SELECT count(*) FROM lines WHERE reason = 'py'").fetchone()[0]:
+        con.execute("DROP TABLE lines")
+        return False
+    return True
 
 
 def _resolve_in_python(con, py, sel, metric_keys) -> None:

@@ -132,6 +132,73 @@ def test_the_odd_log_exercises_every_reason_and_python_decisions(odd_logs):
                                                    "'null')"))
 
 
+# lines the fast read (read_json, typed columns) takes as the slow one would: JSON objects,
+# none of them left to Python (a numeric flow, an odd time form, a null metric in durations)
+_PY_LINES = ('"flow":3', "+0100", "T24:00", "yesterday", "1234567Z", '"NaN"', '"executor_ms":null',
+             '"durations_ms":[1]')
+FAST_LINES = [ln for ln in ODD_LINES if ln.strip().startswith("{") and ln.strip() != '{"a":1} x'
+              and not any(m in ln for m in _PY_LINES)]
+REFUSED_LINES = ["", "   ", "not json", "[1,2]", "5", '{"a":1} x',
+                 '{"status":"success","status":"error","flow":"x","executor_ms":1}',
+                 *(ln for ln in ODD_LINES if any(m in ln for m in _PY_LINES))]
+
+
+def _fast(paths, sel) -> bool:
+    keys = tuple(dict.fromkeys((sel.metric, *engine.METRICS)))
+    return engine._read_fast(engine.connect(), [Path(p) for p in paths], sel, keys)
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "none"])
+def test_the_fast_read_equals_the_line_by_line_one(tmp_path, ending):
+    """A log whose every line is a JSON object is read by read_json with typed columns and
+    gives what the Python reader gives, for every selection; CRLF line ends and a last line
+    without its newline too."""
+    p = tmp_path / "clean.jsonl"
+    sep = "\n" if ending == "none" else ending
+    lines = FAST_LINES if ending == "\n" else [ln.rstrip("\r") for ln in FAST_LINES]
+    p.write_bytes((sep.join(lines) + ("" if ending == "none" else sep)).encode())
+    assert _fast([p], log_selection())
+    assert _fast([p, p], log_selection(component="python_api", where=["code=200"]))
+    for sel in SELECTIONS:
+        for need_ts in (True, False):
+            _same([p], dataclasses.replace(sel, need_ts=need_ts))
+    _same([p, p], dataclasses.replace(log_selection(), need_ts=False))
+
+
+@pytest.mark.parametrize("bad", range(len(REFUSED_LINES)))
+def test_the_fast_read_gives_way_to_the_line_by_line_one(tmp_path, bad):
+    """One line read_json refuses, or one whose reading may hang on a JSON null or is
+    Python's to decide: the slow read, line for line as the Python reader."""
+    p = tmp_path / "one-odd.jsonl"
+    p.write_bytes(("\n".join(FAST_LINES[:5] + [REFUSED_LINES[bad]] + FAST_LINES[5:]) + "\n")
+                  .encode())
+    sel = log_selection(component="*", endpoint="*")
+    assert not _fast([p], sel)
+    _same([p], sel)
+    _same([p], log_selection())
+
+
+def test_lines_counted_as_the_slow_read_counts_them(tmp_path):
+    p = tmp_path / "x.jsonl"
+    for data, n in ((b"", 0), (b"{}", 1), (b"{}\n", 1), (b"{}\r\n{}", 2), (b"\n\n", 2),
+                    (b"{}\r{}\n", None), (b"{}\r", None)):
+        p.write_bytes(data)
+        assert engine.count_lines(p) == n, data
+
+
+def test_a_null_where_value_matches_only_a_null(tmp_path):
+    """`--where x=null`: a null matches, an absent field does not (read_json reads both as
+    absent, so the fast read gives way)."""
+    p = tmp_path / "null.jsonl"
+    p.write_text("".join(f'{{"ts":"2026-11-25T12:00:0{i}Z","status":"success","flow":"a",'
+                         f'"executor_ms":{i}{x}}}\n'
+                         for i, x in enumerate(["", ',"x":null', ',"x":"null"'])))
+    sel = log_selection(where=["x=null"])
+    assert not _fast([p], sel)
+    _same([p], sel)
+    assert engine.read_log([p], sel).table.n == 2
+
+
 def test_a_mixed_log_and_its_gzip(tmp_path):
     path, _, _ = mixed_log(tmp_path / "app.log")
     gz = tmp_path / "app.log.gz"
