@@ -183,6 +183,45 @@ def _waterfall(fx: dict, cells: dict, factors: list[str]) -> dict | None:
     return {"start": start, "steps": steps, "rest": rest, "end": end}
 
 
+def effect_text(e: dict | None) -> str:
+    """An effect as `+x.x [lo, hi]` ms (the terminal's and the report's cells)."""
+    if not e or e.get("value") is None:
+        return "-"
+    if e.get("ci_low") is None:
+        return f"{e['value']:+.1f}"
+    return f"{e['value']:+.1f} [{e['ci_low']:+.1f}, {e['ci_high']:+.1f}]"
+
+
+def _effect_of(lp: dict, metric: str, q: str, name: str) -> dict | None:
+    return (lp["metrics"].get(metric, {}).get(q, {}).get("effects") or {}).get(name)
+
+
+def step_rows(lp: dict) -> list[tuple[str, ...]]:
+    """Per step, as text: main effect on total p50, alone on total p50, main on total p95,
+    executor p50 and p95, the note's range, and the findings (main / alone)."""
+    rows = []
+    for f in lp["factors"]:
+        main = _effect_of(lp, "total_ms", "p50", f)
+        alone = _effect_of(lp, "total_ms", "p50", f"{f} alone")
+        rng = lp["expected"].get(f)
+        rows.append((f, effect_text(main), effect_text(alone),
+                     effect_text(_effect_of(lp, "total_ms", "p95", f)),
+                     effect_text(_effect_of(lp, "executor_ms", "p50", f)),
+                     effect_text(_effect_of(lp, "executor_ms", "p95", f)),
+                     f"[{rng[0]:g}, {rng[1]:g}]" if rng else "-",
+                     (f"{(main or {}).get('finding') or '-'} / "
+                      f"{(alone or {}).get('finding') or '-'}")))
+    return rows
+
+
+def significant_interactions(lp: dict) -> list[tuple[str, dict]]:
+    """The two-way interactions on total p50 whose interval excludes 0."""
+    effects = lp["metrics"].get("total_ms", {}).get("p50", {}).get("effects", {})
+    return [(name, e) for name, e in effects.items()
+            if e["kind"] == "interaction" and e.get("ci_low") is not None
+            and (e["ci_low"] > 0 or e["ci_high"] < 0)]
+
+
 def methods_text() -> str:
     return ("latency plan: main effects and two-way interactions of the 2^k factorial on the "
             "cells' quantiles (+-1 contrasts); 95% intervals = effect +- t(blocks - 1) x "

@@ -285,32 +285,13 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
     return "\n".join(out)
 
 
-def _effect(e: dict | None) -> str:
-    if not e or e.get("value") is None:
-        return "-"
-    if e.get("ci_low") is None:
-        return f"{e['value']:+.1f}"
-    return f"{e['value']:+.1f} [{e['ci_low']:+.1f}, {e['ci_high']:+.1f}]"
-
-
 def latency_plan_section(lp: dict, plots: dict[str, Path]) -> str:
     """The factorial's main effects beside the note's ranges, the all-off/all-on totals, the
     waterfall and the significant interactions."""
+    from .latency_plan import effect_text, significant_interactions, step_rows
+
     m = lp["metrics"]
-
-    def eff(metric, q, f):
-        return (m.get(metric, {}).get(q, {}).get("effects") or {}).get(f)
-
-    rows = []
-    for f in lp["factors"]:
-        main = eff("total_ms", "p50", f)
-        rng = lp["expected"].get(f)
-        alone = eff("total_ms", "p50", f"{f} alone")
-        rows.append((_e(f), _effect(main), _effect(alone), _effect(eff("total_ms", "p95", f)),
-                     _effect(eff("executor_ms", "p50", f)), _effect(eff("executor_ms", "p95", f)),
-                     f"[{rng[0]:g}, {rng[1]:g}]" if rng else "-",
-                     _e(f"{(main or {}).get('finding') or '-'} / "
-                        f"{(alone or {}).get('finding') or '-'}")))
+    rows = [tuple(_e(cell) for cell in row) for row in step_rows(lp)]
     p50 = m.get("total_ms", {}).get("p50", {})
     per_cell = p50.get("records_per_cell", {})
     intro = (f"<p>{lp['records']} orders through the gateway in {lp['blocks']} blocks of "
@@ -339,11 +320,9 @@ def latency_plan_section(lp: dict, plots: dict[str, Path]) -> str:
         lines.append(f"<li>client-measured total p50: all off {_ci(client['all off']['p50'])} "
                      f"&rarr; all on {_ci(client['all on']['p50'])} ms (the note: 296 &rarr; "
                      "200&ndash;240 ms after Step 1)</li>")
-    inter = [(name, e) for name, e in p50.get("effects", {}).items()
-             if e["kind"] == "interaction" and e.get("ci_low") is not None
-             and (e["ci_low"] > 0 or e["ci_high"] < 0)]
+    inter = significant_interactions(lp)
     lines.append("<li>interactions on total p50 whose interval excludes 0: " + (", ".join(
-        f"{_e(name)} {_effect(e)}" for name, e in inter) if inter else "none observed") + "</li>")
+        f"{_e(name)} {effect_text(e)}" for name, e in inter) if inter else "none observed") + "</li>")
     out.append("<ul>" + "".join(lines) + "</ul>")
     if "waterfall" in plots:
         out.append(_img(plots["waterfall"], "attribution waterfall"))

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from execbench.console import make_console
 
+from .latency_plan import effect_text, significant_interactions, step_rows
 from .recovery import recovery_text
 
 
@@ -203,14 +204,6 @@ def nonterminal_lines(saf: dict) -> list[str]:
     return out
 
 
-def _effect(e: dict | None) -> str:
-    if not e or e.get("value") is None:
-        return "-"
-    if e.get("ci_low") is None:
-        return f"{e['value']:+.1f}"
-    return f"{e['value']:+.1f} [{e['ci_low']:+.1f}, {e['ci_high']:+.1f}]"
-
-
 def latency_plan_table(lp: dict) -> Table:
     """Each step's main effect (ms; negative: a saving) on total and executor latency, p50 and
     p95, beside the note's range for the total and the finding."""
@@ -221,19 +214,8 @@ def latency_plan_table(lp: dict) -> Table:
                 "note's range"):
         t.add_column(col, justify="right")
     t.add_column("finding (main / alone)", no_wrap=True)
-    m = lp["metrics"]
-
-    def eff(metric, q, f):
-        return (m.get(metric, {}).get(q, {}).get("effects") or {}).get(f)
-
-    for f in lp["factors"]:
-        main = eff("total_ms", "p50", f)
-        rng = lp["expected"].get(f)
-        alone = eff("total_ms", "p50", f"{f} alone")
-        t.add_row(f, _effect(main), _effect(alone), _effect(eff("total_ms", "p95", f)),
-                  _effect(eff("executor_ms", "p50", f)), _effect(eff("executor_ms", "p95", f)),
-                  f"[{rng[0]:g}, {rng[1]:g}]" if rng else "-",
-                  f"{(main or {}).get('finding') or '-'} / {(alone or {}).get('finding') or '-'}")
+    for row in step_rows(lp):
+        t.add_row(*row)
     return t
 
 
@@ -250,12 +232,10 @@ def latency_plan_lines(lp: dict) -> list[str]:
     if client.get("all off") and client.get("all on"):
         out.append(f"client-measured total p50: all off {_ci(client['all off']['p50'])} -> all on "
                    f"{_ci(client['all on']['p50'])} ms (the note: 296 -> 200-240 after Step 1)")
-    inter = [(name, e) for name, e in lp["metrics"].get("total_ms", {}).get("p50", {})
-             .get("effects", {}).items() if e["kind"] == "interaction"
-             and e.get("ci_low") is not None and (e["ci_low"] > 0 or e["ci_high"] < 0)]
+    inter = significant_interactions(lp)
     if inter:
         out.append("interactions on total p50 whose interval excludes 0: " + ", ".join(
-            f"{name} {_effect(e)}" for name, e in inter))
+            f"{name} {effect_text(e)}" for name, e in inter))
     p50 = lp["metrics"].get("total_ms", {}).get("p50", {})
     if p50.get("interval_method"):
         out.append(f"intervals: {p50['interval_method']}")
