@@ -432,32 +432,30 @@ class _ClosedEarly(Exception):
     pass
 
 
+def _read_line(sock, data: bytes, where: str) -> tuple[bytes, bytes]:
+    """The next CRLF-terminated line of `data` (receiving more as needed) and what follows it."""
+    end = data.find(b"\r\n")
+    while end < 0:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ProtocolError(f"connection closed in {where}")
+        data += chunk
+        end = data.find(b"\r\n")
+    return data[:end], data[end + 2:]
+
+
 def _read_chunked(sock, data: bytes) -> tuple[bytes, bytes]:
     parts = []
     while True:
-        end = data.find(b"\r\n")
-        while end < 0:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ProtocolError("connection closed in a chunked body")
-            data += chunk
-            end = data.find(b"\r\n")
+        line, data = _read_line(sock, data, "a chunked body")
         try:
-            size = int(data[:end].split(b";")[0].strip(), 16)
+            size = int(line.split(b";")[0].strip(), 16)
         except ValueError:
             raise ProtocolError("bad chunk size") from None
-        data = data[end + 2:]
         if size == 0:
             # trailers, then the blank line
             while True:
-                end = data.find(b"\r\n")
-                while end < 0:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        raise ProtocolError("connection closed in chunked trailers")
-                    data += chunk
-                    end = data.find(b"\r\n")
-                line, data = data[:end], data[end + 2:]
+                line, data = _read_line(sock, data, "chunked trailers")
                 if not line:
                     return b"".join(parts), data
         while len(data) < size + 2:
