@@ -90,3 +90,25 @@ def requests(run_dir: Path) -> list[dict]:
         r["intended"] = parse_iso(r["intended_ts"])
         r["sent"] = parse_iso(r["sent_ts"])
     return recs
+
+
+# Checks judged on measured time: on a busy 2-core box their interval can straddle the bound,
+# so a test lets them be anything and asserts only that the exit status follows the verdict.
+TIMED_CHECK_KINDS = frozenset(("quantile_between", "quantile_below", "quantile_max",
+                               "quantile_min", "reduction_at_least", "reduction_min",
+                               "equivalent", "recovery_max_s", "capacity_knee"))
+
+
+def assert_verdict_followed(returncode: int, run_dir: Path, out: str = "") -> dict:
+    """The run's exit status is its verdict (PASS 0, FAIL 1, INCONCLUSIVE 3), and every check
+    that does not rest on a measured latency (safety, ledger, errors, lost orders) passed."""
+    import json
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    expected = {"pass": 0, "fail": 1, "inconclusive": 3}[summary["verdict"]]
+    assert returncode == expected, out[-6000:]
+    untimed = [c for c in summary["checks"] if c.get("kind") not in TIMED_CHECK_KINDS]
+    assert untimed, summary["checks"]
+    failed = [c for c in untimed if c["verdict"] != "pass"]
+    assert not failed, (failed, out[-4000:])
+    return summary
