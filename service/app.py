@@ -25,7 +25,7 @@ from service.metrics import ExecutorMetrics
 from service.middleware import BodyGuard, ErrorGuard, log_rejection
 from service.prices import PriceFeed
 from service.profiles import load_profile
-from service.provider import ProviderSimulator, ProviderWorker
+from service.provider import ProviderSimulator, ProviderWorker, WorkSignal
 from service.responses import JSON
 from service.routes import accounts, admin, health, orders
 from service.settings import Settings, get_settings
@@ -83,9 +83,10 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
         timing_log = TimingLog(settings.timing_log)
         timing_log.start()
         provider = ProviderSimulator(settings, flags, random.Random(settings.provider_seed))
+        signal = WorkSignal() if run_workers else None  # the executor tells its workers what is due
         executor = OrderExecutor(store=store, locks=locks, prices=prices, profile=profile, flags=flags,
                                  metrics=metrics, timing_log=timing_log, provider=provider,
-                                 replica=replica, switches=switches)
+                                 replica=replica, switches=switches, work_signal=signal)
         audit = AuditTrail(store)
         app.state.services = Services(settings, registry, metrics, store, flags, prices, executor, replica,
                                       audit, switches)
@@ -96,7 +97,8 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
         if run_workers:
             for index in range(worker_count):
                 worker = ProviderWorker(store=store, locks=locks, prices=prices, flags=flags,
-                                        metrics=metrics, settings=settings, name=f"{replica}/w{index}")
+                                        metrics=metrics, settings=settings, name=f"{replica}/w{index}",
+                                        signal=signal)
                 workers.append(worker)
                 worker_tasks.append(asyncio.create_task(worker.run(), name=f"provider-worker-{index}"))
         tasks += worker_tasks

@@ -37,7 +37,7 @@ from service.margin import Position, compute_user_total_margin, equity_usd, orde
 from service.metrics import ExecutorMetrics
 from service.prices import PriceFeed
 from service.profiles import LatencyProfile
-from service.provider import ProviderSimulator
+from service.provider import ProviderSimulator, WorkSignal
 from service.schemas import OrderRequest
 from service.store import DuplicateClientOrderId, ReservationRefused, Store, to_cents
 from service.switches import Switches
@@ -106,7 +106,7 @@ class OrderExecutor:
     def __init__(self, *, store: Store, locks: UserLocks, prices: PriceFeed, profile: LatencyProfile,
                  flags: FlagService, metrics: ExecutorMetrics, timing_log: TimingLog,
                  provider: ProviderSimulator, replica: str, switches: Switches,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, work_signal: WorkSignal | None = None):
         self._store = store
         self._locks = locks
         self._prices = prices
@@ -118,6 +118,7 @@ class OrderExecutor:
         self._replica = replica
         self._switches = switches
         self._clock = clock
+        self._work_signal = work_signal
 
     async def execute(self, order: OrderRequest) -> Executed:
         mode = self._flags.mode  # read once: the whole request runs in this mode
@@ -224,6 +225,8 @@ class OrderExecutor:
             sent_at = self._clock()
             due_at, outcome = self._provider.plan(sent_at)
             await self._store.mark_sent(order_id, sent_at, due_at, outcome)
+            if self._work_signal is not None:
+                self._work_signal.notify(due_at)
             await profile.delay("provider_send_ms")
             watch.lap("provider_send_ms", t)
 

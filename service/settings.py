@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     provider_timeout_ratio: float = Field(default=0.0, ge=0, le=1)
     provider_timeout_s: float = Field(default=2.0, gt=0)
     worker_poll_s: float = Field(default=0.02, gt=0)
+    # Workers in the executor's process are told when its orders are due (provider.WorkSignal);
+    # they poll this often for the rest: other processes' orders, expired leases, unsent orders.
+    worker_idle_poll_s: float = Field(default=0.25, gt=0)
     worker_batch: int = Field(default=50, ge=1)
     worker_lease_s: float = Field(default=10.0, gt=0)
 
