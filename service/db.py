@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from service.sqlite_driver import dbapi as sqlite_dbapi
+
 metadata = MetaData()
 
 groups = Table(
@@ -126,7 +128,8 @@ def is_postgres(engine: AsyncEngine) -> bool:
 
 def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # one trip to aiosqlite's thread per statement instead of four (service/sqlite_driver.py)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, module=sqlite_dbapi())
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
