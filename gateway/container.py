@@ -31,5 +31,6 @@ class GatewayServices:
     replica: str
 
 
-def get_services(request: Request) -> GatewayServices:
+async def get_services(request: Request) -> GatewayServices:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
     return request.app.state.services
