@@ -24,7 +24,7 @@ def _demo(tmp_path, experiment: str, scale: float, *extra) -> tuple[object, str,
 
 
 def _assert_recovered(tmp_path, *extra) -> None:
-    proc, out, run_dir = _demo(tmp_path, "crash-recovery", 0.2, *extra)
+    proc, out, run_dir = _demo(tmp_path, "crash-recovery", 0.12, *extra)
     events = timeline(run_dir)
     kill = next(e for e in events if e["event"] == "fault_injected")
     back = next(e for e in events if e["event"] == "service_restarted")
@@ -68,7 +68,7 @@ def test_crash_recovery_on_postgres(tmp_path):
 
 @pytest.mark.slow
 def test_flip_storm(tmp_path):
-    proc, out, run_dir = _demo(tmp_path, "flip-storm", 0.12)
+    proc, out, run_dir = _demo(tmp_path, "flip-storm", 0.06)
     events = timeline(run_dir)
     flips = [e for e in events if e["event"] == "flip_applied" and not e.get("initial")]
     assert len(flips) == 50
