@@ -36,7 +36,7 @@ users = 40
 [factorial]
 factors = ["provider_skip", "keepalive", "parallel_config", "async_logging"]
 blocks = 2
-cell_s = 0.9
+cell_s = 0.6
 warmup_s = 2
 expected = {keepalive = [-40, -20]}
 
