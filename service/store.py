@@ -5,9 +5,23 @@ from __future__ import annotations
 import math
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -48,6 +62,120 @@ def to_cents(usd: float) -> int:
     return math.ceil(round(usd * 100, 6))
 
 
+# The statements of every order and every claim, built once with named parameters. Building a
+# statement anew per call (operators, coercions, then its cache key, to find the compiled form
+# SQLAlchemy already has) cost more CPU than running it; the SQL sent is the same.
+def _account_of_user(prefix: str = ""):
+    # an UPDATE of accounts may not name a parameter after one of its columns: prefix "b_" there
+    return (accounts.c.user_type == bindparam(prefix + "user_type"),
+            accounts.c.user_id == bindparam(prefix + "user_id"))
+
+
+_FETCH_CONFIG = (select(accounts, groups.c.flow, groups.c.leverage)
+                 .join(groups, groups.c.name == accounts.c.group_name).where(*_account_of_user()))
+_FETCH_ACCOUNT = select(accounts).where(*_account_of_user())
+_FETCH_GROUP_OF = (select(groups.c.name, groups.c.flow, groups.c.leverage)
+                   .join(accounts, groups.c.name == accounts.c.group_name).where(*_account_of_user()))
+_SYMBOL_ENABLED = select(symbols.c.enabled).where(symbols.c.name == bindparam("symbol"))
+_FETCH_PORTFOLIO = (select(accounts.c.equity_usd, accounts.c.used_margin_usd, accounts.c.reserved_cents)
+                    .where(*_account_of_user()))
+_USER_ORDERS = select(
+    orders.c.symbol, orders.c.side, orders.c.volume, orders.c.open_price, orders.c.status
+).where(
+    orders.c.user_type == bindparam("user_type"),
+    orders.c.user_id == bindparam("user_id"),
+    orders.c.status.in_(("executed", "queued")),
+)
+_FIND_BY_CLIENT_ID = select(orders.c.id, orders.c.request_hash, orders.c.response_json).where(
+    orders.c.user_type == bindparam("user_type"),
+    orders.c.user_id == bindparam("user_id"),
+    orders.c.client_order_id == bindparam("client_order_id"),
+)
+_INSERT_ORDER = insert(orders)
+_MARK_SENT = (update(orders).where(orders.c.id == bindparam("order_id"), orders.c.status == "queued")
+              .values(sent_at=bindparam("sent", type_=Float), provider_due_at=bindparam("due", type_=Float),
+                      provider_outcome=bindparam("outcome", type_=String)))
+_GET_FLAG = select(flags).where(flags.c.name == bindparam("name"))
+_POSITIONS_AT = select(  # a user's orders as they stood at :at (Store.positions_at)
+    orders.c.symbol, orders.c.side, orders.c.volume, orders.c.open_price, orders.c.status
+).where(
+    orders.c.user_type == bindparam("user_type"),
+    orders.c.user_id == bindparam("user_id"),
+    orders.c.created_at <= bindparam("at"),
+    or_(orders.c.status.in_(("executed", "queued")), orders.c.finalized_at > bindparam("at_again")),
+)
+_QUEUE_DEPTH = select(
+    func.count(),
+    func.coalesce(func.sum(case((or_(orders.c.provider_due_at.is_(None),
+                                     orders.c.provider_due_at > bindparam("now", type_=Float)), 1), else_=0)), 0),
+    func.min(orders.c.created_at),
+).where(orders.c.status == "queued")
+_REFRESH_ACCOUNT = (update(accounts).where(*_account_of_user("b_"))
+                    .values(used_margin_usd=bindparam("used"), equity_usd=bindparam("equity"),
+                            updated_at=bindparam("at")))
+_LOCK_ACCOUNT = select(accounts.c.user_id).where(*_account_of_user()).with_for_update()
+_QUEUED = orders.c.id == bindparam("order_id"), orders.c.status == "queued"
+_QUEUED_ORDER = select(orders).where(*_QUEUED)
+_FILL = (update(orders).where(*_QUEUED)
+         .values(status="executed", open_price=bindparam("price"), final_outcome="confirmed",
+                 finalized_at=bindparam("at"), release_count=orders.c.release_count + 1,
+                 claimed_by=bindparam("worker")))
+_CONFIRM_FIGURES = (update(orders).where(orders.c.id == bindparam("order_id"))
+                    .values(estimate_error_usd=bindparam("error"), overcommit_usd=bindparam("over"),
+                            overcommit_counted=bindparam("counted")))
+_POST_ACCOUNT = (update(accounts).where(*_account_of_user("b_"))
+                 .values(reserved_cents=accounts.c.reserved_cents - bindparam("cents"),
+                         used_margin_usd=bindparam("used"), equity_usd=bindparam("equity"),
+                         updated_at=bindparam("at")))
+_RELEASE_ORDER_OF = (select(orders.c.user_type, orders.c.user_id, orders.c.reserved_cents, orders.c.mode)
+                     .where(*_QUEUED))
+_REJECT = (update(orders).where(*_QUEUED)
+           .values(status="rejected", final_outcome=bindparam("outcome"), finalized_at=bindparam("at"),
+                   release_count=orders.c.release_count + 1, claimed_by=bindparam("worker")))
+_VOID_HOLD = (update(accounts).where(*_account_of_user("b_"))
+              .values(reserved_cents=accounts.c.reserved_cents - bindparam("cents"), updated_at=bindparam("at")))
+
+
+@lru_cache
+def _hold_statement(limited: bool, with_equity: bool):
+    """The hold of a queued order's margin (Store.persist_queued): conditional or not."""
+    values = {"reserved_cents": accounts.c.reserved_cents + bindparam("cents", type_=BigInteger),
+              "updated_at": bindparam("at")}
+    if with_equity:
+        values["equity_usd"] = bindparam("equity")
+    statement = update(accounts).where(*_account_of_user("b_")).values(**values)
+    if limited:
+        statement = statement.where(
+            accounts.c.used_margin_usd * 100 + accounts.c.reserved_cents + bindparam("cents_check", type_=Integer)
+            <= bindparam("limit_x100"))
+    return statement
+
+
+@lru_cache
+def _claim_statement(limit: int):
+    """Claim queued orders whose answer is due by :now, or never sent by :unsent_before."""
+    now = bindparam("now", type_=Float)
+    due = and_(
+        orders.c.status == "queued",
+        or_(
+            orders.c.provider_due_at <= now,
+            and_(orders.c.provider_due_at.is_(None), orders.c.created_at <= bindparam("unsent_before")),
+        ),
+        or_(orders.c.claim_until.is_(None), orders.c.claim_until < bindparam("now_lease", type_=Float)),
+    )
+    candidates = select(orders.c.id).where(due).order_by(orders.c.created_at).limit(limit)
+    return (
+        update(orders)
+        .where(orders.c.id.in_(candidates.scalar_subquery()), due)
+        .values(claimed_by=bindparam("worker", type_=String), claim_until=bindparam("until", type_=Float))
+        .returning(
+            orders.c.id, orders.c.user_type, orders.c.user_id, orders.c.mode,
+            orders.c.provider_outcome, orders.c.provider_due_at, orders.c.estimate_total_usd,
+            orders.c.sent_at,
+        )
+    )
+
+
 class Store:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
@@ -55,13 +183,9 @@ class Store:
 
     # --- executor reads -------------------------------------------------------------
     async def fetch_config(self, user_type: str, user_id: int) -> AccountConfig | None:
-        query = (
-            select(accounts, groups.c.flow, groups.c.leverage)
-            .join(groups, groups.c.name == accounts.c.group_name)
-            .where(accounts.c.user_type == user_type, accounts.c.user_id == user_id)
-        )
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
+            row = (await conn.execute(_FETCH_CONFIG, {"user_type": user_type, "user_id": user_id})
+                   ).mappings().first()
         if row is None:
             return None
         return AccountConfig(
@@ -79,17 +203,15 @@ class Store:
     # The config fetch as the seed's three reads (user, group, symbol), each independent of the
     # others' answers so that they can run concurrently (the `parallel_config` switch).
     async def fetch_account(self, user_type: str, user_id: int):
-        query = select(accounts).where(accounts.c.user_type == user_type, accounts.c.user_id == user_id)
         async with self.engine.connect() as conn:
-            return (await conn.execute(query)).mappings().first()
+            return (await conn.execute(_FETCH_ACCOUNT, {"user_type": user_type, "user_id": user_id})
+                    ).mappings().first()
 
     async def fetch_group_of(self, user_type: str, user_id: int):
         """The account's group (flow, leverage), found through the account in the same query."""
-        query = (select(groups.c.name, groups.c.flow, groups.c.leverage)
-                 .join(accounts, groups.c.name == accounts.c.group_name)
-                 .where(accounts.c.user_type == user_type, accounts.c.user_id == user_id))
         async with self.engine.connect() as conn:
-            return (await conn.execute(query)).mappings().first()
+            return (await conn.execute(_FETCH_GROUP_OF, {"user_type": user_type, "user_id": user_id})
+                    ).mappings().first()
 
     @staticmethod
     def account_config(account, group) -> AccountConfig | None:
@@ -103,42 +225,29 @@ class Store:
 
     async def symbol_enabled(self, symbol: str) -> bool:
         async with self.engine.connect() as conn:
-            value = await conn.scalar(select(symbols.c.enabled).where(symbols.c.name == symbol))
+            value = await conn.scalar(_SYMBOL_ENABLED, {"symbol": symbol})
         return bool(value)
 
     async def fetch_portfolio(self, user_type: str, user_id: int) -> PortfolioSnapshot:
-        query = select(accounts.c.equity_usd, accounts.c.used_margin_usd, accounts.c.reserved_cents).where(
-            accounts.c.user_type == user_type, accounts.c.user_id == user_id
-        )
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).one()
+            row = (await conn.execute(_FETCH_PORTFOLIO, {"user_type": user_type, "user_id": user_id})).one()
         return PortfolioSnapshot(row.equity_usd, row.used_margin_usd, row.reserved_cents / 100)
 
     async def fetch_user_orders(
         self, user_type: str, user_id: int, conn: AsyncConnection | None = None
     ) -> list[Position]:
-        query = select(
-            orders.c.symbol, orders.c.side, orders.c.volume, orders.c.open_price, orders.c.status
-        ).where(
-            orders.c.user_type == user_type,
-            orders.c.user_id == user_id,
-            orders.c.status.in_(("executed", "queued")),
-        )
+        key = {"user_type": user_type, "user_id": user_id}
         if conn is not None:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_USER_ORDERS, key)).all()
         else:
             async with self.engine.connect() as own:
-                rows = (await own.execute(query)).all()
+                rows = (await own.execute(_USER_ORDERS, key)).all()
         return [Position(r.symbol, r.side, r.volume, r.open_price, r.status) for r in rows]
 
     async def find_by_client_id(self, user_type: str, user_id: int, client_order_id: str):
-        query = select(orders.c.id, orders.c.request_hash, orders.c.response_json).where(
-            orders.c.user_type == user_type,
-            orders.c.user_id == user_id,
-            orders.c.client_order_id == client_order_id,
-        )
         async with self.engine.connect() as conn:
-            return (await conn.execute(query)).first()
+            return (await conn.execute(_FIND_BY_CLIENT_ID, {
+                "user_type": user_type, "user_id": user_id, "client_order_id": client_order_id})).first()
 
     # --- executor writes ------------------------------------------------------------
     async def persist_executed(self, order: dict, used_margin_usd: float, equity_usd: float,
@@ -149,12 +258,10 @@ class Store:
         `_lock_account`)."""
         try:
             async with self._transaction(conn) as tx:
-                await tx.execute(
-                    update(accounts)
-                    .where(*self._account_key(order))
-                    .values(used_margin_usd=used_margin_usd, equity_usd=equity_usd, updated_at=order["created_at"])
-                )
-                await tx.execute(insert(orders).values(**order))
+                await tx.execute(_REFRESH_ACCOUNT, {
+                    "b_user_type": order["user_type"], "b_user_id": order["user_id"], "used": used_margin_usd,
+                    "equity": equity_usd, "at": order["created_at"]})
+                await tx.execute(_INSERT_ORDER, order)
         except IntegrityError as exc:
             raise DuplicateClientOrderId from exc
 
@@ -173,72 +280,43 @@ class Store:
         Without a limit (`skip` only) the hold is unconditional: the seed's Step 1, the risk
         this tool measures.
         """
-        cents = order["reserved_cents"]
-        key = self._account_key(order)
-        values = {"reserved_cents": accounts.c.reserved_cents + cents, "updated_at": order["created_at"]}
+        params = {"b_user_type": order["user_type"], "b_user_id": order["user_id"],
+                  "cents": order["reserved_cents"], "at": order["created_at"]}
         if equity_usd is not None:
-            values["equity_usd"] = equity_usd
+            params["equity"] = equity_usd
+        if reserve_limit_usd is not None:
+            params["cents_check"] = order["reserved_cents"]
+            params["limit_x100"] = reserve_limit_usd * 100
+        statement = _hold_statement(reserve_limit_usd is not None, equity_usd is not None)
         try:
             async with self._transaction(conn) as tx:
-                statement = update(accounts).where(*key).values(**values)
-                if reserve_limit_usd is not None:
-                    statement = statement.where(
-                        accounts.c.used_margin_usd * 100 + accounts.c.reserved_cents + cents
-                        <= reserve_limit_usd * 100
-                    )
-                result = await tx.execute(statement)
+                result = await tx.execute(statement, params)
                 if result.rowcount != 1:
                     raise ReservationRefused
-                await tx.execute(insert(orders).values(**order))
+                await tx.execute(_INSERT_ORDER, order)
         except IntegrityError as exc:
             raise DuplicateClientOrderId from exc
 
     async def mark_sent(self, order_id: str, sent_at: float, due_at: float, outcome: str) -> None:
         async with self.write_engine.begin() as conn:
-            await conn.execute(
-                update(orders)
-                .where(orders.c.id == order_id, orders.c.status == "queued")
-                .values(sent_at=sent_at, provider_due_at=due_at, provider_outcome=outcome)
-            )
+            await conn.execute(_MARK_SENT, {"order_id": order_id, "sent": sent_at, "due": due_at,
+                                            "outcome": outcome})
 
     # --- provider workers -----------------------------------------------------------
     async def claim_due(self, worker: str, now: float, lease_s: float, limit: int, unsent_before: float):
         """Claim queued orders whose provider answer is due (or that were never sent)."""
-        due = and_(
-            orders.c.status == "queued",
-            or_(
-                orders.c.provider_due_at <= now,
-                and_(orders.c.provider_due_at.is_(None), orders.c.created_at <= unsent_before),
-            ),
-            or_(orders.c.claim_until.is_(None), orders.c.claim_until < now),
-        )
-        candidates = select(orders.c.id).where(due).order_by(orders.c.created_at).limit(limit)
-        statement = (
-            update(orders)
-            .where(orders.c.id.in_(candidates.scalar_subquery()), due)
-            .values(claimed_by=worker, claim_until=now + lease_s)
-            .returning(
-                orders.c.id, orders.c.user_type, orders.c.user_id, orders.c.mode,
-                orders.c.provider_outcome, orders.c.provider_due_at, orders.c.estimate_total_usd,
-                orders.c.sent_at,
-            )
-        )
         async with self.write_engine.begin() as conn:
-            return (await conn.execute(statement)).all()
+            return (await conn.execute(_claim_statement(limit), {
+                "now": now, "now_lease": now, "unsent_before": unsent_before, "worker": worker,
+                "until": now + lease_s,
+            })).all()
 
     async def positions_at(self, conn: AsyncConnection, user_type: str, user_id: int,
                            at: float) -> list[Position]:
         """The user's orders as they stood at time `at`: created by then and not yet rejected."""
-        query = select(
-            orders.c.symbol, orders.c.side, orders.c.volume, orders.c.open_price, orders.c.status
-        ).where(
-            orders.c.user_type == user_type,
-            orders.c.user_id == user_id,
-            orders.c.created_at <= at,
-            or_(orders.c.status.in_(("executed", "queued")), orders.c.finalized_at > at),
-        )
-        return [Position(r.symbol, r.side, r.volume, r.open_price, "queued")
-                for r in (await conn.execute(query)).all()]
+        rows = (await conn.execute(_POSITIONS_AT, {"user_type": user_type, "user_id": user_id, "at": at,
+                                                   "at_again": at})).all()
+        return [Position(r.symbol, r.side, r.volume, r.open_price, "queued") for r in rows]
 
     async def confirm(self, order_id: str, user_type: str, user_id: int, worker: str, now: float,
                       price_of, compute, truth_at=None, allowance_pct: float = 0.0,
@@ -253,18 +331,11 @@ class Store:
         """
         async with self._transaction(conn) as tx:
             await self._lock_account(tx, user_type, user_id)
-            order = (await tx.execute(
-                select(orders).where(orders.c.id == order_id, orders.c.status == "queued")
-            )).mappings().first()
+            order = (await tx.execute(_QUEUED_ORDER, {"order_id": order_id})).mappings().first()
             if order is None:
                 return None
-            result = await tx.execute(
-                update(orders)
-                .where(orders.c.id == order_id, orders.c.status == "queued")
-                .values(status="executed", open_price=price_of(order["symbol"]),
-                        final_outcome="confirmed", finalized_at=now,
-                        release_count=orders.c.release_count + 1, claimed_by=worker)
-            )
+            result = await tx.execute(_FILL, {"order_id": order_id, "price": price_of(order["symbol"]),
+                                              "at": now, "worker": worker})
             if result.rowcount != 1:
                 return None
             positions = await self.fetch_user_orders(user_type, user_id, tx)
@@ -277,42 +348,27 @@ class Store:
             overcommit = executed_margin - equity
             overcommit_usd = overcommit if overcommit > 0.005 else 0.0
             counted = overcommit_usd > max(equity, 0.0) * allowance_pct / 100
-            await tx.execute(
-                update(orders).where(orders.c.id == order_id)
-                .values(estimate_error_usd=estimate_error, overcommit_usd=overcommit_usd,
-                        overcommit_counted=int(counted))
-            )
-            await tx.execute(
-                update(accounts).where(accounts.c.user_type == user_type, accounts.c.user_id == user_id)
-                .values(reserved_cents=accounts.c.reserved_cents - order["reserved_cents"],
-                        used_margin_usd=executed_margin, equity_usd=equity, updated_at=now)
-            )
+            await tx.execute(_CONFIRM_FIGURES, {"order_id": order_id, "error": estimate_error,
+                                                "over": overcommit_usd, "counted": int(counted)})
+            await tx.execute(_POST_ACCOUNT, {"b_user_type": user_type, "b_user_id": user_id,
+                                             "cents": order["reserved_cents"], "used": executed_margin,
+                                             "equity": equity, "at": now})
         return {"mode": order["mode"], "estimate_error_usd": estimate_error, "overcommit_usd": overcommit_usd,
                 "overcommit_counted": counted}
 
     async def release(self, order_id: str, outcome: str, worker: str, now: float) -> dict | None:
         """Reject a queued order and release its held margin — exactly once."""
         async with self.write_engine.begin() as conn:
-            order = (await conn.execute(
-                select(orders.c.user_type, orders.c.user_id, orders.c.reserved_cents, orders.c.mode)
-                .where(orders.c.id == order_id, orders.c.status == "queued")
-            )).first()
+            order = (await conn.execute(_RELEASE_ORDER_OF, {"order_id": order_id})).first()
             if order is None:
                 return None
             await self._lock_account(conn, order.user_type, order.user_id)
-            result = await conn.execute(
-                update(orders)
-                .where(orders.c.id == order_id, orders.c.status == "queued")
-                .values(status="rejected", final_outcome=outcome, finalized_at=now,
-                        release_count=orders.c.release_count + 1, claimed_by=worker)
-            )
+            result = await conn.execute(_REJECT, {"order_id": order_id, "outcome": outcome, "at": now,
+                                                  "worker": worker})
             if result.rowcount != 1:
                 return None
-            await conn.execute(
-                update(accounts)
-                .where(accounts.c.user_type == order.user_type, accounts.c.user_id == order.user_id)
-                .values(reserved_cents=accounts.c.reserved_cents - order.reserved_cents, updated_at=now)
-            )
+            await conn.execute(_VOID_HOLD, {"b_user_type": order.user_type, "b_user_id": order.user_id,
+                                            "cents": order.reserved_cents, "at": now})
         return {"mode": order.mode}
 
     async def reschedule(self, order_id: str, due_at: float, outcome: str) -> None:
@@ -324,20 +380,14 @@ class Store:
 
     async def queue_depth(self, now: float) -> tuple[int, int, float]:
         """(queued orders, those still legitimately waiting on the provider, oldest one's age in s)."""
-        query = select(
-            func.count(),
-            func.coalesce(func.sum(case((or_(orders.c.provider_due_at.is_(None),
-                                             orders.c.provider_due_at > now), 1), else_=0)), 0),
-            func.min(orders.c.created_at),
-        ).where(orders.c.status == "queued")
         async with self.engine.connect() as conn:
-            total, waiting, oldest = (await conn.execute(query)).one()
+            total, waiting, oldest = (await conn.execute(_QUEUE_DEPTH, {"now": now})).one()
         return int(total), int(waiting), (max(0.0, now - oldest) if oldest is not None else 0.0)
 
     # --- flags and audit ------------------------------------------------------------
     async def get_flag(self, name: str):
         async with self.engine.connect() as conn:
-            return (await conn.execute(select(flags).where(flags.c.name == name))).mappings().first()
+            return (await conn.execute(_GET_FLAG, {"name": name})).mappings().first()
 
     async def ensure_flag(self, name: str, value: str, now: float, actor: str) -> None:
         async with self.write_engine.begin() as conn:
@@ -540,9 +590,4 @@ class Store:
         order row first and then waited for the account deadlocked against it on PostgreSQL
         (an insert with the same client_order_id waits for the locked order's index entry).
         SQLite's BEGIN IMMEDIATE already serializes writers (FOR UPDATE renders nothing)."""
-        await conn.execute(select(accounts.c.user_id).where(
-            accounts.c.user_type == user_type, accounts.c.user_id == user_id).with_for_update())
-
-    @staticmethod
-    def _account_key(order: dict):
-        return (accounts.c.user_type == order["user_type"], accounts.c.user_id == order["user_id"])
+        await conn.execute(_LOCK_ACCOUNT, {"user_type": user_type, "user_id": user_id})
