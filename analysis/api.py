@@ -323,9 +323,11 @@ def _log_analysis_class():
         `durations_ms` stages it reports."""
 
         def _metrics(self) -> list[str]:
+            from .ingest import has_values
+
             fl = self.timings.floats
             names = dict.fromkeys((self.primary, *METRICS))
-            return [m for m in names if m in fl and (~_isnan(fl[m])).any()]
+            return [m for m in names if has_values(fl, m)]
 
     return LogAnalysis
 

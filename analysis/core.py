@@ -21,7 +21,7 @@ import numpy as np
 from execbench import rundir as rd
 
 from . import recovery, stats
-from .ingest import METRICS, Table, server_metric_names
+from .ingest import METRICS, Table, has_values, server_metric_names
 from .phases import Attribution, PhaseWindow
 from .spec import Spec
 
@@ -130,7 +130,7 @@ class Analysis:
             names = [*rd.CLIENT_METRICS, *server_metric_names(self.timings)]
         else:
             names = list(METRICS)
-        return [m for m in names if m in fl and (~np.isnan(fl[m])).any()]
+        return [m for m in names if has_values(fl, m)]
 
     def client_metrics(self) -> list[str]:
         """requests.jsonl's metrics (a run with a timing log): latencies and server metrics."""
@@ -282,6 +282,10 @@ def phase_statistics(a: Analysis) -> tuple[dict, dict]:
     # status counts cover the phase's records in its mode, analysed or not: a warmup's are
     # counted too (`kept`, the records in the statistics, stays 0 for it)
     own = a.attribution.own_mode if a.attribution.own_mode is not None else a.attribution.kept
+    wanted = [w.name for w in a.attribution.windows
+              if w.analysed and (a.factorial is None or w.group in (None, w.name))]
+    wanted += [g for g in a.pooled_groups() if g not in wanted]
+    unit_stats = _units_stats(a, wanted)
     for w in a.attribution.windows:
         c = a.attribution.counts[w.name]
         k = [x.name for x in a.attribution.windows].index(w.name)
@@ -307,11 +311,11 @@ def phase_statistics(a: Analysis) -> tuple[dict, dict]:
         info[w.name]["late_sends"] = late_sends(a, [w.name])
         if w.analysed and (a.factorial is None or w.group in (None, w.name)):
             # a factorial's phases are reported by cell (their group), not one by one
-            phases[w.name] = _unit_stats(a, w.name)
+            phases[w.name] = unit_stats[w.name]
     for group, members in a.pooled_groups().items():
         if group in phases:
             continue  # a group named like one of the phases: the phase wins
-        phases[group] = _unit_stats(a, group)
+        phases[group] = unit_stats[group]
         ph = [info[m] for m in members]
         info[group] = {
             "mode": a.mode_of(group), "analysed": True, "pooled_from": members,
@@ -368,24 +372,32 @@ def _with_censored(d: dict | None, values: np.ndarray, failed: np.ndarray) -> di
     return d
 
 
-def _unit_stats(a: Analysis, name: str) -> dict:
+def _units_stats(a: Analysis, names: list[str]) -> dict:
+    """{unit: {flow: {metric: stats.describe}}} for these phases/groups, metric by metric (a
+    metric's column is read once for every unit and flow: the DuckDB engine keeps the stage
+    columns on disk, one in memory at a time); the same dicts, in the same order, as one unit
+    after another."""
     t = a.timings
-    out = {}
     metrics = a.metrics()
     error = t.cats["status"] == t.code("status", "error")
-    for flow in a.flows():
-        m = a.mask(name, flow)
-        if not m.any():
-            continue
-        per_metric = {}
-        for metric in metrics:
+    masks: dict = {}
+    out: dict = {}
+    for name in names:
+        out[name] = {}
+        for flow in a.flows():
+            m = a.mask(name, flow)
+            if m.any():
+                masks[(name, flow)] = m
+                out[name][flow] = {}
+    for metric in metrics:
+        col = t.floats[metric]
+        for (name, flow), m in masks.items():
             mm = a.mask(name, flow, metric=metric) if censored_metric(metric) else m
-            d = stats.describe(t.floats[metric][mm])
+            d = stats.describe(col[mm])
             if censored_metric(metric) and a.client_only:
-                d = _with_censored(d, t.floats[metric][mm], error[mm])
+                d = _with_censored(d, col[mm], error[mm])
             if d is not None:
-                per_metric[metric] = d
-        out[flow] = per_metric
+                out[name][flow][metric] = d
     return out
 
 

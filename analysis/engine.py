@@ -17,8 +17,12 @@ two readers agree line for line. The detail text of the first malformed lines co
 `ingest._select` (and orjson, for bad JSON) on those lines alone.
 
 A plain JSON-lines file whose every line is a JSON object is read faster (`_read_fast`):
-`read_json` with the fields typed JSON and the lines counted apart, the same CASE on its rows;
-it gives way to the line-by-line read whenever the two could differ (see `_read_fast`).
+`read_json` with the fields typed JSON and the lines counted apart, the same CASE on its rows,
+streamed as Arrow batches in one pass with no table of the lines (the counts, first line
+numbers and levels gathered from the batches, the stage columns spilled to files and read back
+one at a time, `ingest.SpilledColumns`); it gives way to the line-by-line read whenever the two
+could differ (see `_read_fast`). The line-by-line read (gzip, Parquet, blank or non-object
+lines, lines Python decides) still builds a `lines` table and holds every column.
 
 Quantiles per group at given ranks (`values_at_ranks`), counts and time-bin series are SQL
 over the kept records (`records` table), so the order-statistic intervals take their bounds
@@ -409,9 +413,11 @@ def read_log(paths, sel: LogSelection, con=None) -> LogRead:
     paths = [Path(p) for p in paths]
     con = con or connect()
     metric_keys = tuple(dict.fromkeys((sel.metric, *METRICS)))
-    if not _read_fast(con, paths, sel, metric_keys):
-        sql = _classify_sql(paths, sel, metric_keys)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {sql}")
+    read = _read_fast(con, paths, sel, metric_keys)
+    if read is not None:
+        return read
+    sql = _classify_sql(paths, sel, metric_keys)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE lines AS {sql}")
     # lines SQL could not decide: Python does, from their fields
     py = con.execute("SELECT * FROM lines WHERE reason = 'py'").fetchdf() \
         if con.execute("SELECT count(*) FROM lines WHERE reason = 'py'").fetchone()[0] else None
@@ -420,29 +426,205 @@ def read_log(paths, sel: LogSelection, con=None) -> LogRead:
     return _collect(con, paths, sel, metric_keys)
 
 
-def _read_fast(con, paths, sel, metric_keys) -> bool:
-    """The `lines` table from `read_json` (`_fast_source`) when every line of every file is
-    a JSON object that reads as the slow path would: False (nothing made) when `read_json`
+_STREAM_REASONS = (*EXCLUDE_REASONS, "py")  # rc: 0 a record, i + 1 the i-th of these
+STREAM_BATCH = 1 << 20  # rows per Arrow batch of the streaming read
+
+
+class _GiveWay(Exception):
+    """The fast read cannot give what the line-by-line one would: use that one."""
+
+
+class _Unordered(Exception):
+    """The stream's rows did not come in file and line order: read again, sorted."""
+
+
+def _read_fast(con, paths, sel, metric_keys) -> LogRead | None:
+    """The LogRead from `read_json` (`_fast_source`), streamed, when every line of every file
+    is a JSON object that reads as the slow path would; None (nothing read) when `read_json`
     refuses a line (bad JSON, not an object, a duplicated key, a durations value that is not
-    an object), a file's rows are not its lines (blank lines), or a line is left to Python."""
+    an object), a file's rows are not its lines (blank lines), or a line is left to Python.
+
+    One pass, no table of the lines: the classification's rows come as Arrow batches of the
+    records' numbers (the reason a code, the categorical fields' text only for records), and
+    the counts per file and reason, the first line numbers, the levels (by first appearance)
+    and the columns are gathered from the batches; the stage columns go to files of raw
+    doubles (`ingest.SpilledColumns`), read back one at a time, so memory holds the time, the
+    metric and the codes of every record, not every stage. The first malformed lines' detail
+    comes from a second query, LIMIT MAX_KEPT_PROBLEMS, only when there are any. The lines of
+    each file are counted (`count_lines`) in a thread meanwhile."""
     import duckdb
 
     if os.environ.get(FAST_ENV) == "0" or not _fast_eligible(paths, sel):
-        return False
-    lines = [count_lines(p) for p in paths]
-    if None in lines:
-        return False
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        counted = pool.submit(lambda: [count_lines(p) for p in paths])
+        try:
+            try:
+                got = _stream(con, paths, sel, metric_keys, ordered=False)
+            except _Unordered:
+                got = _stream(con, paths, sel, metric_keys, ordered=True)
+        except (duckdb.Error, _GiveWay):
+            counted.result()
+            return None
+        lines = counted.result()
+    if None in lines or [f["lines"] for f in got.files] != lines:
+        return None
+    return got
+
+
+def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
+    import contextlib
+    import shutil
+    import tempfile
+
+    import pyarrow.compute as pc
+
+    from .ingest import SpilledColumns
+
+    n_stage = len(metric_keys) - 1
+    cls = _classify_sql(paths, sel, metric_keys, fast=True)
+    rlist = "[" + ", ".join(_q(r) for r in _STREAM_REASONS) + "]"
+    stage_cols = "".join(f", s{i}" for i in range(n_stage))
+    sql = (f"SELECT fi::SMALLINT AS fi, line_no, coalesce(list_position({rlist}, reason), 0)"
+           f"::UTINYINT AS rc, flow, status, mode, coalesce(ts, 'NaN'::DOUBLE) AS ts, "
+           f"ts_i::TINYINT AS ts_i, metric{stage_cols} FROM ({cls})"
+           + (" ORDER BY fi, line_no" if ordered else ""))
+    n_r = len(_STREAM_REASONS) + 1
+    per_file = np.zeros((len(paths), n_r), dtype=np.int64)
+    examples: dict[int, list[tuple[int, int]]] = {}  # rc -> the first (fi, line_no)s
+    cat_names = (rd.T_STATUS, rd.T_FLOW, rd.T_MODE)
+    levels: dict[str, list[str]] = {k: [] for k in cat_names}
+    index: dict[str, dict[str, int]] = {k: {} for k in cat_names}
+    chunks: dict[str, list[np.ndarray]] = {k: [] for k in ("ts", "metric", "fi", *cat_names)}
+    ts_count = np.zeros(len(sel.ts_fields), dtype=np.int64)
+    ts_first = np.full(len(sel.ts_fields), np.iinfo(np.int64).max)
+    tmp = tempfile.mkdtemp(prefix="execbench-stages-")
+    stage_keys = list(metric_keys[1:])
+    stage_files = {k: Path(tmp) / f"s{i}.f64" for i, k in enumerate(stage_keys)}
+    stage_counts = dict.fromkeys(stage_keys, 0)
+    n = 0
+    last_key = -1
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE lines AS "
-                    + _classify_sql(paths, sel, metric_keys, fast=True))
-    except duckdb.Error:
-        return False
-    got = dict(con.execute("SELECT fi, count(*) FROM lines GROUP BY fi").fetchall())
-    if [got.get(fi, 0) for fi in range(len(paths))] != lines or con.execute(
-            "SELECT count(*) FROM lines WHERE reason = 'py'").fetchone()[0]:
-        con.execute("DROP TABLE lines")
-        return False
-    return True
+        with contextlib.ExitStack() as stack:
+            handles = [stack.enter_context(open(stage_files[k], "wb")) for k in stage_keys]
+            reader = con.sql(sql).to_arrow_reader(STREAM_BATCH)
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                fi = batch.column("fi").to_numpy()
+                line_no = batch.column("line_no").to_numpy()
+                key = fi.astype(np.int64) << 40 | line_no
+                if key[0] <= last_key or (len(key) > 1 and not (np.diff(key) > 0).all()):
+                    raise _GiveWay if ordered else _Unordered
+                last_key = int(key[-1])
+                rc = batch.column("rc").to_numpy()
+                np.add.at(per_file, (fi, rc), 1)
+                if (rc == n_r - 1).any():
+                    raise _GiveWay  # a line Python decides: the line-by-line read does
+                rec = rc == 0
+                if not rec.all():
+                    for r in np.unique(rc[~rec]).tolist():
+                        have = examples.setdefault(r, [])
+                        if len(have) < _MAX_EXAMPLES:
+                            at = np.flatnonzero(rc == r)[:_MAX_EXAMPLES - len(have)]
+                            have += list(zip(fi[at].tolist(), line_no[at].tolist()))
+                idx = np.flatnonzero(rec) if not rec.all() else None
+                sub = batch if idx is None else batch.take(idx)
+                m = sub.num_rows
+                if m == 0:
+                    continue
+                for name in cat_names:
+                    enc = pc.dictionary_encode(sub.column(name))
+                    codes = enc.indices.to_numpy(zero_copy_only=False)  # null: NaN
+                    lut = np.empty(len(enc.dictionary) + 1, dtype=np.int16)
+                    lut[-1] = -1
+                    for j, v in enumerate(enc.dictionary.to_pylist()):  # first appearance order
+                        if v not in index[name]:
+                            index[name][v] = len(levels[name])
+                            levels[name].append(v)
+                        lut[j] = index[name][v]
+                    if enc.indices.null_count:
+                        codes = np.where(np.isnan(codes), len(lut) - 1, codes)
+                    chunks[name].append(lut[codes.astype(np.int64)])
+                chunks["ts"].append(_f64(sub.column("ts").to_numpy()))
+                chunks["metric"].append(_f64(_np(sub.column("metric"))))
+                chunks["fi"].append(sub.column("fi").to_numpy().astype(np.int8))
+                ts_i = sub.column("ts_i")
+                if ts_i.null_count < m:
+                    t = _np(ts_i)
+                    for i in range(len(sel.ts_fields)):
+                        hit = np.flatnonzero(t == i)
+                        if len(hit):
+                            ts_count[i] += len(hit)
+                            ts_first[i] = min(ts_first[i], n + int(hit[0]))
+                for i, k in enumerate(stage_keys):
+                    col = sub.column(f"s{i}")
+                    stage_counts[k] += m - col.null_count
+                    handles[i].write(_f64(_np(col)).tobytes())
+                n += m
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = []
+    excluded = dict.fromkeys(EXCLUDE_REASONS, 0)
+    for fi_, p in enumerate(paths):
+        row = per_file[fi_]
+        ex = {r: int(row[i + 1]) for i, r in enumerate(EXCLUDE_REASONS) if row[i + 1]}
+        for r, c in ex.items():
+            excluded[r] += c
+        files.append({"path": str(p), "lines": int(row.sum()), "records": int(row[0]),
+                      "excluded": ex})
+    ex_lines = {_STREAM_REASONS[r - 1]: [ln for _, ln in v] for r, v in sorted(examples.items())}
+    malformed = Malformed()
+    malformed.count = sum(excluded[r] for r in MALFORMED_REASONS)
+    if malformed.count:
+        _malformed_examples(con, cls, paths, sel, metric_keys, malformed)
+
+    def cat(name, dtype):
+        parts = chunks.pop(name)
+        return np.concatenate(parts).astype(dtype, copy=False) if parts \
+            else np.empty(0, dtype=dtype)
+
+    ts = cat("ts", np.float64)
+    metric = cat("metric", np.float64)
+    cats = {k: cat(k, np.int16) for k in cat_names}
+    file_index = cat("fi", np.int8)
+    order = np.argsort(ts_first, kind="stable")
+    ts_used = {sel.ts_fields[i]: int(ts_count[i]) for i in order if ts_count[i]}
+    floats = SpilledColumns({sel.metric: metric}, stage_files, stage_counts, n, directory=tmp)
+    lines_total = sum(f["lines"] for f in files)
+    table = Table(paths[0], n, {"ts": ts}, floats, cats, levels, malformed, lines_total,
+                  excluded["blank_line"])
+    return LogRead(table, {k: v for k, v in excluded.items() if v},
+                   {r: ex_lines[r] for r in EXCLUDE_REASONS if r in ex_lines}, ts_used,
+                   file_index, files)
+
+
+def _np(col) -> np.ndarray:
+    """An Arrow column as numpy, nulls as NaN (floats)."""
+    if col.null_count == 0:
+        return col.to_numpy()
+    import pyarrow.compute as pc
+
+    return pc.fill_null(col.cast("double"), float("nan")).to_numpy()
+
+
+def _malformed_examples(con, cls, paths, sel, metric_keys, malformed) -> None:
+    """The detail of the first MAX_KEPT_PROBLEMS malformed lines, from their fields' texts."""
+    mal_list = ", ".join(_q(r) for r in MALFORMED_REASONS)
+    cols = ["fi", "line_no", "reason", "cut", "line", *_fields(sel, metric_keys)]
+    for row in con.execute(
+            f"SELECT {', '.join(cols)} FROM ({cls}) WHERE reason IN ({mal_list}) "
+            f"ORDER BY fi, line_no LIMIT {MAX_KEPT_PROBLEMS}").fetchall():
+        row = dict(zip(cols, row))
+        if row["reason"] in ("bad_json", "not_an_object"):
+            _, detail = _bad_line_detail(row["line"], row["cut"])
+        else:
+            _, detail, _ = _decide(_python_record(row, sel, metric_keys), sel)
+        prefix = f"{paths[row['fi']].name}: " if len(paths) > 1 else ""
+        malformed.examples.append((row["line_no"], prefix + (detail or row["reason"])))
 
 
 def _resolve_in_python(con, py, sel, metric_keys) -> None:

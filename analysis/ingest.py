@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,6 +92,58 @@ class Table:
             self.lines_read,
             self.blank_lines,
         )
+
+
+class SpilledColumns(Mapping):
+    """float64 columns kept in files of raw doubles (a temporary directory, removed with the
+    object, or at exit), read back one at a time: `floats` of a Table whose stage columns would otherwise
+    all be in memory at once (the DuckDB engine's streaming read). The last column read is
+    cached; `pinned` columns stay in memory. `has_values(name)`: any non-NaN value, known
+    without reading the column."""
+
+    def __init__(self, pinned: dict[str, np.ndarray], spilled: dict[str, Path],
+                 counts: dict[str, int], n: int, directory: str | None = None):
+        import shutil
+        import weakref
+
+        self._pinned = pinned
+        self._spilled = spilled
+        self._counts = counts
+        self._n = n
+        if directory is not None:  # the files' directory, removed with this object
+            weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+        self._last: tuple[str, np.ndarray] | None = None
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self._pinned:
+            return self._pinned[name]
+        if self._last is not None and self._last[0] == name:
+            return self._last[1]
+        path = self._spilled[name]  # KeyError: not a column
+        self._last = None  # the previous column freed before the next is read
+        a = np.fromfile(path, dtype=np.float64) if self._counts.get(name) \
+            else np.full(self._n, np.nan)
+        self._last = (name, a)
+        return a
+
+    def __iter__(self):
+        yield from self._pinned
+        yield from (k for k in self._spilled if k not in self._pinned)
+
+    def __len__(self) -> int:
+        return len(set(self._pinned) | set(self._spilled))
+
+    def has_values(self, name: str) -> bool:
+        if name in self._pinned:
+            return bool((~np.isnan(self._pinned[name])).any())
+        return bool(self._counts.get(name))
+
+
+def has_values(floats, name: str) -> bool:
+    """A float column holds a value (not only NaN), without reading a spilled one."""
+    if isinstance(floats, SpilledColumns):
+        return name in floats and floats.has_values(name)
+    return name in floats and bool((~np.isnan(floats[name])).any())
 
 
 @dataclass(frozen=True)

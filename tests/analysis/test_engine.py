@@ -332,3 +332,25 @@ def test_the_documented_query_runs_on_partitioned_parquet(tmp_path):
         assert n == len(xs)
         # quantile_disc: the smallest value with at least the fraction q below or at it
         assert qs == [float(xs[int(np.ceil(q * len(xs))) - 1]) for q in (0.5, 0.9, 0.95, 0.99)]
+
+
+def test_the_fast_read_keeps_the_stages_on_disk(tmp_path):
+    """The streaming read holds the time, metric and codes; the stage columns are files read
+    back one at a time (the same values, `_same` above), their directory removed with the read."""
+    import gc
+
+    p = tmp_path / "clean.jsonl"
+    p.write_bytes(("\n".join(FAST_LINES) + "\n").encode())
+    read = _fast([p], log_selection())
+    fl = read.table.floats
+    assert isinstance(fl, ingest.SpilledColumns)
+    want = ingest.read_log([p], log_selection()).table.floats
+    assert set(fl) == set(want)
+    for k in want:
+        assert ingest.has_values(fl, k) == ingest.has_values(want, k), k
+        assert np.array_equal(fl[k], want[k], equal_nan=True), k
+    directory = fl._spilled["persist_ms"].parent
+    assert directory.is_dir()
+    del read, fl
+    gc.collect()
+    assert not directory.exists()
