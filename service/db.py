@@ -147,7 +147,9 @@ def make_engine(url: str, pool_size: int = 20) -> AsyncEngine:
             # Write transactions take the write lock at BEGIN (see `writer`), so a
             # read-then-write cannot fail half-way with SQLITE_BUSY_SNAPSHOT.
             immediate = conn.get_execution_options().get("sqlite_immediate", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            # sent with the transaction's first statement, in its trip (service/sqlite_driver.py)
+            conn.connection.dbapi_connection.begin_with_next_statement(
+                "BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
