@@ -19,8 +19,9 @@ CPU a real `execbench serve` spends per order and when idle, old code against ne
    directory, 200 + 200 seeded accounts) is measured idle for `--idle-seconds` (CPU % of one
    core), then driven at a steady `--rate` orders/s (every 1/rate s, half provider, half local,
    mode off) for `--seconds`; its CPU seconds (user + system, every thread, the workers'
-   confirmations included) over the orders sent is its CPU per order. The revisions alternate
-   (A B, B A, ...) for `--reps` rounds, so a machine that gets busier or quieter moves both.
+   confirmations included) over the orders sent is its CPU per order, beside the p50 of the
+   timing log's executor_ms per flow over the same orders. The revisions alternate (A B, B A,
+   ...) for `--reps` rounds, so a machine that gets busier or quieter moves both.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import math
 import os
 import random
 import socket
@@ -39,6 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
 from inprocess import seeded_client, set_mode  # benchmarks/inprocess.py
 from prometheus_client import CollectorRegistry
 
@@ -197,12 +200,18 @@ def serve_cpu_once(source: Path, *, rate: float, seconds: float, idle_s: float) 
             idle_pct = (cpu_s() - c0) / (time.perf_counter() - w0) * 100
             asyncio.run(_steady_orders(base, rate, 2.0, seed=0))  # warm-up: caches, pool, first compiles
             time.sleep(1.0)
+            log_path = Path(tmp) / "timings.jsonl"
+            skip = len(log_path.read_bytes().splitlines())
             c0 = cpu_s()
             orders = asyncio.run(_steady_orders(base, rate, seconds, seed=1))
             time.sleep(1.5)  # the provider answers of the last orders (150 ms lognormal) are part of them
             busy_s = cpu_s() - c0
+            records = [orjson.loads(line) for line in log_path.read_bytes().splitlines()[skip:]]
+            p50 = {flow: statistics.median([r["durations_ms"]["executor_ms"] for r in records
+                                            if r["flow"] == flow and r["status"] == "success"] or [math.nan])
+                   for flow in ("provider", "local")}
             return {"cpu_ms_per_order": busy_s / orders * 1000, "idle_pct": idle_pct, "orders": orders,
-                    "load": (load_start + os.getloadavg()[0]) / 2}
+                    "load": (load_start + os.getloadavg()[0]) / 2, "p50": p50}
         finally:
             server.terminate()
             try:
@@ -223,14 +232,17 @@ def serve_cpu(revisions: list[str], *, rate: float, seconds: float, idle_s: floa
                 r = serve_cpu_once(sources[rev], rate=rate, seconds=seconds, idle_s=idle_s)
                 results[rev].append(r)
                 print(f"  round {rep + 1} {rev:>14}: {r['cpu_ms_per_order']:6.2f} ms CPU/order "
-                      f"({r['orders']} orders)   idle {r['idle_pct']:5.2f} % of a core   load {r['load']:.2f}",
+                      f"({r['orders']} orders)   idle {r['idle_pct']:5.2f} % of a core   executor_ms p50 "
+                      f"provider {r['p50']['provider']:.1f} local {r['p50']['local']:.1f}   load {r['load']:.2f}",
                       flush=True)
         print("median [min, max] over rounds:")
         for rev, rows in results.items():
             per_order = [r["cpu_ms_per_order"] for r in rows]
             idle = [r["idle_pct"] for r in rows]
+            provider = [r["p50"]["provider"] for r in rows]
             print(f"  {rev:>14}: {statistics.median(per_order):6.2f} [{min(per_order):.2f}, {max(per_order):.2f}] "
-                  f"ms CPU/order   idle {statistics.median(idle):5.2f} [{min(idle):.2f}, {max(idle):.2f}] %")
+                  f"ms CPU/order   idle {statistics.median(idle):5.2f} [{min(idle):.2f}, {max(idle):.2f}] %   "
+                  f"provider executor_ms p50 {statistics.median(provider):.1f} [{min(provider):.1f}, {max(provider):.1f}]")
 
 
 def main() -> None:
