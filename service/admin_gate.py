@@ -75,8 +75,9 @@ class RefusalBuckets:
 
 class AdminGate:
     def __init__(self, app, *, token: str | None, per_s: float, burst: int, max_body_bytes: int,
-                 tarpit_s: float = 1.0, clock=time.monotonic):
+                 tarpit_s: float = 1.0, clock=time.monotonic, methods=None):
         self.app = app
+        self._methods = methods  # service/methods.py RouteMethods: undeclared methods go to 405
         self._tarpit_s = tarpit_s
         self._held = 0
         self._token = token.encode() if token else None
@@ -106,6 +107,10 @@ class AdminGate:
         path = scope["path"]
         if (not path.startswith("/admin/") and path != "/admin") or (scope["method"], path) in OPEN:
             return await self.app(scope, receive, send)
+        if self._methods is not None:
+            declared = self._methods.allowed(path)
+            if declared and scope["method"] not in declared:
+                return await self.app(scope, receive, send)  # the router's 405: no work, no state
         refused = self._check(scope["headers"])
         if refused is None:
             return await self.app(scope, receive, send)  # authenticated: never throttled

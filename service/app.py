@@ -21,6 +21,7 @@ from service.db import create_schema, make_engine
 from service.executor import OrderExecutor
 from service.flags import FlagService
 from service.locks import UserLocks
+from service.methods import RouteMethods
 from service.metrics import ExecutorMetrics
 from service.middleware import BodyGuard, ErrorGuard, log_rejection
 from service.prices import PriceFeed
@@ -126,10 +127,12 @@ def create_app(settings: Settings | None = None, *, registry: CollectorRegistry 
     for module in (orders, accounts, admin, health):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, validation_error)
+    methods = RouteMethods(app.routes)
+    app.add_exception_handler(405, methods.method_not_allowed)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, on_reject=admin.audit_rejected_body)
     # before the body guard and FastAPI: a refused admin call costs no routing, body or database
     app.add_middleware(AdminGate, token=settings.admin_token, per_s=settings.admin_refusals_per_s,
                        burst=settings.admin_refusal_burst, tarpit_s=settings.admin_refusal_tarpit_s,
-                       max_body_bytes=settings.max_body_bytes)
+                       max_body_bytes=settings.max_body_bytes, methods=methods)
     app.add_middleware(ErrorGuard)
     return app

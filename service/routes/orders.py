@@ -25,7 +25,8 @@ def field_error(field: str, message: str, kind: str, status: int = 422) -> JSON:
     responses={409: {"model": Rejection, "description": "business rejection or idempotency conflict"},
                404: {"description": "no such account (field-level detail)"},
                422: {"description": "invalid input, with field-level detail"},
-               413: {"description": "body too large"}},
+               413: {"description": "body too large"},
+               400: {"description": "the body is not UTF-8 JSON"}},
 )
 async def execute_order(order: OrderRequest, services: Annotated[Services, Depends(get_services)]):
     try:

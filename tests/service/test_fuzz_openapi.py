@@ -79,3 +79,31 @@ def test_every_operation_holds_its_schema_under_fuzzing(running_service):
     ledger = svc.drained_ledger()
     assert ledger["orders_nonterminal"] == 0
     assert ledger["double_releases"] == 0 and ledger["reserved_vs_open_residual_usd"] == 0
+
+
+def test_schemathesis_cli_finds_no_issue_with_the_token_or_without(running_service, tmp_path):
+    """What a user runs (issue 14): `schemathesis run` against the service, every default check
+    (undocumented status codes, `Allow` of a 405, undeclared methods...). Without the token the
+    admin operations answer 401/403 (a warning, not a failure) and an undeclared method gets
+    its 405 before any token is asked for."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    svc = running_service(seed_users=5, orders_per_user=2, extra_env={
+        "EXECBENCH_PROVIDER_DELAY_MS": "5", "EXECBENCH_ADMIN_REFUSAL_BURST": "1000000"})
+    cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    assert cli, "schemathesis is a dev dependency: its CLI belongs in the venv"
+    for auth in (["-H", f"Authorization: Bearer {svc.admin_token}"], []):
+        result = subprocess.run([cli, "run", f"{svc.url}/openapi.json", "--max-examples", "15",
+                                 "--seed", "1", *auth], capture_output=True, text=True,
+                                timeout=240, check=False, cwd=tmp_path)  # its .schemathesis/
+        assert result.returncode == 0 and "passed" in result.stdout, result.stdout[-4000:]
+
+    options = httpx.options(f"{svc.url}/admin/provider")  # no token
+    assert options.status_code == 405 and options.headers["allow"] == "GET, PUT"
+    trace = httpx.request("TRACE", f"{svc.url}/admin/flags")
+    assert trace.status_code == 405 and trace.headers["allow"] == "GET"
+    assert httpx.put(f"{svc.url}/admin/provider", json={"outage": True}).status_code == 401
+    assert httpx.get(f"{svc.url}/admin/nowhere").status_code == 401  # unknown admin paths stay gated
