@@ -8,6 +8,10 @@ no dependency injection, no body parsing, no database access: the refusal is cou
 for the aggregated audit trail (service/audit.py; the first attempt of a source's minute also
 has its requested mode read from its body, which every later one is not).
 
+A method no route of a known admin path declares (`TRACE /admin/flags`) is passed to the
+router, whose 405 does no work and changes nothing (service/methods.py): "not allowed" whoever
+asks, as a schema fuzzer expects.
+
 Refusals are rate-limited per source address: each source has a token bucket of
 `admin_refusal_burst` refused attempts (`EXECBENCH_ADMIN_REFUSAL_BURST`, default 20), refilled at
 `admin_refusals_per_s` a second (`EXECBENCH_ADMIN_REFUSALS_PER_S`, default 5); a source whose
