@@ -13,6 +13,7 @@ log's `durations_ms` keys, or, for a run without a timing log, the client's `lat
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -389,15 +390,22 @@ def _units_stats(a: Analysis, names: list[str]) -> dict:
             if m.any():
                 masks[(name, flow)] = m
                 out[name][flow] = {}
-    for metric in metrics:
-        col = t.floats[metric]
-        for (name, flow), m in masks.items():
-            mm = a.mask(name, flow, metric=metric) if censored_metric(metric) else m
-            d = stats.describe(col[mm])
-            if censored_metric(metric) and a.client_only:
-                d = _with_censored(d, col[mm], error[mm])
-            if d is not None:
-                out[name][flow][metric] = d
+    from concurrent.futures import ThreadPoolExecutor
+
+    # the groups of a metric described in two threads (numpy's sort, most of the time, releases
+    # the GIL): the same function on the same values, so the same numbers
+    with ThreadPoolExecutor(max(1, min(2, len(os.sched_getaffinity(0))))) as pool:
+        for metric in metrics:
+            col = t.floats[metric]
+            sel = {key: a.mask(*key, metric=metric) if censored_metric(metric) else m
+                   for key, m in masks.items()}
+            done = dict(zip(sel, pool.map(lambda mm, c=col: stats.describe(c[mm]), sel.values())))
+            for (name, flow), d in done.items():
+                mm = sel[(name, flow)]
+                if censored_metric(metric) and a.client_only:
+                    d = _with_censored(d, col[mm], error[mm])
+                if d is not None:
+                    out[name][flow][metric] = d
     return out
 
 

@@ -249,7 +249,8 @@ def count_lines(path: Path) -> int | None:
     return n + (last not in (b"", b"\n"))
 
 
-def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool = False) -> str:
+def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool = False,
+                  texts: bool = True) -> str:
     """SQL of every line with its reason (NULL: a record; 'py': Python decides) and fields.
     Layered so each field's kind, number and string are computed once a line. `fast`: the
     lines from `_fast_source` (every one a JSON object), where 'py' also marks a line whose
@@ -331,7 +332,8 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool 
     # the fields' texts are kept for the lines Python decides or describes, the line's text
     # for the ones that are not JSON objects; a record keeps its values only
     keep = "reason IN ('py', " + ", ".join(f"'{r}'" for r in MALFORMED_REASONS) + ")"
-    texts = ", ".join(f"CASE WHEN {keep} THEN {n} END AS {n}" for n in names)
+    text_cols = "".join(f",\n       CASE WHEN {keep} THEN {n} END AS {n}" for n in names) \
+        if texts else ""  # `texts` False: the reason and the records' values only
     layers = [l2, l3, l4, l5, l6, l7]
     ctes = "".join(f",\nl{i + 2} AS (SELECT *, {', '.join(cols)} FROM l{i + 1})"
                    for i, cols in enumerate(layers))
@@ -353,8 +355,7 @@ SELECT fi, line_no, reason, cut,
        CASE WHEN reason IS NULL THEN s_mode END AS mode,
        CASE WHEN reason IS NULL AND ts_state = 'ok' THEN ts END AS ts,
        CASE WHEN reason IS NULL AND ts_state = 'ok' THEN ts_i END AS ts_i,
-       CASE WHEN reason IS NULL THEN n_metric END AS metric{stage_cols},
-       {texts}
+       CASE WHEN reason IS NULL THEN n_metric END AS metric{stage_cols}{text_cols}
 FROM c"""
 
 
@@ -484,7 +485,7 @@ def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
     from .ingest import SpilledColumns
 
     n_stage = len(metric_keys) - 1
-    cls = _classify_sql(paths, sel, metric_keys, fast=True)
+    cls = _classify_sql(paths, sel, metric_keys, fast=True, texts=False)
     rlist = "[" + ", ".join(_q(r) for r in _STREAM_REASONS) + "]"
     stage_cols = "".join(f", s{i}" for i in range(n_stage))
     sql = (f"SELECT fi::SMALLINT AS fi, line_no, coalesce(list_position({rlist}, reason), 0)"
@@ -520,7 +521,8 @@ def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
                     raise _GiveWay if ordered else _Unordered
                 last_key = int(key[-1])
                 rc = batch.column("rc").to_numpy()
-                np.add.at(per_file, (fi, rc), 1)
+                per_file += np.bincount(fi.astype(np.int64) * n_r + rc,
+                                        minlength=per_file.size).reshape(per_file.shape)
                 if (rc == n_r - 1).any():
                     raise _GiveWay  # a line Python decides: the line-by-line read does
                 rec = rc == 0
@@ -580,7 +582,8 @@ def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
     malformed = Malformed()
     malformed.count = sum(excluded[r] for r in MALFORMED_REASONS)
     if malformed.count:
-        _malformed_examples(con, cls, paths, sel, metric_keys, malformed)
+        _malformed_examples(con, _classify_sql(paths, sel, metric_keys, fast=True), paths, sel,
+                            metric_keys, malformed)
 
     def cat(name, dtype):
         parts = chunks.pop(name)
