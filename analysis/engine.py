@@ -106,8 +106,9 @@ def _jtype(col: str) -> str:
     """SQL: the JSON value's kind from its text ('s' string, 'n' number, 'o' object, 'a' array,
     'b' boolean, 'z' null; NULL when absent): its first character tells."""
     return (f"CASE WHEN {col} IS NULL THEN NULL WHEN {col} = 'null' THEN 'z' "
-            f"WHEN {col}[1] = '\"' THEN 's' WHEN {col}[1] = '{{' THEN 'o' "
-            f"WHEN {col}[1] = '[' THEN 'a' WHEN {col} IN ('true', 'false') THEN 'b' ELSE 'n' END")
+            f"WHEN starts_with({col}, '\"') THEN 's' WHEN starts_with({col}, '{{') THEN 'o' "
+            f"WHEN starts_with({col}, '[') THEN 'a' WHEN {col} IN ('true', 'false') THEN 'b' "
+            "ELSE 'n' END")
 
 
 def _num(col: str) -> str:
@@ -119,7 +120,7 @@ def _num(col: str) -> str:
 def _str(col: str) -> str:
     """SQL: a JSON string's value (NULL for anything else): the text inside the quotes, or,
     with an escape in it, json_extract_string's reading."""
-    return (f"CASE WHEN {col}[1] = '\"' THEN CASE WHEN contains({col}, '\\') THEN "
+    return (f"CASE WHEN starts_with({col}, '\"') THEN CASE WHEN contains({col}, '\\') THEN "
             f"json_extract_string({col}, '$') ELSE {col}[2:-2] END END")
 
 
@@ -269,7 +270,7 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool 
                                   for i, c in enumerate(ts_cols)) + " END"
     # layer 2: kinds, strings and numbers, once each
     l2 = [f"{_jtype('j_flow')} AS k_flow", f"{_str('j_flow')} AS s_flow",
-          "j_status[1] = '\"' AS st_ok", f"{_str('j_status')} AS s_status",
+          "starts_with(j_status, '\"') AS st_ok", f"{_str('j_status')} AS s_status",
           f"{_str('j_mode')} AS s_mode",
           "coalesce(j_dmetric, j_metric) AS v_metric", f"{first_ts} AS v_ts",
           f"{ts_field} AS ts_i"]
@@ -282,9 +283,13 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool 
         l2.append(f"{_num(f'j_stage{i}')} AS n_stage{i}")
     # layer 3: the metric's number, the timestamp's kind, string and forms
     l3 = [f"{_num('v_metric')} AS n_metric", f"{_jtype('v_ts')} AS k_ts",
-          f"{_num('v_ts')} AS n_ts", f"{_str('v_ts')} AS s_ts"]
-    l4 = [f"CASE WHEN k_ts = 's' THEN regexp_matches(s_ts, {_q(_DEC)}) END AS dec_ok",
-          f"CASE WHEN k_ts = 's' THEN regexp_matches(s_ts, {_q(_ISO)}) END AS iso_ok"]
+          f"{_str('v_ts')} AS s_ts"]
+    # a number's text only is cast (any other JSON text casts to NULL, more slowly)
+    l4 = [f"CASE WHEN k_ts = 's' THEN regexp_matches(s_ts, {_q(_ISO)}) END AS iso_ok",
+          f"CASE WHEN k_ts = 'n' THEN {_num('v_ts')} END AS n_ts"]
+    # the two forms exclude each other: the decimal one is tried only where the ISO one fails
+    l4b = [(f"CASE WHEN k_ts = 's' AND NOT iso_ok THEN regexp_matches(s_ts, {_q(_DEC)}) END "
+            "AS dec_ok")]
     l5 = ["coalesce(n_ts, CASE WHEN dec_ok THEN TRY_CAST(s_ts AS DOUBLE) END) AS x_ts"]
     l6 = [("CASE WHEN x_ts IS NOT NULL THEN CASE WHEN abs(x_ts) > 1e11 THEN x_ts / 1000.0 "
           "ELSE x_ts END WHEN iso_ok THEN epoch_us(TRY_CAST(s_ts AS TIMESTAMPTZ)) / 1000000.0 "
@@ -334,7 +339,7 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool 
     keep = "reason IN ('py', " + ", ".join(f"'{r}'" for r in MALFORMED_REASONS) + ")"
     text_cols = "".join(f",\n       CASE WHEN {keep} THEN {n} END AS {n}" for n in names) \
         if texts else ""  # `texts` False: the reason and the records' values only
-    layers = [l2, l3, l4, l5, l6, l7]
+    layers = [l2, l3, l4, l4b, l5, l6, l7]
     ctes = "".join(f",\nl{i + 2} AS (SELECT *, {', '.join(cols)} FROM l{i + 1})"
                    for i, cols in enumerate(layers))
     last = f"l{len(layers) + 1}"
@@ -550,8 +555,9 @@ def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
                     if enc.indices.null_count:
                         codes = np.where(np.isnan(codes), len(lut) - 1, codes)
                     chunks[name].append(lut[codes.astype(np.int64)])
-                chunks["ts"].append(_f64(sub.column("ts").to_numpy()))
-                chunks["metric"].append(_f64(_np(sub.column("metric"))))
+                # copies: a view would keep the whole Arrow batch alive
+                chunks["ts"].append(np.array(sub.column("ts").to_numpy(), dtype=np.float64))
+                chunks["metric"].append(np.array(_np(sub.column("metric")), dtype=np.float64))
                 chunks["fi"].append(sub.column("fi").to_numpy().astype(np.int8))
                 ts_i = sub.column("ts_i")
                 if ts_i.null_count < m:
