@@ -63,10 +63,12 @@ class FlagService:
 
     async def refresh(self) -> None:
         row = await self._store.get_flag(FLAG)
-        if row is not None and (self.state is None or row["version"] != self.state.version):
+        # only a newer version: a read that began before this process's own change committed
+        # returns the older row, which must not put the old mode back (versions only grow)
+        if row is not None and (self.state is None or row["version"] > self.state.version):
             self._apply(row)
         provider = await self._store.get_flag(PROVIDER)
-        if provider is not None and provider["version"] != self._provider_version:
+        if provider is not None and provider["version"] > self._provider_version:
             self._provider_version = provider["version"]
             self.provider = ProviderFaults(**orjson.loads(provider["value"]))
 

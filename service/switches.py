@@ -66,7 +66,8 @@ class Switches:
         for name in self._initial:
             row = await self._store.get_flag(name)
             current = self.state.get(name)
-            if row is not None and (current is None or row["version"] != current.version):
+            # only a newer version (service/flags.py: a read older than a local change)
+            if row is not None and (current is None or row["version"] > current.version):
                 self._apply(name, row)
 
     def _apply(self, name: str, row) -> None:

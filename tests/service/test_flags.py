@@ -144,3 +144,31 @@ async def test_the_refresher_rereads_the_flag_every_half_ttl_and_retries_a_failu
         (0.2, "skip"),
     ]
     assert flags.state.version == 2 and flags.state.changed_by == "other-replica"
+
+
+async def test_a_refresh_older_than_a_local_change_does_not_put_the_old_mode_back(sqlite_url):
+    """The refresher's read can start before this process's own flip commits and return after
+    it: its row is then older than the state the flip applied, and must be ignored (the flag
+    and every switch; before, any version that differed was applied, old or new)."""
+    from service.flags import FLAG
+
+    async with serving(sqlite_url) as svc:
+        store = svc.services.store
+        get_flag = store.get_flag
+        stale = {name: await get_flag(name) for name in (FLAG, "parallel_config")}
+        flips = {FLAG: lambda: svc.services.flags.set_mode("skip", actor="t", reason="r", remote=None),
+                 "parallel_config": lambda: svc.services.switches.set(
+                     "parallel_config", "on", actor="t", reason="r", remote=None)}
+        for name, flip in flips.items():
+            await flip()
+
+            async def read_before_the_flip(flag, _name=name):  # the row as it was before
+                return stale[flag] if flag == _name else await get_flag(flag)
+
+            store.get_flag = read_before_the_flip
+            try:
+                await (svc.services.flags if name == FLAG else svc.services.switches).refresh()
+            finally:
+                store.get_flag = get_flag
+        assert svc.services.flags.mode == "skip"
+        assert svc.services.switches.is_on("parallel_config")
