@@ -265,8 +265,10 @@ def _latency_plan_findings(lp: dict | None) -> list[dict]:
                        e.get("finding"), "no interval")
         out.append({"name": f"latency plan: {factor} on total p50",
                     "observed": f"{e['value']:+.1f} ms [{e['ci_low']:+.1f}, {e['ci_high']:+.1f}]",
-                    "note": f"{verdict}, {lo:g} to {hi:g} ms; main effect over every setting of "
-                            "the other steps"})
+                    "note": f"{verdict}, {lo:g} to {hi:g} ms; " + (
+                        "its cell with every other step off, minus the all-off cell"
+                        if e.get("kind") == "alone" else
+                        "main effect over every setting of the other steps")})
     return out
 
 
