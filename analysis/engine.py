@@ -621,7 +621,8 @@ def _np(col) -> np.ndarray:
 
 
 def _malformed_examples(con, cls, paths, sel, metric_keys, malformed) -> None:
-    """The detail of the first MAX_KEPT_PROBLEMS malformed lines, from their fields' texts."""
+    """The detail of the first MAX_KEPT_PROBLEMS malformed lines, from their fields' texts;
+    `cls` is a query of the classified lines (the fast read's, or the `lines` table's)."""
     mal_list = ", ".join(_q(r) for r in MALFORMED_REASONS)
     cols = ["fi", "line_no", "reason", "cut", "line", *_fields(sel, metric_keys)]
     for row in con.execute(
@@ -658,7 +659,6 @@ def _resolve_in_python(con, py, sel, metric_keys) -> None:
 
 
 def _collect(con, paths, sel, metric_keys) -> LogRead:
-    several = len(paths) > 1
     n_stage = len(metric_keys) - 1
     # per file and reason: the count and the first line numbers
     excluded = dict.fromkeys(EXCLUDE_REASONS, 0)
@@ -683,17 +683,7 @@ def _collect(con, paths, sel, metric_keys) -> LogRead:
     mal_list = ", ".join(_q(r) for r in MALFORMED_REASONS)
     malformed.count = con.execute(
         f"SELECT count(*) FROM lines WHERE reason IN ({mal_list})").fetchone()[0]
-    cols = ["fi", "line_no", "reason", "cut", "line", *_fields(sel, metric_keys)]
-    for row in con.execute(
-            f"SELECT {', '.join(cols)} FROM lines WHERE reason IN ({mal_list}) "
-            f"ORDER BY fi, line_no LIMIT {MAX_KEPT_PROBLEMS}").fetchall():
-        row = dict(zip(cols, row))
-        if row["reason"] in ("bad_json", "not_an_object"):
-            _, detail = _bad_line_detail(row["line"], row["cut"])
-        else:
-            _, detail, _ = _decide(_python_record(row, sel, metric_keys), sel)
-        prefix = f"{paths[row['fi']].name}: " if several else ""
-        malformed.examples.append((row["line_no"], prefix + (detail or row["reason"])))
+    _malformed_examples(con, "SELECT * FROM lines", paths, sel, metric_keys, malformed)
     # the records, in file order: categorical codes by first appearance
     levels, code_sql = {}, {}
     for name in (rd.T_STATUS, rd.T_FLOW, rd.T_MODE):
