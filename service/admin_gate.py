@@ -111,13 +111,13 @@ class AdminGate:
         path = scope["path"]
         if (not path.startswith("/admin/") and path != "/admin") or (scope["method"], path) in OPEN:
             return await self.app(scope, receive, send)
-        if self._methods is not None:
-            declared = self._methods.allowed(path)
-            if declared and scope["method"] not in declared:
-                return await self.app(scope, receive, send)  # the router's 405: no work, no state
         refused = self._check(scope["headers"])
         if refused is None:
             return await self.app(scope, receive, send)  # authenticated: never throttled
+        if self._methods is not None:  # asked only of a request about to be refused
+            declared = self._methods.allowed(path)
+            if declared and scope["method"] not in declared:
+                return await self.app(scope, receive, send)  # the router's 405: no work, no state
         status, detail = refused
         client = scope.get("client")
         host = client[0] if client else "?"
