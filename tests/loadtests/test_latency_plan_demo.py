@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from tests.loadtests.util import cli_env, popen, timeline
+from tests.loadtests.util import EXIT_OF_VERDICT, cli_env, popen, timeline
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def test_demo_runs_the_factorial_through_the_gateway(tmp_path):
                 r["flags"]["parallel_config"]
 
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert proc.returncode == {"pass": 0, "fail": 1, "inconclusive": 3}[summary["verdict"]]
+    assert proc.returncode == EXIT_OF_VERDICT[summary["verdict"]]
     lp = summary["latency_plan"]
     assert lp["factors"] == ["provider_skip", "keepalive", "parallel_config", "async_logging"]
     for metric in ("total_ms", "executor_ms"):
