@@ -192,13 +192,16 @@ def _fast_eligible(paths: list[Path], sel: LogSelection) -> bool:
             and len(low) == len(keys) and rd.T_DURATIONS.lower() not in low)
 
 
-def _fast_source(paths: list[Path], sel: LogSelection, metric_keys) -> str:
+def _fast_source(paths: list[Path], sel: LogSelection, metric_keys, numbered: bool = True
+                 ) -> str:
     """SQL: every line of every file as (fi, line_no, line, cut, d_present, j_*) from DuckDB's
     `read_json` with the fields typed JSON (their text, a number told from a string), the
     durations a STRUCT of JSON fields. Only for files every line of which is a JSON object
     (`read_json` fails otherwise) and that many rows as the file has lines (the caller checks);
     a JSON null reads as absent, the one difference from `json_extract`, so the lines where
-    that could decide differently are left to the slow read (`_classify_sql`'s 'py')."""
+    that could decide differently are left to the slow read (`_classify_sql`'s 'py').
+    `numbered` False: line_no NULL (the streaming read numbers the rows itself: a
+    `row_number() OVER ()` runs the whole query above it on one thread)."""
     keys = _top_keys(sel)
     dkeys = list(dict.fromkeys(metric_keys))
     dtype = "STRUCT(" + ", ".join(f"{_ident(k)} JSON" for k in dkeys) + ")"
@@ -223,7 +226,8 @@ def _fast_source(paths: list[Path], sel: LogSelection, metric_keys) -> str:
     for i, k in enumerate(metric_keys[1:]):
         sel_cols[f"j_stage{i}"] = dur(k)
     proj = ", ".join(f"{e} AS {n}" for n, e in sel_cols.items())
-    parts = [f"SELECT {fi} AS fi, row_number() OVER () AS line_no, NULL::VARCHAR AS line, "
+    line_no = "row_number() OVER ()" if numbered else "NULL::BIGINT"
+    parts = [f"SELECT {fi} AS fi, {line_no} AS line_no, NULL::VARCHAR AS line, "
              f"false AS cut, {d} IS NOT NULL AS d_present, {proj} "
              f"FROM read_json({_q(str(p))}, format = 'newline_delimited', records = 'true', "
              f"columns = {cols})" for fi, p in enumerate(paths)]
@@ -251,7 +255,7 @@ def count_lines(path: Path) -> int | None:
 
 
 def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool = False,
-                  texts: bool = True) -> str:
+                  texts: bool = True, numbered: bool = True) -> str:
     """SQL of every line with its reason (NULL: a record; 'py': Python decides) and fields.
     Layered so each field's kind, number and string are computed once a line. `fast`: the
     lines from `_fast_source` (every one a JSON object), where 'py' also marks a line whose
@@ -344,7 +348,7 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool 
                    for i, cols in enumerate(layers))
     last = f"l{len(layers) + 1}"
     if fast:
-        head = f"l1 AS ({_fast_source(paths, sel, metric_keys)})"
+        head = f"l1 AS ({_fast_source(paths, sel, metric_keys, numbered)})"
     else:
         head = f"""src AS ({_source(paths)}),
 l1 AS (SELECT fi, line_no, line, cut, j, {unpack}
@@ -490,7 +494,11 @@ def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
     from .ingest import SpilledColumns
 
     n_stage = len(metric_keys) - 1
-    cls = _classify_sql(paths, sel, metric_keys, fast=True, texts=False)
+    # unordered: no line numbers from SQL (see _fast_source); the rows come in file order
+    # (DuckDB keeps a scan's insertion order, preserve_insertion_order), so a row's line
+    # number is its place among its file's rows, counted here; a file index going back
+    # (the UNION ALL's parts interleaved) reads again, numbered and sorted
+    cls = _classify_sql(paths, sel, metric_keys, fast=True, texts=False, numbered=ordered)
     rlist = "[" + ", ".join(_q(r) for r in _STREAM_REASONS) + "]"
     stage_cols = "".join(f", s{i}" for i in range(n_stage))
     sql = (f"SELECT fi::SMALLINT AS fi, line_no, coalesce(list_position({rlist}, reason), 0)"
@@ -512,6 +520,7 @@ def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
     stage_counts = dict.fromkeys(stage_keys, 0)
     n = 0
     last_key = -1
+    seen = np.zeros(len(paths), dtype=np.int64)  # rows of each file so far (unordered)
     try:
         with contextlib.ExitStack() as stack:
             handles = [stack.enter_context(open(stage_files[k], "wb")) for k in stage_keys]
@@ -520,7 +529,16 @@ def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
                 if batch.num_rows == 0:
                     continue
                 fi = batch.column("fi").to_numpy()
-                line_no = batch.column("line_no").to_numpy()
+                if ordered:
+                    line_no = batch.column("line_no").to_numpy()
+                else:
+                    if fi[0] < last_key >> 40 or (len(fi) > 1 and (np.diff(fi) < 0).any()):
+                        raise _Unordered
+                    line_no = np.empty(len(fi), dtype=np.int64)
+                    for f in np.unique(fi).tolist():
+                        at = np.flatnonzero(fi == f)
+                        line_no[at] = seen[f] + 1 + np.arange(len(at))
+                        seen[f] += len(at)
                 key = fi.astype(np.int64) << 40 | line_no
                 if key[0] <= last_key or (len(key) > 1 and not (np.diff(key) > 0).all()):
                     raise _GiveWay if ordered else _Unordered
