@@ -256,3 +256,45 @@ def test_two_sided_mann_whitney_equals_scipy(n1, n2, rounding):
     got = stats.mann_whitney(x, y)
     assert got["u"] == float(want.statistic)
     assert got["p"] == pytest.approx(float(want.pvalue), rel=1e-9)
+
+
+@pytest.mark.parametrize("decimals", [0, 1, 3])
+def test_kth_pairwise_difference_on_a_decimal_grid_is_the_exact_decimal(monkeypatch, decimals):
+    """Above _GRID_ABOVE pairs, samples on a decimal grid are counted on the grid's integers:
+    each answer is the double nearest the exact difference of the two decimals, the float
+    subtraction's order statistic to within an ulp, with no counting pass over every value."""
+    rng = np.random.default_rng(decimals + 20)
+    xs = np.sort(np.round(rng.lognormal(np.log(253), 0.2, 1300), decimals))
+    ys = np.sort(np.round(rng.lognormal(np.log(88), 0.2, 1100), decimals))
+    scale = 10.0 ** decimals
+    X, Y = np.rint(xs * scale).astype(np.int64), np.rint(ys * scale).astype(np.int64)
+    exact = np.sort((Y[:, None] - X[None, :]).ravel())
+    floats = np.sort((ys[:, None] - xs[None, :]).ravel())
+    total = len(exact)
+    lo_k, hi_k = stats.hl_ranks(len(xs), len(ys), 0.95)
+    ks = [0, total - 1, total // 2 - 1, total // 2, lo_k, hi_k, *rng.integers(0, total, 4).tolist()]
+    monkeypatch.setattr(stats, "_ENUM_LIMIT", 1000)
+    monkeypatch.setattr(stats, "_GRID_ABOVE", 1000)
+    monkeypatch.setattr(stats, "_count_le", None)  # the float search is not used
+    got = stats.kth_pairwise_differences(xs, ys, ks)
+    for k in ks:
+        assert got[k] == exact[k] / scale
+        assert got[k] == pytest.approx(floats[k], rel=1e-12, abs=1e-12)
+
+
+def test_the_grid_path_leaves_continuous_data_to_the_search():
+    rng = np.random.default_rng(21)
+    xs, ys = np.sort(rng.lognormal(5, 0.2, 500)), np.sort(rng.lognormal(5, 0.2, 400))
+    assert stats._grid(xs, ys) is None
+    assert stats._grid(np.round(xs, 3), np.round(ys, 3))[0] == 1000.0
+
+
+def test_mann_whitney_counts_from_runs_equal_the_per_value_ones():
+    rng = np.random.default_rng(22)
+    for rounding in (0, 1, 3):
+        xs = np.sort(np.round(rng.lognormal(5, 0.3, 2000), rounding))
+        ys = np.sort(np.round(rng.lognormal(5.05, 0.3, 1500), rounding))
+        u, t = stats._u_and_ties(xs, ys)
+        left, right = np.searchsorted(xs, ys, "left"), np.searchsorted(xs, ys, "right")
+        assert u == float(left.sum()) + 0.5 * float((right - left).sum())
+        assert np.array_equal(t, np.unique(np.concatenate((xs, ys)), return_counts=True)[1])
