@@ -186,7 +186,8 @@ def _isnan(a):
     return np.isnan(a)
 
 
-def write_outputs(a, out_dir: Path, console=None, *, title: str) -> Outputs:
+def write_outputs(a, out_dir: Path, console=None, *, title: str, plots: bool = True) -> Outputs:
+    """summary.json, report.html and (unless `plots` is False: `--no-plots`) plots/*.svg."""
     from .plots import make_plots
     from .report import write_report
 
@@ -197,9 +198,9 @@ def write_outputs(a, out_dir: Path, console=None, *, title: str) -> Outputs:
                      default=_json_default))
     plots_dir = out_dir / "plots"
     errors: list[str] = []
-    plots = make_plots(a, plots_dir, errors)
+    drawn = make_plots(a, plots_dir, errors) if plots else {}
     report_path = out_dir / "report.html"
-    write_report(a, plots, report_path, title=title, errors=errors)
+    write_report(a, drawn, report_path, title=title, errors=errors, drawn=plots)
     if errors and console is not None:
         for e in errors:
             console.print(f"[yellow]warning:[/] {e}")
@@ -212,11 +213,11 @@ def _json_default(o):
     raise TypeError
 
 
-def analyze_run(run_dir: Path, *, console=None, checks=None) -> int:
+def analyze_run(run_dir: Path, *, console=None, checks=None, plots: bool = True) -> int:
     """Analyse a run directory: write summary.json, report.html and plots/ into it, print the
     terminal table, return the exit status (0 pass, 1 a check failed, 2 unusable input).
     `checks`: None (the pack's own: the seed's claims for a reference-pack run), "none", or the
-    path of a checks file."""
+    path of a checks file. `plots` False: no figures (`--no-plots`), the rest the same."""
     from .core import build_summary
     from .terminal import print_summary
 
@@ -226,7 +227,8 @@ def analyze_run(run_dir: Path, *, console=None, checks=None) -> int:
     except UnusableInput as exc:
         return _unusable(console, exc)
     build_summary(a)
-    out = write_outputs(a, Path(run_dir), console, title=f"execbench report: {Path(run_dir).name}")
+    out = write_outputs(a, Path(run_dir), console, title=f"execbench report: {Path(run_dir).name}",
+                        plots=plots)
     print_summary(a.summary, console)
     console.print(f"summary: {Path(out.summary_path).resolve()}\nreport:  {Path(out.report_path).resolve()}")
     return EXIT_CODES[a.summary["verdict"]]
@@ -431,7 +433,8 @@ def _compare_primary(a) -> None:
 
 def analyze_log(path: Path, split_at: str | None = None, *, after: Path | None = None,
                 out_dir: Path | None = None, console=None, checks=None, component=None,
-                endpoint=None, where=(), flow_field=None, metric=None, ts_field=None) -> int:
+                endpoint=None, where=(), flow_field=None, metric=None, ts_field=None,
+                plots: bool = True) -> int:
     """Before/after in a timing log: `split_at` a time in one file, or two files (`path`
     before, `after` after). `checks`: None (the seed's claims, reference/checks/
     seed-claims.toml), "none", or the path of a checks file applied instead (the
@@ -460,7 +463,7 @@ def analyze_log(path: Path, split_at: str | None = None, *, after: Path | None =
             info.update(start=None, end=None, duration_s=None, throughput_rps=None)
     out_dir = Path(out_dir) if out_dir else path.parent / f"{path.stem}-analysis"
     out = write_outputs(a, out_dir, console, title=f"execbench log analysis: {path.name}"
-                        + (f" vs {Path(after).name}" if after is not None else ""))
+                        + (f" vs {Path(after).name}" if after is not None else ""), plots=plots)
     print_summary(s, console)
     console.print(excluded_line(s), highlight=False)
     console.print(f"summary: {Path(out.summary_path).resolve()}\nreport:  {Path(out.report_path).resolve()}")

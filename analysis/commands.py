@@ -14,7 +14,7 @@ from pathlib import Path
 def _report(args) -> int:
     from .api import analyze_run
 
-    return analyze_run(args.run_dir, checks=args.checks)
+    return analyze_run(args.run_dir, checks=args.checks, plots=not args.no_plots)
 
 
 def _margin(text: str) -> float:
@@ -51,7 +51,14 @@ def _analyze_log(args) -> int:
     return analyze_log(files[0], args.split_at, after=files[1] if len(files) == 2 else None,
                        out_dir=args.out, checks=args.checks, component=args.component,
                        endpoint=args.endpoint, where=args.where or (),
-                       flow_field=args.flow_field, metric=args.metric, ts_field=args.ts_field)
+                       flow_field=args.flow_field, metric=args.metric, ts_field=args.ts_field,
+                       plots=not args.no_plots)
+
+
+def _no_plots(p) -> None:
+    p.add_argument("--no-plots", action="store_true",
+                   help="write summary.json and report.html without drawing the figures (most "
+                        "of a small report's time: for a pipeline that reads the verdict)")
 
 
 def register(subparsers) -> None:
@@ -65,6 +72,7 @@ def register(subparsers) -> None:
                    help="a TOML file of [[checks]] to apply besides the experiment's, instead of "
                         "the pack's own (a reference-pack run: the seed's claims, "
                         "reference/checks/seed-claims.toml); 'none' for none")
+    _no_plots(p)
     p.set_defaults(handler=_report)
 
     p = subparsers.add_parser(
@@ -120,4 +128,5 @@ def register(subparsers) -> None:
     p.add_argument("--ts-field", default=None, metavar="NAME",
                    help="the timestamp field (default: the first present of ts, timestamp, "
                         "time, @timestamp); ISO 8601, epoch seconds or milliseconds")
+    _no_plots(p)
     p.set_defaults(handler=_analyze_log)

@@ -68,7 +68,10 @@ def _table(headers, rows, num_cols=()) -> str:
     return f"<table><tr>{h}</tr>{''.join(body)}</table>"
 
 
-def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = None) -> str:
+def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = None,
+           drawn: bool = True) -> str:
+    """The report's HTML. `drawn` False: the figures were not asked for (`--no-plots`), so a
+    missing figure says nothing about the data."""
     s = a.summary
     out = [(f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
             f"<style>{CSS}</style></head><body>")]
@@ -91,6 +94,9 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
                    "decide at least one (too few records, or an interval across its "
                    "threshold); exit code 3.</p>")
 
+    if not drawn:
+        out.append("<p class=muted>Figures not drawn (<code>--no-plots</code>): every table and "
+                   "figure in summary.json is here, the pictures are not.</p>")
     out.append("<h2>Checks</h2>")
     rows = [(_status(c["passed"] if c["verdict"] != "inconclusive" else "inconclusive"),
              _e(c["name"]),
@@ -124,7 +130,7 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
                    "successful records of the flow has no p50 or p95, so the line breaks there: "
                    "a gap means a pause in the records, not missing data. Phases shaded by "
                    "mode; solid vertical line: flip requested, dashed: applied.</p>")
-    else:
+    elif drawn:
         out.append("<p>No successful record to draw.</p>")
 
     metrics = [primary] if not s.get("client_only") else (s.get("metrics") or [primary])
@@ -231,7 +237,7 @@ def render(a, plots: dict[str, Path], *, title: str, errors: list[str] | None = 
     if "recovery" in plots:
         out.append(_img(plots["recovery"], "recovery after flips"))
 
-    out.append(safety_section(s, plots))
+    out.append(safety_section(s, plots, drawn=drawn))
 
     out.append("<h2>Phases and attribution</h2>")
     rows = []
@@ -353,8 +359,8 @@ def excluded_section(s: dict) -> str:
 
 
 def write_report(a, plots: dict[str, Path], path: Path, *, title: str,
-                 errors: list[str] | None = None) -> Path:
-    path.write_text(render(a, plots, title=title, errors=errors), encoding="utf-8")
+                 errors: list[str] | None = None, drawn: bool = True) -> Path:
+    path.write_text(render(a, plots, title=title, errors=errors, drawn=drawn), encoding="utf-8")
     return path
 
 
@@ -386,7 +392,7 @@ def _nonterminal_recovery(nt: dict) -> str:
     return f"- <span class=muted>({_e(nt.get('note') or 'not measured')})</span>"
 
 
-def safety_section(s: dict, plots: dict[str, Path]) -> str:
+def safety_section(s: dict, plots: dict[str, Path], *, drawn: bool = True) -> str:
     """"Safety and reliability": over-commits per mode with their rate per 10k, the ledger's
     reconciliation with PASS/FAIL, recovery times after every flip and every provider fault,
     the estimate-error distribution drawn from the ledger's quantiles."""
@@ -531,7 +537,7 @@ def safety_section(s: dict, plots: dict[str, Path]) -> str:
                    "are exact, the lines between them only join them. The estimate error is the "
                    "final margin computed at confirmation minus the margin estimated when the "
                    "order was accepted.</p>")
-    elif saf.get("available"):
+    elif saf.get("available") and drawn:
         out.append("<p class=muted>No estimate-error quantiles in the ledger (no confirmation "
                    "recorded, or an older service).</p>")
     for note in part(saf, "notes") or []:

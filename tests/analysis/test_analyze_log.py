@@ -150,7 +150,7 @@ def test_an_explicit_component_or_endpoint_excludes_records_without_it(tmp_path)
     log, kept, excluded = mixed_log(tmp_path / "mixed.jsonl", n=800)
     out = tmp_path / "o"
     assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks="none",
-                       component="python_api", endpoint="orders/instant/execute") in ANALYSED
+                       component="python_api", endpoint="orders/instant/execute", plots=False) in ANALYSED
     s = summary_of(out)
     without = [r for r in kept if "component" not in r]
     # the component is tested first: a record with neither field counts as no_component
@@ -162,7 +162,7 @@ def test_an_explicit_component_or_endpoint_excludes_records_without_it(tmp_path)
     # '*' takes any component: the gateway's lines pool in again
     out = tmp_path / "any"
     assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks="none",
-                       component="*") in ANALYSED
+                       component="*", plots=False) in ANALYSED
     s = summary_of(out)
     assert "other_component" not in s["excluded"]
     assert s["excluded"]["other_endpoint"] == excluded["other_endpoint"]
@@ -209,7 +209,7 @@ def test_where_flow_field_and_metric(tmp_path):
     # a durations_ms key as the metric
     out = tmp_path / "persist"
     assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks="none",
-                       flow_field="route", metric="persist_ms", where=["region=eu"]) in ANALYSED
+                       flow_field="route", metric="persist_ms", where=["region=eu"], plots=False) in ANALYSED
     s = summary_of(out)
     eu = [r for r in lines if r["region"] == "eu"]
     assert_quantiles(s["phases"]["after"]["local"]["persist_ms"],
@@ -273,7 +273,7 @@ def test_the_split_time_takes_the_same_forms(tmp_path):
     for split in (SPLIT_ISO, "2026-11-25T14:00:00+02:00", "2026-11-25T12:00:00",
                   str(int(SPLIT)), str(int(SPLIT * 1000))):
         out = tmp_path / f"o{len(counts)}"
-        assert analyze_log(log, split, out_dir=out, console=quiet(), checks="none") in ANALYSED
+        assert analyze_log(log, split, out_dir=out, console=quiet(), checks="none", plots=False) in ANALYSED
         counts.append(summary_of(out)["phase_info"]["after"]["records"])
     assert len(set(counts)) == 1
     assert counts[0] == sum(1 for r in kept
@@ -292,7 +292,7 @@ def test_records_without_a_usable_timestamp_are_counted(tmp_path):
     dicts[2]["ts"] = True
     write_lines(log, recs)
     out = tmp_path / "o"
-    assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks="none") in ANALYSED
+    assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks="none", plots=False) in ANALYSED
     s = summary_of(out)
     assert s["excluded"] == {**excluded, "no_timestamp": 1, "bad_timestamp": 2}
     assert s["log"]["records"] == len(kept) - 3
@@ -358,7 +358,7 @@ def test_two_files_in_the_notes_format(tmp_path, capsys):
 def test_two_files_with_timestamps_keep_their_times(tmp_path):
     (before, _), (after, _) = _note_files(tmp_path, n=120, stamped=True)
     out = tmp_path / "o"
-    assert analyze_log(before, after=after, out_dir=out, console=quiet(), checks="none") in ANALYSED
+    assert analyze_log(before, after=after, out_dir=out, console=quiet(), checks="none", plots=False) in ANALYSED
     s = summary_of(out)
     assert s["log"]["time_axis"] == "timestamps"
     assert s["phase_info"]["after"]["start"] == SPLIT_ISO
@@ -404,7 +404,7 @@ max_ratio = 0.01
 kind = "no_errors"
 ''')
     out = tmp_path / "o"
-    assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks=checks) == 0
+    assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks=checks, plots=False) == 0
     s = summary_of(out)
     mine = [c for c in s["checks"] if c["source"] == "slo"]
     assert [c["kind"] for c in mine] == ["quantile_below", "quantile_between",
@@ -416,7 +416,7 @@ kind = "no_errors"
     # a check that does not hold fails the log
     checks.write_text('[[checks]]\nkind = "quantile_below"\nflow = "provider"\n'
                       'phase = "after"\nq = 0.5\nmax = 50\n')
-    assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks=checks) == 1
+    assert analyze_log(log, SPLIT_ISO, out_dir=out, console=quiet(), checks=checks, plots=False) == 1
 
 
 @pytest.mark.parametrize(("args", "says"), [

@@ -21,7 +21,7 @@ def test_the_skip_finding_says_whether_the_risk_was_exercised(tmp_path, exposed,
     ledger["overcommits"]["skip"] = 0
     ledger["by_mode"]["skip"].update(overcommits=0, accepted_while_queued=exposed)
     (run / "ledger.json").write_bytes(orjson.dumps(ledger))
-    assert analyze_run(run, console=quiet()) == 0  # a finding gates nothing
+    assert analyze_run(run, console=quiet(), plots=False) == 0  # a finding gates nothing
     finding = _skip_finding(run)
     sent = ledger["by_mode"]["skip"]["provider_orders"]
     assert f"{exposed} of {sent} skip orders accepted while another order" in finding["observed"]
@@ -44,7 +44,7 @@ def test_an_error_served_during_a_flip_fails_no_errors(tmp_path):
     else:
         raise AssertionError("the synthetic run has no flip-window record")
     (run / "timings.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    assert analyze_run(run, console=quiet()) == 1
+    assert analyze_run(run, console=quiet(), plots=False) == 1
     summary = summary_of(run)
     assert summary["phase_info"]["optimized"]["flip_window_errors"] == 1
     failed = [c for c in summary["checks"] if not c["passed"]]

@@ -278,7 +278,7 @@ def test_the_flip_window_of_records_without_a_mode(generic_run):
 
 def test_served_mode_is_used_when_the_target_reports_it(tmp_path):
     run = write_generic_run(tmp_path / "r", GenericSpec(served_mode=True, rate=20.0))
-    assert analyze_run(run, console=quiet()) == 0
+    assert analyze_run(run, console=quiet(), plots=False) == 0
     s = summary_of(run)
     recs = rd.read_jsonl(run / rd.REQUESTS)
     wrong = sum(r["phase"] == "treatment" and r["served_mode"] == "legacy" for r in recs)
@@ -354,7 +354,7 @@ def test_terminal_output_names_the_flows(generic_run, capsys):
     from rich.console import Console
 
     buf = io.StringIO()
-    analyze_run(generic_run, console=Console(file=buf, width=200))
+    analyze_run(generic_run, console=Console(file=buf, width=200), plots=False)
     out = buf.getvalue()
     assert "no server timing log" in out and "checkout" in out and "search" in out
     assert "no ledger expected" in out
@@ -414,17 +414,17 @@ def test_analyze_log_checks_option(tmp_path):
     split = 1_795_608_000.0
     log = write_log(tmp_path / "prod.jsonl", records=3000, split=split, span_s=600)
     out = tmp_path / "default"
-    assert analyze_log(log, iso(split), out_dir=out, console=quiet()) == 0
+    assert analyze_log(log, iso(split), out_dir=out, console=quiet(), plots=False) == 0
     seed = [c for c in summary_of(out)["checks"] if c["source"] == "seed"]
     assert {c["kind"] for c in seed} == {"quantile_below", "reduction_at_least", "equivalent"}
     out = tmp_path / "none"
-    assert analyze_log(log, iso(split), out_dir=out, console=quiet(), checks="none") == 0
+    assert analyze_log(log, iso(split), out_dir=out, console=quiet(), checks="none", plots=False) == 0
     assert [c["source"] for c in summary_of(out)["checks"]] == ["run"]
     mine = tmp_path / "mine.toml"
     mine.write_text('source = "slo"\n[[checks]]\nname = "after p50 under 50 ms"\n'
                     'kind = "quantile_below"\nflow = "provider"\nphase = "treatment"\nmax = 50\n')
     out = tmp_path / "mine"
-    assert analyze_log(log, iso(split), out_dir=out, console=quiet(), checks=mine) == 1
+    assert analyze_log(log, iso(split), out_dir=out, console=quiet(), checks=mine, plots=False) == 1
     c = next(c for c in summary_of(out)["checks"] if c["source"] == "slo")
     assert c["name"] == "after p50 under 50 ms" and not c["passed"]  # p50 ~88 ms
     assert math.isfinite(float(c["observed"].split()[1]))
@@ -440,7 +440,7 @@ def test_a_failed_flip_leaves_its_modeless_records_out(tmp_path):
         if e["event"] == rd.EV_FLIP_APPLIED and e["phase"] == "treatment":
             e["event"] = rd.EV_FLIP_FAILED
     (run / rd.TIMELINE).write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    analyze_run(run, console=quiet())
+    analyze_run(run, console=quiet(), plots=False)
     s = summary_of(run)
     info = s["phase_info"]["treatment"]
     assert info["records"] > 0 and info["kept"] == 0 and info["flip_window"] == info["records"]

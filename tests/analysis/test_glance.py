@@ -87,7 +87,7 @@ def test_recovery_on_a_sparse_log_is_not_resolvable(tmp_path):
 
 def test_a_reference_run_judges_the_seed_claims_from_the_pack_file(tmp_path):
     run = write_run(tmp_path / "r", RunSpec(records=8000, seed=9))
-    assert analyze_run(run, console=quiet()) == 0
+    assert analyze_run(run, console=quiet(), plots=False) == 0
     seed = [c for c in summary_of(run)["checks"] if c["source"] == "seed"]
     names = [c["name"] for c in seed]
     assert names == [
@@ -99,13 +99,13 @@ def test_a_reference_run_judges_the_seed_claims_from_the_pack_file(tmp_path):
         "latency recovers after the rollback flip (<= 60 s)"]
     assert all(c["passed"] for c in seed)
     # --checks none: the experiment's and the run's checks only
-    assert analyze_run(run, console=quiet(), checks="none") == 0
+    assert analyze_run(run, console=quiet(), checks="none", plots=False) == 0
     assert not any(c["source"] == "seed" for c in summary_of(run)["checks"])
     # an [analysis] override reaches the pack's checks that name a setting
     spec = (run / "experiment.toml").read_text()
     (run / "experiment.toml").write_text(spec.replace("[load]", "[analysis]\n"
                                                       "rollback_margin_pct = 0.01\n\n[load]"))
-    assert analyze_run(run, console=quiet()) == 1
+    assert analyze_run(run, console=quiet(), plots=False) == 1
     failed = [c["name"] for c in summary_of(run)["checks"] if not c["passed"]]
     assert "provider rollback equals baseline (baseline vs rollback, +-0.01%)" in failed
     assert orjson.loads((run / "summary.json").read_bytes())["pack"] == "reference"

@@ -111,7 +111,7 @@ def test_a_backlog_still_draining_at_the_last_sample(tmp_path):
     # the outage ends 30 s before the run does, the backlog takes 60 s to drain
     run, _ = fault_run(tmp_path, nonterminal_drain_s=60.0)
     console = quiet()
-    analyze_run(run, console=console)
+    analyze_run(run, console=console, plots=False)
     nt = part(summary_of(run)["safety"], "provider_faults")[0]["nonterminal"]
     assert nt["recovery_s"] is None
     assert nt["note"].startswith("still above the threshold (5: the pre-fault level 3 + tolerance) "

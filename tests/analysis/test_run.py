@@ -142,7 +142,7 @@ def test_report_explains_plot_gaps_and_the_ledger_total(good_run):
 
 def test_a_rollback_that_does_not_recover_fails(tmp_path):
     run = write_run(tmp_path / "r", RunSpec(records=12000, seed=22, slowdown={"rollback": 1.3}))
-    assert analyze_run(run, console=quiet()) == 1
+    assert analyze_run(run, console=quiet(), plots=False) == 1
     s = summary_of(run)
     assert s["verdict"] == "fail"
     assert not check(s, "provider rollback equals baseline")["passed"]
@@ -154,7 +154,7 @@ def test_overcommit_in_skip_reserve_fails_and_in_skip_is_a_finding(tmp_path):
               PhaseSpec("skip", 30, "skip"))
     run = write_run(tmp_path / "r", RunSpec(records=6000, phases=phases,
                                             overcommits={"off": 0, "skip": 3, "skip_reserve": 2}))
-    assert analyze_run(run, console=quiet()) == 1
+    assert analyze_run(run, console=quiet(), plots=False) == 1
     s = summary_of(run)
     assert not check(s, "0 over-commits in mode skip_reserve")["passed"]
     assert check(s, "0 over-commits in mode off")["passed"]
@@ -162,7 +162,7 @@ def test_overcommit_in_skip_reserve_fails_and_in_skip_is_a_finding(tmp_path):
 
 def test_errors_and_lost_orders_fail(tmp_path):
     run = write_run(tmp_path / "r", RunSpec(records=6000, error_rate=0.01, orders_nonterminal=2))
-    assert analyze_run(run, console=quiet()) == 1
+    assert analyze_run(run, console=quiet(), plots=False) == 1
     s = summary_of(run)
     assert not check(s, "no errors")["passed"]
     assert not check(s, "no orders lost")["passed"]
@@ -226,7 +226,7 @@ name = "telepathy"
 kind = "mind_reading"
 '''
     (run / "experiment.toml").write_text(spec)
-    assert analyze_run(run, console=quiet()) == 1
+    assert analyze_run(run, console=quiet(), plots=False) == 1
     s = summary_of(run)
     exp = {c["name"]: c for c in s["checks"] if c["source"] == "experiment"}
     assert exp["p50 before"]["passed"] and exp["halved"]["passed"]
@@ -256,7 +256,7 @@ def test_groups_are_pooled(tmp_path):
         toml = toml.replace(f'name = "off-{i}"\n', f'name = "off-{i}"\ngroup = "baseline"\n')
         toml = toml.replace(f'name = "skip-{i}"\n', f'name = "skip-{i}"\ngroup = "optimized"\n')
     (run / "experiment.toml").write_text(toml)
-    assert analyze_run(run, console=quiet()) == 0
+    assert analyze_run(run, console=quiet(), plots=False) == 0
     s = summary_of(run)
     assert s["phase_info"]["baseline"]["pooled_from"] == ["off-1", "off-2", "off-3"]
     n = sum(s["phases"][f"off-{i}"]["provider"]["executor_ms"]["count"] for i in range(1, 4))
@@ -280,7 +280,7 @@ def test_unusable_input_exits_2(tmp_path, breakage):
         (run / "timings.jsonl").write_text("garbage\n{\n")
     elif breakage == "bad_toml":
         (run / "experiment.toml").write_text("[[phases]\nname=")
-    assert analyze_run(run, console=quiet(), checks=checks) == 2
+    assert analyze_run(run, console=quiet(), checks=checks, plots=False) == 2
     assert not (run / "summary.json").exists()
 
 
@@ -290,7 +290,7 @@ def test_a_log_without_valid_records_says_why(tmp_path):
     log = tmp_path / "garbage.jsonl"
     log.write_bytes(b"[not json\n" + b"\n".join([no_flow] * 1999) + b"\n")
     console = quiet()
-    assert analyze_log(log, "2026-11-25T12:00:00Z", console=console) == 2
+    assert analyze_log(log, "2026-11-25T12:00:00Z", console=console, plots=False) == 2
     out = console.file.getvalue()
     assert "no valid records (2000 malformed lines)" in out
     assert "line 1: invalid JSON" in out
@@ -301,11 +301,11 @@ def test_a_log_without_valid_records_says_why(tmp_path):
     run = write_run(tmp_path / "r", RunSpec(records=200))
     (run / "timings.jsonl").write_bytes(no_flow + b"\n")
     console = quiet()
-    assert analyze_run(run, console=console) == 2
+    assert analyze_run(run, console=console, plots=False) == 2
     assert "line 1: missing field 'flow'" in console.file.getvalue()
     log.write_bytes(b"\n\n")
     console = quiet()
-    assert analyze_log(log, "2026-11-25T12:00:00Z", console=console) == 2
+    assert analyze_log(log, "2026-11-25T12:00:00Z", console=console, plots=False) == 2
     assert "empty or blank" in console.file.getvalue()
 
 
@@ -322,7 +322,7 @@ def test_malformed_lines_are_reported_not_fatal(tmp_path):
 def test_no_timeline_places_phases_from_the_spec(tmp_path):
     run = write_run(tmp_path / "r", RunSpec(records=6000, flip_lag_s=0.0))
     (run / "timeline.jsonl").unlink()
-    assert analyze_run(run, console=quiet()) == 0
+    assert analyze_run(run, console=quiet(), plots=False) == 0
     s = summary_of(run)
     assert any("spec's durations" in n for n in s["ingest"]["notes"])
 
@@ -346,7 +346,7 @@ def test_analyze_log_without_an_improvement_fails(tmp_path):
     split = 1_795_608_000.0
     log = write_log(tmp_path / "prod.jsonl", records=4000, split=split, span_s=600,
                     after_mode="off")
-    assert analyze_log(log, iso(split), out_dir=tmp_path / "o", console=quiet()) == 1
+    assert analyze_log(log, iso(split), out_dir=tmp_path / "o", console=quiet(), plots=False) == 1
 
 
 def test_analyze_log_without_provider_records_cannot_pass(tmp_path):
@@ -357,7 +357,7 @@ def test_analyze_log_without_provider_records_cannot_pass(tmp_path):
     local_only.write_bytes(b"".join(line + b"\n" for line in log.read_bytes().splitlines()
                                     if orjson.loads(line)["flow"] == "local"))
     out = tmp_path / "o"
-    assert analyze_log(local_only, iso(split), out_dir=out, console=quiet()) == 3
+    assert analyze_log(local_only, iso(split), out_dir=out, console=quiet(), plots=False) == 3
     summary = summary_of(out)
     assert summary["verdict"] == "inconclusive"
     failed = [c for c in summary["checks"] if not c["passed"]]
@@ -373,7 +373,7 @@ def test_analyze_log_without_provider_records_cannot_pass(tmp_path):
 @pytest.mark.parametrize("split", ["2020-01-01T00:00:00Z", "not a time"])
 def test_analyze_log_bad_split_is_unusable(tmp_path, split):
     log = write_log(tmp_path / "prod.jsonl", records=500, split=1_795_608_000.0, span_s=600)
-    assert analyze_log(log, split, out_dir=tmp_path / "o", console=quiet()) == 2
+    assert analyze_log(log, split, out_dir=tmp_path / "o", console=quiet(), plots=False) == 2
 
 
 def test_compare_runs(tmp_path, good_run):
@@ -425,6 +425,27 @@ def test_cli_commands(tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: a margin of 0 is refused before any work
         main(["compare", str(run), str(run), "--margin", "0"])
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_no_plots_writes_the_same_summary_and_a_report_that_says_why_it_has_no_figures(
+        tmp_path):
+    """`report --no-plots` (a pipeline that reads the verdict): summary.json as with figures, a
+    report.html without pictures that says they were not asked for, no SVG written."""
+    run = write_run(tmp_path / "r", RunSpec(records=3000, seed=4))
+    assert main(["report", "--no-plots", str(run)]) == 0
+    bare = summary_of(run)
+    assert not list(run.glob("plots/*.svg"))
+    html = (run / "report.html").read_text()
+    assert "Figures not drawn" in html and "<img" not in html
+    assert "No successful record to draw" not in html  # absent by request, not for want of data
+    assert main(["report", str(run)]) == 0
+    assert list(run.glob("plots/*.svg")) and "<img" in (run / "report.html").read_text()
+    drawn = summary_of(run)
+    assert {**bare, "generated_at": None} == {**drawn, "generated_at": None}
+    log = write_log(tmp_path / "p.jsonl", records=2000, split=1_795_608_000.0, span_s=600)
+    assert main(["analyze-log", str(log), "--split-at", iso(1_795_608_000.0), "--no-plots",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "summary.json").exists() and not list(tmp_path.glob("o/plots/*"))
 
 
 def test_piped_terminal_output_is_wide_and_tells_the_comparisons_apart(good_run, capsys,
@@ -521,7 +542,7 @@ slo_ms = 500
 baseline_mode = "off"
 '''
     (run / "experiment.toml").write_text(toml)
-    assert analyze_run(run, console=quiet()) == (0 if passes else 1)
+    assert analyze_run(run, console=quiet(), plots=False) == (0 if passes else 1)
     s = summary_of(run)
     knee = check(s, "knee")
     assert knee["passed"] is passes

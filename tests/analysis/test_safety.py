@@ -320,7 +320,7 @@ def test_mode_figures_use_the_account_breakdown(tmp_path):
     ledger["by_mode"]["skip"] = skip
     run = write_run(tmp_path / "r", RunSpec(records=4000))
     (run / "ledger.json").write_bytes(orjson.dumps(ledger))
-    analyze_run(run, console=quiet())
+    analyze_run(run, console=quiet(), plots=False)
     modes = part(summary_of(run)["safety"], "modes")
     assert modes["skip"]["per_10k"]["method"] == "account-cluster bootstrap"
     assert modes["off"]["per_10k"]["method"] == "clopper-pearson"  # no breakdown: over orders

@@ -20,7 +20,7 @@ def test_three_records_a_side_are_inconclusive_never_pass(tmp_path):
     """The audit's case: 3 records before and 3 after PASSed 3/3 with p = 0.1."""
     log = write_log(tmp_path / "tiny.jsonl", records=6, split=SPLIT, span_s=600, seed=5)
     out = tmp_path / "o"
-    assert analyze_log(log, iso(SPLIT), out_dir=out, console=quiet()) == 3
+    assert analyze_log(log, iso(SPLIT), out_dir=out, console=quiet(), plots=False) == 3
     s = summary_of(out)
     assert s["verdict"] == "inconclusive"
     undecided = [c for c in s["checks"] if c["verdict"] == "inconclusive"]
@@ -32,7 +32,7 @@ def test_a_rollback_that_never_returns_to_the_baseline_fails(tmp_path):
     """Provider latency stays at the optimized level after the rollback flip: compared with
     its own second half it "recovered" at once; against the baseline it never does."""
     run = write_run(tmp_path / "r", RunSpec(records=8000, seed=4, slowdown={"rollback": 0.35}))
-    assert analyze_run(run, console=quiet()) == 1
+    assert analyze_run(run, console=quiet(), plots=False) == 1
     s = summary_of(run)
     rec = next(c for c in s["checks"] if c["kind"] == "recovery_max_s")
     assert rec["verdict"] == "fail" and rec["observed"] == "never recovered"
@@ -49,7 +49,7 @@ def test_a_rollback_that_returns_late_is_dated_against_the_baseline(tmp_path):
     start = sum(p.duration_s for p in phases[:3])  # the rollback's flip, from the run's start
     run = write_run(tmp_path / "r", RunSpec(records=20000, seed=8,
                                             slow_spans=((start, start + 2.5, 0.35),)))
-    assert analyze_run(run, console=quiet()) == 0
+    assert analyze_run(run, console=quiet(), plots=False) == 0
     prov = next(f for f in summary_of(run)["flips"] if f["phase"] == "rollback")["flows"][
         "provider"]
     assert prov["target_phase"] == "baseline" and prov["method"] == "change point"
