@@ -22,8 +22,9 @@ import execbench.rundir as fmt
 from execbench.rundir import iso, parse_iso, read_jsonl
 from loadtests import columnar as columnar_mod
 
-__all__ = ["SKIPPED", "SKIP_REASONS", "RunWriter", "copy_timings", "encode_requests", "iso", "iso_us",
-           "micros", "parse_iso", "read_jsonl", "request_line", "utc_stamp"]
+__all__ = ["SKIPPED", "SKIP_REASONS", "RunWriter", "copy_timings", "encode_into", "encode_requests",
+           "iso", "iso_us", "micros", "parse_iso", "read_jsonl", "request_line", "transpose",
+           "utc_stamp"]
 
 UTC = dt.UTC
 
@@ -88,10 +89,23 @@ def encode_requests(records: list[dict[str, Any]], columns: bool = False
     """requests.jsonl lines for in-memory records (epoch floats), and with `columns` the same
     values as columns (loadtests/columnar.py COLUMNS order; a key a line lacks is None). Values
     are computed once (rounded once) for both."""
-    dumps, rnd = orjson.dumps, round
-    newline = orjson.OPT_APPEND_NEWLINE
     parts: list[bytes] = []
     rows: list[tuple] | None = [] if columns else None
+    encode_into(records, parts, rows)
+    return b"".join(parts), (transpose(rows) if rows is not None else None)
+
+
+def transpose(rows: list[tuple]) -> list[list[Any]]:
+    """Row tuples of encode_into -> one list per column (COLUMNS order)."""
+    return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(20)]
+
+
+def encode_into(records: list[dict[str, Any]], parts: list[bytes], rows: list[tuple] | None
+                ) -> None:
+    """encode_requests' loop: each record's line appended to `parts` and, unless `rows` is
+    None, its columns' values as one tuple to `rows`."""
+    dumps, rnd = orjson.dumps, round
+    newline = orjson.OPT_APPEND_NEWLINE
     modf, prefixes, prefix_of = math.modf, _PREFIX, _prefix
     for rec in records:
         # micros() and iso_us() inlined (four calls a record): the same arithmetic
@@ -153,10 +167,6 @@ def encode_requests(records: list[dict[str, Any]], columns: bool = False
             rows.append((intended_us, sent_us, lat, from_intended, status, outcome, flow, name,
                          phase, late, served, reason, censored, prep, burst, worker, order_id,
                          attempts, replayed, None if server is None else list(server.items())))
-    if rows is None:
-        return b"".join(parts), None
-    cols = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(20)]
-    return b"".join(parts), cols
 
 
 def request_line(rec: dict[str, Any]) -> bytes:
@@ -167,13 +177,21 @@ def request_line(rec: dict[str, Any]) -> bytes:
 class RunWriter:
     """Appends records to the run directory; one instance, on the master or the local runner.
 
-    Request records are encoded in batches (`BATCH_RECORDS` records or `BATCH_S` seconds,
-    whichever comes first, and at flush/close): one write a batch, and each batch is in the OS
-    when add_requests returns, so a killed generator loses at most the open batch. The same
-    batches go to requests.parquet (loadtests/columnar.py) unless EXECBENCH_PARQUET=0."""
+    Request records are encoded as they come, `SLICE_RECORDS` at a time, and written in batches
+    (`BATCH_RECORDS` records or `BATCH_S` seconds, whichever comes first, and at flush/close):
+    one write a batch, and each batch is in the OS when add_requests returns, so a killed
+    generator loses at most the open batch. The same batches go to requests.parquet
+    (loadtests/columnar.py) unless EXECBENCH_PARQUET=0.
+
+    The slices are for the arrivals: add_requests runs on the event loop, in the greenlet of
+    the arrival whose record it is, and encoding 256 records in one go (with their Arrow
+    conversion) held the loop ~2 ms every 128 ms at 2,000 req/s, so every arrival due then
+    was sent up to 2 ms late. A slice of 32 takes ~0.2 ms; the Arrow conversion stays one per
+    batch (per record it is ~4x dearer in chunks of 32), in its own call."""
 
     BATCH_RECORDS = 256
     BATCH_S = 0.25
+    SLICE_RECORDS = 32
 
     def __init__(self, run_dir: Path, *, columnar: bool | None = None):
         self.run_dir = Path(run_dir)
@@ -187,13 +205,17 @@ class RunWriter:
         self.listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self.timeline_events: list[dict[str, Any]] = []
         self.request_count = 0
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []  # not yet encoded (< SLICE_RECORDS)
+        self._lines: list[bytes] = []  # encoded, not yet written
+        self._encoded = 0  # records in _lines
+        self._rows: list[tuple] | None = None  # their columns, one tuple a record
         self._pending_since = 0.0
         self.columnar = None
         if columnar is None:
             columnar = columnar_mod.enabled()
         if columnar:
             self.columnar = columnar_mod.ColumnarWriter(self.run_dir / columnar_mod.REQUESTS_PARQUET)
+            self._rows = []
 
     def timeline(self, event: str, *, ts: float, phase: str | None, mode: str | None, **extra) -> None:
         rec = {"ts": iso(ts), "event": event, "phase": phase, "mode": mode, **extra}
@@ -207,12 +229,14 @@ class RunWriter:
             return
         with self._lock:
             pending = self._pending
-            if not pending:
+            if not pending and not self._encoded:
                 self._pending_since = time.monotonic()
             pending.extend(records)
             self.request_count += len(records)
+            if len(pending) >= self.SLICE_RECORDS:
+                self._encode_pending()
             cols = None
-            if len(pending) >= self.BATCH_RECORDS or \
+            if self._encoded + len(self._pending) >= self.BATCH_RECORDS or \
                     time.monotonic() - self._pending_since >= self.BATCH_S:
                 cols = self._write_pending()
         if cols is not None:
@@ -220,15 +244,24 @@ class RunWriter:
         for listener in self.listeners:
             listener(records)
 
-    def _write_pending(self) -> list[list[Any]] | None:  # under the lock
-        """Encode and write the pending records; their columns for requests.parquet."""
+    def _encode_pending(self) -> None:  # under the lock
         batch, self._pending = self._pending, []
-        if not batch:
+        encode_into(batch, self._lines, self._rows)
+        self._encoded += len(batch)
+
+    def _write_pending(self) -> list[list[Any]] | None:  # under the lock
+        """Encode what is left and write the batch; its columns for requests.parquet."""
+        if self._pending:
+            self._encode_pending()
+        if not self._encoded:
             return None
-        lines, cols = encode_requests(batch, columns=self.columnar is not None)
-        self._requests.write(lines)
+        lines, self._lines, self._encoded = self._lines, [], 0
+        self._requests.write(b"".join(lines))
         self._requests.flush()
-        return cols
+        if self._rows is None:
+            return None
+        rows, self._rows = self._rows, []
+        return transpose(rows)
 
     def flush(self) -> None:
         """Everything added so far into requests.jsonl and a closed requests.parquet part."""

@@ -191,3 +191,39 @@ def test_a_run_writes_parquet_equal_to_its_json_lines_and_a_killed_run_keeps_clo
     finally:
         target.kill()
         target.wait(timeout=10)
+
+
+def test_records_are_encoded_in_slices_and_written_in_batches(tmp_path, monkeypatch):
+    """add_requests runs on the event loop: no call encodes more than SLICE_RECORDS records,
+    the file gets one write per BATCH_RECORDS, the Arrow conversion is one call per batch,
+    and the bytes are encode_requests' for the same records."""
+    import loadtests.records as records_mod
+
+    t0 = time.time()
+    recs = [_record(i, t0) for i in range(600)]
+    expected = records_mod.encode_requests(recs)[0]
+    first_batch = records_mod.encode_requests(recs[:256])[0]
+    slices: list[int] = []
+    real = records_mod.encode_into
+    monkeypatch.setattr(records_mod, "encode_into",
+                        lambda recs, parts, rows: (slices.append(len(recs)), real(recs, parts, rows)))
+    writer = RunWriter(tmp_path, columnar=True)
+    writer.BATCH_S = 1e9  # by count only
+    chunks: list[int] = []
+    add = writer.columnar.add
+    writer.columnar.add = lambda cols: (chunks.append(len(cols[0])), add(cols))
+    path = tmp_path / "requests.jsonl"
+    for i, rec in enumerate(recs[:255]):
+        writer.add_requests([rec])
+        assert len(slices) == (i + 1) // 32  # a slice at every 32nd record, nothing between
+    assert path.stat().st_size == 0  # encoded, not yet written
+    writer.add_requests([recs[255]])
+    assert slices == [32] * 8 and chunks == [256]
+    assert path.read_bytes() == first_batch
+    for rec in recs[256:]:
+        writer.add_requests([rec])
+    assert max(slices) == 32 and chunks == [256, 256]
+    writer.close()
+    assert max(slices) == 32 and chunks == [256, 256, 88]
+    assert path.read_bytes() == expected
+    _assert_same(read_parquet(tmp_path).to_pylist(), _json_lines(tmp_path))
