@@ -27,13 +27,14 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from gevent.hub import Waiter
+from greenlet import getcurrent, greenlet
 from locust import task
 from locust.contrib.fasthttp import FastHttpSession, FastHttpUser
 
 from loadtests.clock import ArrivalClock
 from loadtests.records import SKIP_REASONS, SKIPPED
 from loadtests.state import ProcessState, state_of
+from loadtests.waker import Waker, timerfd_enabled
 
 
 class Arrival:
@@ -61,8 +62,9 @@ class ArrivalPool:
 
     What gevent's Pool did per arrival (a Greenlet object, its links, the group's set and the
     semaphore) cost more than the record keeping; a new raw greenlet per arrival still cost
-    ~10 us to create and tear down. Here a finished arrival's greenlet parks itself (a Waiter)
-    and the next arrival is handed to it; a new one is started only when none is parked. Same
+    ~10 us to create and tear down. Here a finished arrival's greenlet parks itself (switched
+    out to the hub, in a list) and the next arrival is switched into it; a new one is made only
+    when none is parked. Same
     interface as the Pool for the generator and `join_pools`: `wait_available()`,
     `spawn(fn, *args)`, `join(timeout)`; `free_count()` too."""
 
@@ -75,7 +77,7 @@ class ArrivalPool:
         self._freed = Event()
         self._empty = Event()
         self._empty.set()
-        self._parked: list[Waiter] = []
+        self._parked: list[greenlet] = []
         self._hub = gevent.get_hub()
 
     def free_count(self) -> int:
@@ -88,21 +90,25 @@ class ArrivalPool:
             self._freed.wait()
 
     def spawn(self, fn, *args) -> None:
+        """Start `fn(*args)` now: the caller (the generator) switches straight into the
+        arrival's greenlet, which runs up to its first wait (for a request: its send), and the
+        caller resumes from the hub's next round of callbacks. Handing it over through the hub
+        instead (a callback, as gevent.spawn does) put every greenlet the same loop iteration had
+        woken, each an answer to read and record, between the intended time and the send."""
         if self.inflight == 0:
             self._empty.clear()
         self.inflight += 1
-        if self._parked:
-            # resumed from the hub's loop, as a Waiter must be
-            self._hub.loop.run_callback(self._parked.pop().switch, (fn, args))
-        else:
-            gevent.spawn_raw(self._work, fn, args)
+        worker = self._parked.pop() if self._parked else greenlet(self._work, parent=self._hub)
+        self._hub.loop.run_callback(getcurrent().switch)
+        worker.switch(fn, args)
 
     def _work(self, fn, args) -> None:
+        hub = self._hub
         while True:
             try:
                 fn(*args)
             except Exception:  # noqa: BLE001 - _run_arrival catches a scenario's; this is a bug
-                self._hub.handle_error(gevent.getcurrent(), *sys.exc_info())
+                hub.handle_error(getcurrent(), *sys.exc_info())
             finally:
                 self.inflight -= 1
                 if self._waiting:
@@ -110,9 +116,8 @@ class ArrivalPool:
                     self._freed.set()
                 if self.inflight == 0:
                     self._empty.set()
-            waiter = Waiter(self._hub)
-            self._parked.append(waiter)
-            fn, args = waiter.get()  # GreenletExit at shutdown ends the loop
+            self._parked.append(getcurrent())
+            fn, args = hub.switch()  # parked until spawn() switches here; GreenletExit ends it
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until no arrival is in flight (True) or the timeout passed (False)."""
@@ -134,6 +139,7 @@ class ArrivalRateUser(FastHttpUser):
         self.rng = random.Random()
         self.pool: ArrivalPool | None = None
         self.clock: ArrivalClock | None = None
+        self.waker: Waker | None = None
         self.late_ms = 10.0
 
     def on_start(self) -> None:
@@ -151,6 +157,7 @@ class ArrivalRateUser(FastHttpUser):
                                   load.get("arrival", "poisson") == "poisson", self.rng)
         inflight = int(load.get("max_inflight", 256))
         self.pool = ArrivalPool(inflight)
+        self.waker = Waker(timerfd=timerfd_enabled())
         self.late_ms = float(load.get("late_ms", 10.0))
         self.state.pools.append(self.pool)
         timeout = float(load.get("timeout_s", 10.0))
@@ -163,6 +170,11 @@ class ArrivalRateUser(FastHttpUser):
             max_retries=0,
             concurrency=inflight * self.connections_per_arrival(),
         )
+
+    def on_stop(self) -> None:
+        if self.waker is not None:
+            self.waker.close()
+            self.waker = None
 
     # --- the generator ------------------------------------------------------------------
 
@@ -179,9 +191,7 @@ class ArrivalRateUser(FastHttpUser):
             if intended is None:
                 gevent.sleep(0.5)  # the schedule is over; the shape ends the run
                 continue
-            delay = intended - time.time()
-            if delay > 0:
-                gevent.sleep(delay)
+            self.waker.sleep_until(intended)  # never before the intended time
             self.pool.wait_available()
             self.pool.spawn(self._run_arrival, intended)
 

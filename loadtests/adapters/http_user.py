@@ -118,6 +118,7 @@ class HttpRequestsUser(ArrivalRateUser):
         self.request_event = self.environment.events.request
 
     def on_stop(self) -> None:
+        super().on_stop()
         if self.lean is not None:
             self.lean.close()
 

@@ -79,3 +79,56 @@ def test_a_stall_shows_in_every_scenario_and_every_arrival_is_recorded(running_s
     assert run_end["late_sends"] == len(late)
     print("records by scenario and outcome:",
           collections.Counter((r["name"], r["outcome"], r.get("reason")) for r in recs))
+
+
+POOL_SCRIPT = r'''
+import json, sys
+import gevent
+from loadtests.arrival import ArrivalPool
+
+events, workers = [], set()
+pool = ArrivalPool(2)
+
+def arrival(i):
+    workers.add(id(gevent.getcurrent()))
+    events.append(["sent", i])
+    if i == 3:
+        raise ValueError("a bug in an arrival")  # reported, the pool goes on
+    gevent.sleep(0)  # its first wait: the answer
+    events.append(["done", i])
+
+def generator():
+    for i in range(6):
+        pool.wait_available()
+        events.append(["spawn", i])
+        pool.spawn(arrival, i)
+        events.append(["back", i])
+
+gevent.spawn(generator).join()
+assert pool.join(5)
+print(json.dumps({"events": events, "workers": len(workers), "inflight": pool.inflight}))
+'''
+
+
+def test_an_arrival_runs_to_its_first_wait_before_the_generator_goes_on():
+    """The generator switches straight into the arrival's greenlet: its send happens before
+    spawn() returns, not after whatever else the loop iteration had woken. Greenlets are
+    reused (at most the pool's size), the pool's count is kept, a failing arrival is reported
+    and the pool goes on. In a subprocess: Locust's import patches the process."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.loadtests.util import ROOT
+
+    out = subprocess.run([sys.executable, "-c", POOL_SCRIPT], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    events = [tuple(e) for e in result["events"]]
+    for i in range(6):
+        at = events.index(("spawn", i))
+        assert events[at + 1] == ("sent", i)  # nothing between the spawn and the send
+        assert events.index(("back", i)) > at + 1
+    assert [e for e in events if e[0] == "done"] == [("done", i) for i in (0, 1, 2, 4, 5)]
+    assert result["workers"] <= 2 and result["inflight"] == 0
+    assert "a bug in an arrival" in out.stderr

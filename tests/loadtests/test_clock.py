@@ -81,3 +81,57 @@ def test_a_phase_end_a_rounding_error_short_of_the_next_start_does_not_spin():
     assert st.t0 + 0.3 + 0.6 < st.t0 + 0.9  # the rounding this test is about
     times = _all(ArrivalClock(st, 1.0, False, random.Random(3)), now=st.t0)
     assert 28 <= len(times) <= 31 and times.max() < st.end
+
+
+# --- the generator's sleeps (loadtests/waker.py) ----------------------------------------------
+
+
+def test_a_timerfd_deadline_is_never_before_the_intended_time():
+    from loadtests.waker import split_ns
+
+    for ts in (1796280988.0, 1796280988.123456789, 1796280988.9999999999, 0.5, 1e9 + 1e-9):
+        sec, nsec = split_ns(ts)
+        assert 0 <= nsec < 1_000_000_000
+        assert sec + nsec / 1e9 >= ts - 1e-6  # float rounding of the check itself
+        assert (sec * 1_000_000_000 + nsec) >= int(ts * 1e9) - 1000
+    assert split_ns(1796280988.0) == (1796280988, 0)
+    assert split_ns(0.25) == (0, 250_000_000)
+
+
+def test_sleep_until_rearms_until_its_clock_reaches_the_deadline():
+    """Woken before the deadline (by its clock), it arms the timer again; it returns only once
+    the clock reads the deadline or later. The clock is fake and the deadline long past for the
+    kernel, so every arming fires at once: no waiting, no wall-clock figure."""
+    from loadtests.waker import Waker
+
+    readings = [999.0, 999.9, 999.99, 1000.0, 1000.5]
+    waker = Waker(timerfd=True, now=lambda: readings.pop(0))
+    if not waker.precise:
+        pytest.skip("no timerfd on this system")
+    armed: list[float] = []
+    arm = waker._arm
+    waker._arm = lambda deadline: (armed.append(deadline), arm(deadline))
+    try:
+        waker.sleep_until(1000.0)
+        assert armed == [1000.0, 1000.0, 1000.0]  # three early readings, three armings
+        assert readings == [1000.5]  # returned at the reading 1000.0
+        waker.sleep_until(10.0)  # already past: returns without arming
+        assert readings == []
+        assert armed == [1000.0] * 3
+    finally:
+        waker.close()
+
+
+def test_sleep_until_is_gevent_sleep_by_default_and_the_timerfd_is_opt_in(monkeypatch):
+    import loadtests.waker as waker_mod
+
+    slept: list[float] = []
+    monkeypatch.setattr(waker_mod.gevent, "sleep", slept.append)
+    readings = iter([99.0, 99.75, 100.0])
+    waker = waker_mod.Waker(now=lambda: next(readings))  # the default
+    assert not waker.precise
+    waker.sleep_until(100.0)
+    assert slept == [1.0, 0.25]
+    for value, on in (("", False), ("0", False), ("1", True), ("true", True)):
+        monkeypatch.setenv("EXECBENCH_TIMERFD", value)
+        assert waker_mod.timerfd_enabled() is on
