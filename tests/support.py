@@ -245,7 +245,9 @@ def start_service(
     with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # 60 s: a start-up is ~1 s of imports, but a 2-core box at load 8 (a benchmark beside the
+    # suite) once took over 30 s before the service logged a line
+    deadline = time.monotonic() + 60
     with httpx.Client(timeout=1) as poll:  # one client: httpx.get() builds one (SSL context too) a call
         while time.monotonic() < deadline:
             if process.poll() is not None:

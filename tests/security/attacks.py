@@ -47,6 +47,7 @@ class Flipper(threading.Thread):
         self.stop_event = threading.Event()
         self.flips = 0
         self.failures = 0
+        self.failed: list[tuple[int, str]] = []  # (status, body) of each refused flip, for the report
 
     def run(self) -> None:
         with httpx.Client(base_url=self.url, headers=self.headers, timeout=30) as client:
@@ -55,7 +56,9 @@ class Flipper(threading.Thread):
                 response = client.put("/admin/flags/provider_skip",
                                       json={"mode": mode, "reason": f"flip-mix {self.flips}"})
                 self.flips += 1
-                self.failures += response.status_code != 200
+                if response.status_code != 200:
+                    self.failures += 1
+                    self.failed.append((response.status_code, response.text[:300]))
 
     def stop(self) -> None:
         self.stop_event.set()
