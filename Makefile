@@ -6,10 +6,12 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test install
 
+# uv installs the ~110 packages in ~7 s where pip takes ~70 (2026-12-03, a fresh clone, warm
+# wheel caches); pip does it if uv cannot (e.g. no uv wheel for this platform).
 $(BIN)/execbench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet uv && $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]' \
+		|| $(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 install: $(BIN)/execbench
