@@ -52,3 +52,22 @@ def test_calibrate():
 def test_report_bench():
     out = _run("report_bench.py", "--repeat", "1")
     assert "total, execbench report" in out, out
+
+
+def test_histogram_buckets():
+    out = _run("histogram_buckets.py", "--samples", "2000")
+    assert "largest |error|" in out, out
+
+
+def test_histogram_quantile_is_prometheus_interpolation():
+    """The benchmark's estimate is PromQL's: 10 values of 0.15 s and 10 of 0.3 s in buckets
+    (0.1, 0.25, 0.5): the p50 rank 10 fills (0.1, 0.25] to its top, 0.25; the p75 rank 15 is
+    half-way into (0.25, 0.5], 0.375; a rank in +Inf answers the highest finite bound."""
+    import numpy as np
+
+    from benchmarks.histogram_buckets import histogram_quantile
+
+    values = np.array([0.15] * 10 + [0.3] * 10)
+    assert histogram_quantile(0.5, values, (0.1, 0.25, 0.5)) == 0.25
+    assert histogram_quantile(0.75, values, (0.1, 0.25, 0.5)) == 0.375
+    assert histogram_quantile(0.99, np.array([1.0, 2.0]), (0.1, 0.5)) == 0.5
