@@ -71,3 +71,8 @@ def test_histogram_quantile_is_prometheus_interpolation():
     assert histogram_quantile(0.5, values, (0.1, 0.25, 0.5)) == 0.25
     assert histogram_quantile(0.75, values, (0.1, 0.25, 0.5)) == 0.375
     assert histogram_quantile(0.99, np.array([1.0, 2.0]), (0.1, 0.5)) == 0.5
+
+
+def test_ledger_bench():
+    out = _run("ledger_bench.py", "--orders", "600", "--reps", "2")
+    assert "detail / totals" in out, out
