@@ -209,7 +209,9 @@ def _phases(phases: list[tuple[str, float, float]]) -> list[str]:
 def run_cli(args: list[str], env: dict | None = None, sample_cpu: bool = False,
             argv: list[str] | None = None, cwd: Path = ROOT):
     """Run `execbench ...` (or `argv`); with sample_cpu, sample its CPU time (user + system,
-    seconds) every 0.25 s: [(epoch, cpu_seconds)]."""
+    seconds, all threads) and its main thread's run-queue wait (seconds runnable but not
+    running: /proc/PID/schedstat, where the kernel keeps it) every 0.25 s:
+    [(epoch, cpu_seconds, runqueue_wait_seconds or None)]."""
     import psutil
 
     proc = subprocess.Popen(argv or [sys.executable, "-m", "execbench", *args], cwd=cwd,
@@ -223,7 +225,7 @@ def run_cli(args: list[str], env: dict | None = None, sample_cpu: bool = False,
             while proc.poll() is None:
                 try:
                     t = ps.cpu_times()
-                    samples.append((time.time(), t.user + t.system))
+                    samples.append((time.time(), t.user + t.system, _runqueue_wait(proc.pid)))
                 except psutil.Error:
                     return
                 time.sleep(0.25)
@@ -233,12 +235,29 @@ def run_cli(args: list[str], env: dict | None = None, sample_cpu: bool = False,
     return proc.returncode, out, samples
 
 
-def cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float | None:
-    """CPU seconds the process used between two times (nearest samples inside)."""
-    inside = [(t, c) for t, c in samples if start <= t <= end]
+def _runqueue_wait(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/schedstat") as fh:
+            return int(fh.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_between(samples: list[tuple], start: float, end: float) -> tuple[float, float] | None:
+    """(CPU seconds the process used, seconds) between two times (nearest samples inside)."""
+    inside = [x for x in samples if start <= x[0] <= end]
     if len(inside) < 2:
         return None
     return inside[-1][1] - inside[0][1], inside[-1][0] - inside[0][0]
+
+
+def runqueue_between(samples: list[tuple], start: float, end: float) -> float | None:
+    """ms per second the generator's main thread (its event loop) was runnable but waiting
+    for a core between two times: the neighbours' share of its lateness."""
+    inside = [x for x in samples if start <= x[0] <= end and x[2] is not None]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    return (inside[-1][2] - inside[0][2]) / (inside[-1][0] - inside[0][0]) * 1000
 
 
 # --- benchmarks ------------------------------------------------------------------------------
@@ -298,13 +317,14 @@ def _print_capacity(args, rates, generators, results) -> None:
     if len(generators) > 1:
         print("\nthe same steps from the other generators, interleaved with the above rate by rate")
         print(f"{'generator':>14} {'target/s':>9} {'sent/s':>8} {'late %':>7} {'late p99':>9} "
-              f"{'CPU %':>6} {'µs/req':>7} | {'/ Locust':>8} {'/ execbench':>11}")
+              f"{'rq ms/s':>7} {'CPU %':>6} {'µs/req':>7} | {'/ Locust':>8} {'/ execbench':>11}")
         for r in rates:
             base, peer = results[("execbench", r)], results[("locust", r)]
             for label, _, _ in generators:
                 x = results[(label, r)]
                 print(f"{label:>14} {r:9.0f} {x['rate']:8.1f} {x['late']:7.2f} "
-                      f"{x['late_p99']:8.2f}ms {_f(x['cpu_pct'], 6, 0)} {_f(x['cpu_us'], 7, 0)} | "
+                      f"{x['late_p99']:8.2f}ms {_f(x.get('rq_wait'), 7, 0)} "
+                      f"{_f(x['cpu_pct'], 6, 0)} {_f(x['cpu_us'], 7, 0)} | "
                       f"{_f(_ratio(x, peer), 8, 2)} {_f(_ratio(x, base), 11, 2)}")
     for r in rates:
         if results[("locust", r)].get("error"):
@@ -321,8 +341,10 @@ def _print_ranges(rates, generators, reps) -> None:
         lo, hi = min(values), max(values)
         return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}-{hi:.{digits}f}"
 
-    print(f"\nranges over {len(reps)} repetitions (min-max)")
-    print(f"{'generator':>14} {'target/s':>9} {'sent/s':>13} {'late p99 ms':>12} {'µs/req':>9} "
+    print(f"\nranges over {len(reps)} repetitions (min-max); rq wait: ms per second the "
+          "generator's event-loop thread waited for a core (the box's other work)")
+    print(f"{'generator':>14} {'target/s':>9} {'sent/s':>13} {'late p50 ms':>12} "
+          f"{'late p99 ms':>12} {'p99.9 ms':>12} {'early':>6} {'rq wait':>10} {'µs/req':>9} "
           f"{'/ Locust':>11}")
     for r in rates:
         for label in [g[0] for g in generators] + ["locust"]:
@@ -330,7 +352,11 @@ def _print_ranges(rates, generators, reps) -> None:
             ratios = [None if label == "locust" else _ratio(x, rep[("locust", r)])
                       for x, rep in zip(rows, reps, strict=True)]
             print(f"{label:>14} {r:9.0f} {span([x.get('rate') for x in rows], 0):>13} "
+                  f"{span([x.get('late_p50') for x in rows], 2):>12} "
                   f"{span([x.get('late_p99') for x in rows], 2):>12} "
+                  f"{span([x.get('late_p999') for x in rows], 2):>12} "
+                  f"{span([x.get('early') for x in rows], 0):>6} "
+                  f"{span([x.get('rq_wait') for x in rows], 0):>10} "
                   f"{span([x.get('cpu_us') for x in rows], 0):>9} {span(ratios, 2):>11}")
 
 
@@ -370,13 +396,21 @@ def execbench_step(url: str, rate: float, seconds: float, max_inflight: int, tre
     start, end = windows[step]
     recs = [x for x in records if x["phase"] == step]
     sent = sum(1 for x in recs if start <= parse_iso(x["sent_ts"]) < end)
-    lateness = sorted(max(0.0, (parse_iso(x["sent_ts"]) - parse_iso(x["intended_ts"])) * 1000)
-                      for x in recs) or [float("nan")]
+    # lateness: actual send time - intended send time of every request of the step, in ms
+    # (sent_ts is read just before the request's bytes go out). Never negative in practice
+    # (the generator never sends early); an early send would count as 0 here and is counted
+    # apart, so it cannot hide in the quantiles.
+    gaps = [(parse_iso(x["sent_ts"]) - parse_iso(x["intended_ts"])) * 1000 for x in recs]
+    lateness = sorted(max(0.0, g) for g in gaps) or [float("nan")]
     used = cpu_between(cpu, start + 1, end)
     return {
         "rate": sent / (end - start),
         "late": sum(1 for x in recs if x["late"]) / max(1, len(recs)) * 100,
+        "late_p50": lateness[int(len(lateness) * 0.5)],
         "late_p99": lateness[int(len(lateness) * 0.99)],
+        "late_p999": lateness[int(len(lateness) * 0.999)],
+        "early": sum(1 for g in gaps if g < 0),
+        "rq_wait": runqueue_between(cpu, start + 1, end),
         "cpu_us": used[0] / used[1] / (sent / (end - start)) * 1e6 if used and sent else None,
         "cpu_pct": used[0] / used[1] * 100 if used else None,
     }
