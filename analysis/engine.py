@@ -17,11 +17,14 @@ two readers agree line for line. The detail text of the first malformed lines co
 `ingest._select` (and orjson, for bad JSON) on those lines alone.
 
 A plain JSON-lines file whose every line is a JSON object is read faster (`_read_fast`):
-`read_json` with the fields typed JSON and the lines counted apart, the same CASE on its rows,
-streamed as Arrow batches in one pass with no table of the lines (the counts, first line
-numbers and levels gathered from the batches, the stage columns spilled to files and read back
-one at a time, `ingest.SpilledColumns`); it gives way to the line-by-line read whenever the two
-could differ (see `_read_fast`). The line-by-line read (gzip, Parquet, blank or non-object
+`read_json` with the text fields typed VARCHAR and the numbers typed JSON (their text, so a
+string "12" is no number) and the lines counted apart, the same CASE on its rows, streamed as
+Arrow batches in one pass with no table of the lines (the counts, first line numbers and levels
+gathered from the batches, the stage columns spilled to files and read back one at a time,
+`ingest.SpilledColumns`). A VARCHAR read writes a number, boolean, object or array as its text,
+so a text that could be one of those where it decides (`_untyped`) hands the whole read to the
+same one with every field typed JSON; that one gives way to the line-by-line read whenever the
+two could differ (see `_read_fast`). The line-by-line read (gzip, Parquet, blank or non-object
 lines, lines Python decides) still builds a `lines` table and holds every column.
 
 Quantiles per group at given ranks (`values_at_ranks`), counts and time-bin series are SQL
@@ -64,6 +67,7 @@ _MAX_EXAMPLES = 5  # first line numbers kept per exclusion reason (as ingest.rea
 ENGINES = ("duckdb", "python")
 ENGINE_ENV = "EXECBENCH_ANALYSIS_ENGINE"  # analyze-log's reader: duckdb (default) | python
 FAST_ENV = "EXECBENCH_DUCKDB_FAST"  # 0: always the line-by-line classifying read (tests)
+TYPED_ENV = "EXECBENCH_DUCKDB_TYPED"  # 0: the fast read takes every field as JSON text
 
 # The query of docs/analysis.md, "Beyond one machine": exact p50/p90/p95/p99 of executor_ms per
 # flow and mode over Parquet files partitioned by day (hive layout, day=YYYY-MM-DD/), wherever
@@ -78,12 +82,16 @@ ORDER BY flow, mode"""
 
 
 def connect(threads: int | None = None, memory_limit: str | None = None):
-    """A DuckDB connection: UTC, file order kept, `memory_limit` (default 40% of RAM, or
-    EXECBENCH_DUCKDB_MEMORY) past which its operators spill to a temporary directory."""
+    """A DuckDB connection: UTC, file order kept, no progress bar, `memory_limit` (default 40%
+    of RAM, or EXECBENCH_DUCKDB_MEMORY) past which its operators spill to a temporary
+    directory."""
     import duckdb
 
     con = duckdb.connect(config={"preserve_insertion_order": True})
     con.execute("SET TimeZone = 'UTC'")
+    # a query past 2 s would draw DuckDB's progress bar on stdout, into analyze-log's output
+    # (and into analysis_bench's child's JSON line, which it then could not parse)
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     limit = memory_limit or os.environ.get("EXECBENCH_DUCKDB_MEMORY")
@@ -109,6 +117,49 @@ def _jtype(col: str) -> str:
             f"WHEN starts_with({col}, '\"') THEN 's' WHEN starts_with({col}, '{{') THEN 'o' "
             f"WHEN starts_with({col}, '[') THEN 'a' WHEN {col} IN ('true', 'false') THEN 'b' "
             "ELSE 'n' END")
+
+
+_TEXT = "VARCHAR"  # the typed read's type of the fields read as text
+
+
+def _untyped(col: str) -> str:
+    """SQL: a VARCHAR read of a JSON value (`col`) may not have been a string: DuckDB writes a
+    number (any form, NaN and Infinity too), a boolean, an object or an array as its text, and
+    every such text casts to a number, is `true`/`false` or starts with `{` or `[`. False: it
+    was a string, and the text is that string."""
+    return (f"({col} IN ('true', 'false') OR {col}[1] IN ('{{', '[') OR ({col}[1] IN "
+            f"{_NUM_START} AND TRY_CAST({col} AS DOUBLE) IS NOT NULL))")
+
+
+# the first characters of every number's text (NaN and Infinity in any case, as read_json
+# takes them): a failed cast is slow (~0.15 s a million), so only these are cast
+_NUM_START = "(" + ", ".join(f"'{c}'" for c in "-0123456789nNiI") + ")"
+
+
+def _may_be_untyped(v: str) -> bool:
+    """Python's `_untyped`, wider (float() takes more than DuckDB's cast): a value a typed
+    VARCHAR read could confuse with a non-string's text."""
+    if v in ("true", "false") or v[:1] in ("{", "["):
+        return True
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _typed_eligible(sel: LogSelection) -> bool:
+    """The typed read gives the JSON-text read's answer for this selection when the metric's
+    top-level key is none of the fields read as text (one key, one type) and the component and
+    endpoint wanted are no non-string's text (a number 5 would read as '5' and match
+    --component 5, which Python does not). Lines it cannot be sure of it hands over
+    (`_classify_sql`'s 'tx'); EXECBENCH_DUCKDB_TYPED=0 never takes it."""
+    if os.environ.get(TYPED_ENV) == "0":
+        return False
+    wants = [w for w in (sel.component, sel.endpoint) if w not in (None, ANY)]
+    return (sel.metric not in {"component", "endpoint", sel.flow_field, rd.T_STATUS,
+                               rd.T_MODE, *sel.ts_fields, *(k for k, _ in sel.where)}
+            and not any(_may_be_untyped(w) for w in wants))
 
 
 def _num(col: str) -> str:
@@ -192,8 +243,8 @@ def _fast_eligible(paths: list[Path], sel: LogSelection) -> bool:
             and len(low) == len(keys) and rd.T_DURATIONS.lower() not in low)
 
 
-def _fast_source(paths: list[Path], sel: LogSelection, metric_keys, numbered: bool = True
-                 ) -> str:
+def _fast_source(paths: list[Path], sel: LogSelection, metric_keys, numbered: bool = True,
+                 typed: bool = False) -> str:
     """SQL: every line of every file as (fi, line_no, line, cut, d_present, j_*) from DuckDB's
     `read_json` with the fields typed JSON (their text, a number told from a string), the
     durations a STRUCT of JSON fields. Only for files every line of which is a JSON object
@@ -201,11 +252,14 @@ def _fast_source(paths: list[Path], sel: LogSelection, metric_keys, numbered: bo
     a JSON null reads as absent, the one difference from `json_extract`, so the lines where
     that could decide differently are left to the slow read (`_classify_sql`'s 'py').
     `numbered` False: line_no NULL (the streaming read numbers the rows itself: a
-    `row_number() OVER ()` runs the whole query above it on one thread)."""
+    `row_number() OVER ()` runs the whole query above it on one thread). `typed`: the fields
+    read as text (component, endpoint, flow, status, mode, times, --where) typed VARCHAR, the
+    numbers still JSON (see `_typed_eligible`)."""
     keys = _top_keys(sel)
     dkeys = list(dict.fromkeys(metric_keys))
     dtype = "STRUCT(" + ", ".join(f"{_ident(k)} JSON" for k in dkeys) + ")"
-    cols = ("{" + ", ".join(f"{_q(k)}: 'JSON'" for k in keys)
+    cols = ("{" + ", ".join(f"{_q(k)}: {_q(_TEXT if typed and k != sel.metric else 'JSON')}"
+                            for k in keys)
             + f", {_q(rd.T_DURATIONS)}: {_q(dtype)}}}")
     d = _ident(rd.T_DURATIONS)
 
@@ -241,10 +295,13 @@ def count_lines(path: Path) -> int | None:
     n = cr = crlf = 0
     last = b""
     buf = bytearray(1 << 22)
+    # numpy's count of a byte is ~4x bytes.count's; a carriage return is looked for with
+    # find (memchr) and counted only in a block that has one
+    view = np.frombuffer(buf, dtype=np.uint8)
     with open(path, "rb", buffering=0) as fh:
         while k := fh.readinto(buf):
-            n += buf.count(b"\n", 0, k)
-            c = buf.count(b"\r", 0, k)
+            n += int(np.count_nonzero(view[:k] == 10))
+            c = buf.count(b"\r", 0, k) if buf.find(b"\r", 0, k) >= 0 else 0
             if c or last == b"\r":
                 cr += c
                 crlf += buf.count(b"\r\n", 0, k) + (last == b"\r" and buf[0] == 10)
@@ -255,11 +312,16 @@ def count_lines(path: Path) -> int | None:
 
 
 def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool = False,
-                  texts: bool = True, numbered: bool = True) -> str:
+                  texts: bool = True, numbered: bool = True, typed: bool = False) -> str:
     """SQL of every line with its reason (NULL: a record; 'py': Python decides) and fields.
     Layered so each field's kind, number and string are computed once a line. `fast`: the
     lines from `_fast_source` (every one a JSON object), where 'py' also marks a line whose
-    reading may hang on a JSON null (read as absent there)."""
+    reading may hang on a JSON null (read as absent there). `typed` (with `fast`): the text
+    fields read typed VARCHAR, their values compared as they come; 'tx' marks a line where
+    such a value may have been a number, boolean, object or array (`_untyped`) and that
+    decides (the flow, the status, a --where value, the mode of a record, a time in no form
+    SQL reads): the JSON-text read has to say."""
+    typed = typed and fast
     fields = _fields(sel, metric_keys)
     names = list(fields)
     plist = "[" + ", ".join(_q(p) for p in fields.values()) + "]"
@@ -268,26 +330,39 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool 
     want_e = sel.endpoint if sel.endpoint not in (None, ANY) else None
     n_stage = len(metric_keys) - 1
     ts_cols = [f"j_ts{i}" for i in range(len(sel.ts_fields))]
-    first_ts = ("coalesce(" + ", ".join(f"NULLIF({c}, 'null')" for c in ts_cols) + ")"
-                if len(ts_cols) > 1 else f"NULLIF({ts_cols[0]}, 'null')")
-    ts_field = "CASE " + " ".join(f"WHEN NULLIF({c}, 'null') IS NOT NULL THEN {i}"
+    # typed: a JSON null reads as absent, and the text 'null' is a string's
+    present = (lambda c: c) if typed else (lambda c: f"NULLIF({c}, 'null')")
+    first_ts = ("coalesce(" + ", ".join(present(c) for c in ts_cols) + ")"
+                if len(ts_cols) > 1 else present(ts_cols[0]))
+    ts_field = "CASE " + " ".join(f"WHEN {present(c)} IS NOT NULL THEN {i}"
                                   for i, c in enumerate(ts_cols)) + " END"
     # layer 2: kinds, strings and numbers, once each
-    l2 = [f"{_jtype('j_flow')} AS k_flow", f"{_str('j_flow')} AS s_flow",
-          "starts_with(j_status, '\"') AS st_ok", f"{_str('j_status')} AS s_status",
-          f"{_str('j_mode')} AS s_mode",
-          "coalesce(j_dmetric, j_metric) AS v_metric", f"{first_ts} AS v_ts",
-          f"{ts_field} AS ts_i"]
+    if typed:
+        l2 = ["j_flow AS s_flow", "j_status AS s_status", "j_mode AS s_mode"]
+    else:
+        l2 = [f"{_jtype('j_flow')} AS k_flow", f"{_str('j_flow')} AS s_flow",
+              "starts_with(j_status, '\"') AS st_ok", f"{_str('j_status')} AS s_status",
+              f"{_str('j_mode')} AS s_mode"]
+    l2 += ["coalesce(j_dmetric, j_metric) AS v_metric", f"{first_ts} AS v_ts",
+           f"{ts_field} AS ts_i"]
     for col in ("j_component", "j_endpoint"):
-        l2.append(f"{_str(col)} AS s_{col[2:]}")
+        l2.append(f"{col} AS s_{col[2:]}" if typed else f"{_str(col)} AS s_{col[2:]}")
     for i in range(len(sel.where)):
-        l2.append(f"{_jtype(f'j_where{i}')} AS k_where{i}")
-        l2.append(f"{_str(f'j_where{i}')} AS s_where{i}")
+        col = f"j_where{i}"
+        if typed:  # a non-integer number's text, an object's or an array's: maybe not a string
+            l2.append(f"({col}[1] IN ('{{', '[') OR ({col}[1] IN {_NUM_START} AND TRY_CAST("
+                      f"{col} AS DOUBLE) IS NOT NULL AND NOT regexp_matches({col}, "
+                      f"'^-?\\d+$'))) AS x_where{i}")
+        else:
+            l2.append(f"{_jtype(col)} AS k_where{i}")
+            l2.append(f"{_str(col)} AS s_where{i}")
     for i in range(n_stage):
         l2.append(f"{_num(f'j_stage{i}')} AS n_stage{i}")
-    # layer 3: the metric's number, the timestamp's kind, string and forms
-    l3 = [f"{_num('v_metric')} AS n_metric", f"{_jtype('v_ts')} AS k_ts",
-          f"{_str('v_ts')} AS s_ts"]
+    # layer 3: the metric's number, the timestamp's kind, string and forms (typed: a string's,
+    # or a number's text, which reads as the number does)
+    l3 = [f"{_num('v_metric')} AS n_metric"]
+    l3 += (["CASE WHEN v_ts IS NOT NULL THEN 's' END AS k_ts", "v_ts AS s_ts"] if typed
+           else [f"{_jtype('v_ts')} AS k_ts", f"{_str('v_ts')} AS s_ts"])
     # a number's text only is cast (any other JSON text casts to NULL, more slowly)
     l4 = [f"CASE WHEN k_ts = 's' THEN regexp_matches(s_ts, {_q(_ISO)}) END AS iso_ok",
           f"CASE WHEN k_ts = 'n' THEN {_num('v_ts')} END AS n_ts"]
@@ -310,7 +385,8 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool 
             (want_e, "j_endpoint", sel.endpoint_explicit, "other_endpoint", "no_endpoint")):
         if want is None:
             continue
-        missing = f"({col} IS NULL OR {col} = 'null')"
+        # typed: a non-string reads as its text, never the one wanted (_typed_eligible)
+        missing = f"{col} IS NULL" if typed else f"({col} IS NULL OR {col} = 'null')"
         if explicit:
             case.append(f"WHEN {missing} THEN '{absent}'")
         case.append(f"WHEN NOT {missing} AND coalesce(s_{col[2:]} <> {_q(want)}, true) "
@@ -321,20 +397,34 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool 
         # Python's to say
         if fast and v == "null":  # a null matches, an absent field does not
             case.append(f"WHEN {col} IS NULL THEN 'py'")
+        if typed:  # a string, an integer or a boolean: compared by its text, as in JSON
+            case.append(f"WHEN {col} IS NOT NULL AND x_where{i} THEN 'tx'")
+            case.append(f"WHEN {col} IS NULL OR {col} <> {_q(v)} THEN 'where_mismatch'")
+            continue
         case.append(f"WHEN {col} IS NOT NULL AND ({k} IN ('o', 'a') OR ({k} = 'n' AND "
                     f"NOT regexp_matches({col}, '^-?\\d+$'))) THEN 'py'")
         case.append(f"WHEN {col} IS NULL OR (CASE WHEN {k} = 's' THEN s_where{i} ELSE {col} "
                     f"END) <> {_q(v)} THEN 'where_mismatch'")
-    case.append("WHEN coalesce(k_flow NOT IN ('s', 'n'), true) THEN 'no_flow'")
-    case.append("WHEN k_flow = 'n' THEN 'py'")  # a number's text: orjson's to write
-    case.append("WHEN NOT coalesce(st_ok, false) THEN 'no_status'")
+    if typed:
+        case.append("WHEN j_flow IS NULL THEN 'no_flow'")
+        case.append(f"WHEN {_untyped('j_flow')} THEN 'tx'")
+        case.append("WHEN j_status IS NULL THEN 'no_status'")
+        case.append(f"WHEN {_untyped('j_status')} THEN 'tx'")
+    else:
+        case.append("WHEN coalesce(k_flow NOT IN ('s', 'n'), true) THEN 'no_flow'")
+        case.append("WHEN k_flow = 'n' THEN 'py'")  # a number's text: orjson's to write
+        case.append("WHEN NOT coalesce(st_ok, false) THEN 'no_status'")
     if fast:  # durations without the metric read from the top level; with it null, not
         case.append("WHEN d_present AND j_dmetric IS NULL AND j_metric IS NOT NULL THEN 'py'")
     case.append(f"WHEN NOT {_good('n_metric')} THEN 'no_metric'")
-    case.append("WHEN v_ts IS NOT NULL AND ts_state = 'py' THEN 'py'")
+    # typed: a string in another form is Python's, as in JSON; a non-string's text the JSON's
+    case.append("WHEN v_ts IS NOT NULL AND ts_state = 'py' THEN "
+                + (f"CASE WHEN {_untyped('v_ts')} THEN 'tx' ELSE 'py' END" if typed else "'py'"))
     if sel.need_ts:
         case.append("WHEN v_ts IS NULL THEN 'no_timestamp'")
         case.append("WHEN ts_state = 'bad' THEN 'bad_timestamp'")
+    if typed:  # a record's mode: a string, else none
+        case.append(f"WHEN j_mode IS NOT NULL AND {_untyped('j_mode')} THEN 'tx'")
     stage_cols = "".join(
         f", CASE WHEN reason IS NULL AND {_good(f'n_stage{i}')} THEN n_stage{i} END AS s{i}"
         for i in range(n_stage))
@@ -348,7 +438,7 @@ def _classify_sql(paths: list[Path], sel: LogSelection, metric_keys, fast: bool 
                    for i, cols in enumerate(layers))
     last = f"l{len(layers) + 1}"
     if fast:
-        head = f"l1 AS ({_fast_source(paths, sel, metric_keys, numbered)})"
+        head = f"l1 AS ({_fast_source(paths, sel, metric_keys, numbered, typed)})"
     else:
         head = f"""src AS ({_source(paths)}),
 l1 AS (SELECT fi, line_no, line, cut, j, {unpack}
@@ -436,8 +526,11 @@ def read_log(paths, sel: LogSelection, con=None) -> LogRead:
     return _collect(con, paths, sel, metric_keys)
 
 
-_STREAM_REASONS = (*EXCLUDE_REASONS, "py")  # rc: 0 a record, i + 1 the i-th of these
+# rc: 0 a record, i + 1 the i-th of these ('py': Python decides; 'tx': the typed read cannot)
+_STREAM_REASONS = (*EXCLUDE_REASONS, "py", "tx")
 STREAM_BATCH = 1 << 20  # rows per Arrow batch of the streaming read
+PROBE_ROWS = 1 << 14  # the first rows classified before a whole read, to choose it
+_RC_PY, _RC_TX = _STREAM_REASONS.index("py") + 1, _STREAM_REASONS.index("tx") + 1
 
 
 class _GiveWay(Exception):
@@ -446,6 +539,10 @@ class _GiveWay(Exception):
 
 class _Unordered(Exception):
     """The stream's rows did not come in file and line order: read again, sorted."""
+
+
+class _Untyped(Exception):
+    """The typed read met a value that may not be the string it read: read the JSON texts."""
 
 
 def _read_fast(con, paths, sel, metric_keys) -> LogRead | None:
@@ -461,30 +558,57 @@ def _read_fast(con, paths, sel, metric_keys) -> LogRead | None:
     doubles (`ingest.SpilledColumns`), read back one at a time, so memory holds the time, the
     metric and the codes of every record, not every stage. The first malformed lines' detail
     comes from a second query, LIMIT MAX_KEPT_PROBLEMS, only when there are any. The lines of
-    each file are counted (`count_lines`) in a thread meanwhile."""
+    each file are counted (`count_lines`) in a thread meanwhile.
+
+    The text fields are read typed VARCHAR first (`_typed_eligible`; `read_json`'s own
+    reading, no JSON text written and parsed again) and the whole read starts over on the
+    JSON texts when a line's value may not have been a string (`_Untyped`); the first
+    PROBE_ROWS lines, classified first, choose the read that will not have to give way."""
     import duckdb
 
     if os.environ.get(FAST_ENV) == "0" or not _fast_eligible(paths, sel):
         return None
     from concurrent.futures import ThreadPoolExecutor
 
+    reads = (True, False) if _typed_eligible(sel) else (False,)
     with ThreadPoolExecutor(1) as pool:
         counted = pool.submit(lambda: [count_lines(p) for p in paths])
         try:
-            try:
-                got = _stream(con, paths, sel, metric_keys, ordered=False)
-            except _Unordered:
-                got = _stream(con, paths, sel, metric_keys, ordered=True)
+            got = None
+            for typed in reads:
+                seen = _probe(con, paths, sel, metric_keys, typed)
+                if "py" in seen:
+                    raise _GiveWay
+                if "tx" in seen:
+                    continue
+                try:
+                    try:
+                        got = _stream(con, paths, sel, metric_keys, ordered=False, typed=typed)
+                    except _Unordered:
+                        got = _stream(con, paths, sel, metric_keys, ordered=True, typed=typed)
+                except _Untyped:
+                    continue
+                break
         except (duckdb.Error, _GiveWay):
             counted.result()
             return None
         lines = counted.result()
-    if None in lines or [f["lines"] for f in got.files] != lines:
+    if got is None or None in lines or [f["lines"] for f in got.files] != lines:
         return None
     return got
 
 
-def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
+def _probe(con, paths, sel, metric_keys, typed: bool) -> set:
+    """The reasons of the first PROBE_ROWS lines' classification (by the typed read or the
+    JSON-text one)."""
+    cls = _classify_sql(paths, sel, metric_keys, fast=True, texts=False, numbered=False,
+                        typed=typed)
+    return {r for (r,) in con.execute(
+        f"SELECT DISTINCT reason FROM (SELECT reason FROM ({cls}) LIMIT {PROBE_ROWS})"
+    ).fetchall()}
+
+
+def _stream(con, paths, sel, metric_keys, *, ordered: bool, typed: bool = False) -> LogRead:
     import contextlib
     import shutil
     import tempfile
@@ -498,7 +622,8 @@ def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
     # (DuckDB keeps a scan's insertion order, preserve_insertion_order), so a row's line
     # number is its place among its file's rows, counted here; a file index going back
     # (the UNION ALL's parts interleaved) reads again, numbered and sorted
-    cls = _classify_sql(paths, sel, metric_keys, fast=True, texts=False, numbered=ordered)
+    cls = _classify_sql(paths, sel, metric_keys, fast=True, texts=False, numbered=ordered,
+                        typed=typed)
     rlist = "[" + ", ".join(_q(r) for r in _STREAM_REASONS) + "]"
     stage_cols = "".join(f", s{i}" for i in range(n_stage))
     sql = (f"SELECT fi::SMALLINT AS fi, line_no, coalesce(list_position({rlist}, reason), 0)"
@@ -546,8 +671,10 @@ def _stream(con, paths, sel, metric_keys, *, ordered: bool) -> LogRead:
                 rc = _np(batch.column("rc"))
                 per_file += np.bincount(fi.astype(np.int64) * n_r + rc,
                                         minlength=per_file.size).reshape(per_file.shape)
-                if (rc == n_r - 1).any():
+                if (rc == _RC_PY).any():
                     raise _GiveWay  # a line Python decides: the line-by-line read does
+                if (rc == _RC_TX).any():
+                    raise _Untyped
                 rec = rc == 0
                 if not rec.all():
                     for r in np.unique(rc[~rec]).tolist():
