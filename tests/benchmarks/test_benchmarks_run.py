@@ -76,3 +76,8 @@ def test_histogram_quantile_is_prometheus_interpolation():
 def test_ledger_bench():
     out = _run("ledger_bench.py", "--orders", "600", "--reps", "2")
     assert "detail / totals" in out, out
+
+
+def test_linkproxy_bench():
+    out = _run("linkproxy_bench.py", "--rtt-ms", "0", "2", "--rounds", "10")
+    assert "tls" in out, out
