@@ -354,3 +354,202 @@ def test_the_fast_read_keeps_the_stages_on_disk(tmp_path):
     del read, fl
     gc.collect()
     assert not directory.exists()
+
+
+# ---------------------------------------------------------------- the typed read and its hand-overs
+
+# the typed read (text fields typed VARCHAR, numbers JSON text) reads these to the end: lines
+# of FAST_LINES whose text fields are strings where they decide (a record's mode 7, a status 1,
+# a flow or a time `true` are not: see HAND_OVERS)
+_UNTYPED_MARKS = ('"mode":7', '"status":1', '"flow":true', '"ts":true')
+TYPED_LINES = [ln for ln in FAST_LINES if not any(m in ln for m in _UNTYPED_MARKS)]
+
+
+def _line(**fields) -> str:
+    rec = {"ts": "2026-11-25T12:00:20Z", "status": "success", "flow": "provider",
+           "durations_ms": {"executor_ms": 5}}
+    for k, v in fields.items():
+        if v is _DROP:
+            rec.pop(k, None)
+        else:
+            rec[k] = v
+    return orjson.dumps(rec).decode()
+
+
+_DROP = object()
+DEFAULT, EVERYTHING = log_selection(), log_selection(component="*", endpoint="*")
+
+# (line, selection, the read that gives the answer): "typed" read it to the end, "json" is the
+# all-JSON-text read it handed over to, "lines" the line-by-line read that one gave way to
+HAND_OVERS = {
+    # a number, boolean, object or array where a string is read
+    "numeric flow": (_line(flow=7), DEFAULT, "lines"),  # orjson writes its label: Python's
+    "numeric status": (_line(status=200), DEFAULT, "json"),
+    "boolean status": (_line(status=False), DEFAULT, "json"),
+    "numeric mode": (_line(mode=1), DEFAULT, "json"),
+    "boolean mode": (_line(mode=True), DEFAULT, "json"),
+    "object flow": (_line(flow={"id": 1}), DEFAULT, "json"),
+    "array flow": (_line(flow=[1]), DEFAULT, "json"),
+    "boolean time": (_line(ts=True), DEFAULT, "json"),
+    "object time": (_line(ts={"s": 1}), dataclasses.replace(DEFAULT, need_ts=False), "json"),
+    "numeric component": (_line(component=5), log_selection(component="5"), "json"),
+    "non-integer where": (_line(tier=200.5), log_selection(where=["tier=200.5"]), "lines"),
+    "object where": (_line(tier={"a": 1}), log_selection(where=["tier=200"]), "lines"),
+    # strings that read like one of those: handed over too, and read as strings there
+    "flow '3'": (_line(flow="3"), DEFAULT, "json"),
+    "status 'true'": (_line(status="true"), DEFAULT, "json"),
+    "mode 'NaN'": (_line(mode="NaN"), DEFAULT, "json"),
+    "flow '-Infinity'": (_line(flow="-Infinity"), DEFAULT, "json"),
+    "flow '{x'": (_line(flow="{x"), DEFAULT, "json"),
+    # what the typed read decides itself
+    "numeric component, another wanted": (_line(component=5), DEFAULT, "typed"),
+    "epoch number time": (_line(ts=1795608003.25), DEFAULT, "typed"),
+    "epoch string time": (_line(ts="1795608003250"), DEFAULT, "typed"),
+    "integer where": (_line(tier=200), log_selection(where=["tier=200"]), "typed"),
+    "string where": (_line(tier="200"), log_selection(where=["tier=200"]), "typed"),
+    "boolean where": (_line(tier=True), log_selection(where=["tier=true"]), "typed"),
+    "flow 'ios', 'nan-ish' mode": (_line(flow="ios", mode="nightly"), DEFAULT, "typed"),
+    # a string, boolean, object or array where a number is read: JSON text, the typed read's too
+    "string metric": (_line(durations_ms={"executor_ms": "12"}), DEFAULT, "typed"),
+    "string top-level metric": (_line(durations_ms=_DROP, executor_ms="12"), DEFAULT, "typed"),
+    "boolean metric": (_line(durations_ms={"executor_ms": True}), DEFAULT, "typed"),
+    "string stage": (_line(durations_ms={"executor_ms": 5, "persist_ms": "7"}), DEFAULT,
+                     "typed"),
+    # missing fields
+    "no flow": (_line(flow=_DROP), DEFAULT, "typed"),
+    "no status": (_line(status=_DROP), DEFAULT, "typed"),
+    "no time": (_line(ts=_DROP), DEFAULT, "typed"),
+    "no durations, a top-level metric": (_line(durations_ms=_DROP, executor_ms=4), DEFAULT,
+                                         "typed"),
+    # (read_json reads a null as absent: the top-level metric is Python's to take or not)
+    "durations without the metric": (_line(durations_ms={"persist_ms": 3}, executor_ms=4),
+                                     DEFAULT, "lines"),
+    "empty durations": (_line(durations_ms={}), DEFAULT, "typed"),
+    "no metric at all": (_line(durations_ms=_DROP), DEFAULT, "typed"),
+    # durations_ms holding odd types
+    "odd stages": (_line(durations_ms={"executor_ms": 5, "persist_ms": True,
+                                       "config_fetch_ms": {"a": 1}, "provider_send_ms": [1, 2],
+                                       "user_lock_ms": "3", "orders_fetch_ms": -2,
+                                       "free_margin_ms": None}), DEFAULT, "typed"),
+    "object metric": (_line(durations_ms={"executor_ms": {"v": 5}}), DEFAULT, "typed"),
+    "array metric": (_line(durations_ms={"executor_ms": [5]}), DEFAULT, "typed"),
+    "string 'NaN' metric": (_line(durations_ms={"executor_ms": "NaN"}), DEFAULT, "typed"),
+    "null metric, a top-level one": (_line(durations_ms={"executor_ms": None}, executor_ms=3),
+                                     DEFAULT, "lines"),
+    "durations not an object": (_line(durations_ms="x"), DEFAULT, "lines"),
+}
+# the cases where no typed read stops part way: not taken (the component wanted), or it gives
+# way to the line-by-line read itself (a JSON null may decide; read_json refuses the line)
+_NOT_HANDED = {"numeric component", "durations without the metric",
+               "null metric, a top-level one", "durations not an object"}
+
+
+@pytest.fixture
+def route(monkeypatch):
+    """Which read gave engine.read_log's answer ('typed', 'json' or 'lines'), and whether a
+    typed read stopped part way (`handed`: it met the line after the probe)."""
+    seen = {"final": "lines", "handed": False}
+    real = engine._stream
+
+    def spy(*args, typed=False, **kw):
+        try:
+            got = real(*args, typed=typed, **kw)
+        except engine._Untyped:
+            seen["handed"] = True
+            raise
+        seen["final"] = "typed" if typed else "json"
+        return got
+
+    monkeypatch.setattr(engine, "_stream", spy)
+    return seen
+
+
+@pytest.mark.parametrize("case", list(HAND_OVERS))
+@pytest.mark.parametrize("where", ["probed", "after the probe"])
+def test_the_typed_read_hands_over_what_it_cannot_be_sure_of(tmp_path, monkeypatch, route,
+                                                             case, where):
+    """One line among lines the typed read takes: it reads the log itself, or hands it to the
+    all-JSON read (which may give way to the line-by-line one), from the first lines' probe or
+    part way through; whichever reads it, the answer is the Python reader's."""
+    line, sel, want = HAND_OVERS[case]
+    if where == "after the probe":
+        monkeypatch.setattr(engine, "PROBE_ROWS", 3)
+    p = tmp_path / "one.jsonl"
+    p.write_text("\n".join(TYPED_LINES[:5] + [line] + TYPED_LINES[5:]) + "\n")
+    _same([p], sel)
+    assert route["final"] == want, case
+    # a typed read stopped part way only when the probe did not see the line
+    assert route["handed"] == (where == "after the probe" and want != "typed"
+                               and case not in _NOT_HANDED), case
+
+
+@pytest.mark.parametrize("sel", SELECTIONS, ids=range(len(SELECTIONS)))
+def test_the_typed_read_reads_its_lines_to_the_end(tmp_path, route, sel):
+    """The lines the typed read takes, under every selection: read by it to the end (but for
+    a --where on `code`, which one line holds as 200.5: Python's to write), the Python
+    reader's answer."""
+    p = tmp_path / "typed.jsonl"
+    p.write_text("\n".join(TYPED_LINES) + "\n")
+    for need_ts in (True, False):
+        s = dataclasses.replace(sel, need_ts=need_ts)
+        route["final"] = None
+        _same([p], s)
+        if not s.where:
+            assert route["final"] == "typed", s
+    assert engine._typed_eligible(log_selection())
+
+
+def test_what_the_typed_read_never_takes():
+    """A component or endpoint wanted that a number's or boolean's text could equal, or a
+    metric whose top-level key is also read as text: the all-JSON read."""
+    assert not engine._typed_eligible(log_selection(component="5"))
+    assert not engine._typed_eligible(log_selection(endpoint="true"))
+    assert not engine._typed_eligible(log_selection(component="[1]"))
+    assert not engine._typed_eligible(log_selection(where=["executor_ms=5"]))
+    assert not engine._typed_eligible(log_selection(metric="status"))
+    assert engine._typed_eligible(log_selection(component="nightly", endpoint="ios/1"))
+
+
+def test_untyped_marks_every_text_a_non_string_reads_as(tmp_path):
+    """Every value read_json takes for a number, boolean, object or array (NaN and Infinity in
+    any case, beyond a double's range, beyond 64 bits), read typed VARCHAR, is marked by
+    engine._untyped (SQL) and engine._may_be_untyped (Python); strings are not, unless they
+    read like one."""
+    values = ["0", "-0", "5", "-7", "1.5", "5e2", "1E5", "1e400", "-1e400",
+              "18446744073709551616", "-9223372036854775809", "NaN", "nan", "-NaN", "Inf",
+              "-inf", "Infinity", "INF", "true", "false", '{"a":1}', "[1,2]", "[]", "{}"]
+    strings = ["provider", "success", "nightly", "ios", "n", "i", "-", "", "{x", "3", "true"]
+    p = tmp_path / "v.jsonl"
+    p.write_text("".join(f'{{"v":{v}}}\n' for v in values)
+                 + "".join(orjson.dumps({"v": s}).decode() + "\n" for s in strings))
+    con = engine.connect()
+    rows = con.execute(f"SELECT v, {engine._untyped('v')} FROM read_json('{p}', "
+                       "format = 'newline_delimited', columns = {'v': 'VARCHAR'})").fetchall()
+    assert len(rows) == len(values) + len(strings)
+    for text, marked in rows[:len(values)]:
+        assert marked and engine._may_be_untyped(text), text
+    want = {"{x": True, "3": True, "true": True}
+    for (text, marked), s in zip(rows[len(values):], strings):
+        assert text == s
+        assert marked == want.get(s, False), s
+        assert engine._may_be_untyped(s) == want.get(s, False), s
+
+
+def test_analyze_log_the_same_summary_from_the_typed_read(tmp_path, monkeypatch, route):
+    """A log the typed read takes to the end: the whole summary.json as the Python reader's
+    and the all-JSON read's."""
+    path, _, _ = mixed_log(tmp_path / "raw.log")
+    lines = [ln for ln in path.read_bytes().splitlines()
+             if ln.strip().startswith(b"{") and ln != b"{not json"]
+    clean = tmp_path / "app.log"
+    clean.write_bytes(b"\n".join(lines) + b"\n")
+    rc_py, py = _summary(clean, tmp_path / "py", monkeypatch, "python")
+    rc_db, db = _summary(clean, tmp_path / "db", monkeypatch, "duckdb")
+    assert route["final"] == "typed"
+    monkeypatch.setenv(engine.TYPED_ENV, "0")
+    rc_js, js = _summary(clean, tmp_path / "js", monkeypatch, "duckdb")
+    assert route["final"] == "json"
+    assert py["log"].pop("engine") == "python"
+    assert db["log"].pop("engine") == js["log"].pop("engine") == "duckdb"
+    assert rc_db == rc_js == rc_py
+    assert db == py and js == py
