@@ -954,8 +954,8 @@ def time_bins(con, table: str, ts: str, value: str, group: str, width_s: float,
 
 def read_log_any(paths, sel: LogSelection, engine: str | None = None) -> tuple[LogRead, str]:
     """(LogRead, the engine that read it): DuckDB unless `engine` or EXECBENCH_ANALYSIS_ENGINE
-    says python; DuckDB refusing a file (not UTF-8, not readable as lines) falls back to the
-    Python reader, which reads anything."""
+    says python; DuckDB refusing a file (not UTF-8, not readable as lines), or a number it
+    reads that orjson does not, falls back to the Python reader, which reads anything."""
     from . import ingest
 
     engine = engine or os.environ.get(ENGINE_ENV) or "duckdb"
@@ -967,5 +967,7 @@ def read_log_any(paths, sel: LogSelection, engine: str | None = None) -> tuple[L
         return ingest.read_log(paths, sel), "python"
     try:
         return read_log(paths, sel), "duckdb"
-    except duckdb.Error:
+    except (duckdb.Error, orjson.JSONDecodeError):
+        # orjson: a field DuckDB took as a number that orjson refuses (NaN, Infinity, 1e400),
+        # met where a line's detail is read from its fields; the whole line is bad JSON
         return ingest.read_log(paths, sel), "python"

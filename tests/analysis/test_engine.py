@@ -553,3 +553,14 @@ def test_analyze_log_the_same_summary_from_the_typed_read(tmp_path, monkeypatch,
     assert db["log"].pop("engine") == js["log"].pop("engine") == "duckdb"
     assert rc_db == rc_js == rc_py
     assert db == py and js == py
+
+
+@pytest.mark.parametrize("literal", ["NaN", "-Infinity", "1e400"])
+def test_a_number_orjson_refuses_is_read_by_the_python_reader(tmp_path, literal):
+    """read_json takes NaN, Infinity and 1e400 as numbers, orjson (the Python reader) calls the
+    line bad JSON: the engine's read falls back to the Python reader instead of failing."""
+    p = tmp_path / "lit.jsonl"
+    odd = _line().replace('"executor_ms":5', f'"executor_ms":{literal}')
+    p.write_text("\n".join(TYPED_LINES[:3] + [odd] + TYPED_LINES[3:]) + "\n")
+    read, used = engine.read_log_any([p], DEFAULT)
+    assert used == "python" and read.excluded.get("bad_json") == 1
