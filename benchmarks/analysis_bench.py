@@ -86,7 +86,8 @@ elif task == "duckdb":
     import duckdb
     from execbench.contract import METRICS
     ms = list(dict.fromkeys(("executor_ms", *METRICS)))
-    con = duckdb.connect(config={"enable_progress_bar": False})  # its bar is on stdout: the child's JSON line
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # drawn on stdout: the child's JSON line
     con.execute("SET threads = 2")
     dtype = "STRUCT(" + ", ".join(f"{m} DOUBLE" for m in ms) + ")"
     qs = ", ".join(f"count(durations_ms.{m}), quantile_cont(durations_ms.{m}, "
@@ -100,7 +101,8 @@ elif task == "duckdb":
     n = sum(r[2] for r in rows)
 elif task == "duckdb-narrow":
     import duckdb
-    con = duckdb.connect(config={"enable_progress_bar": False})  # its bar is on stdout: the child's JSON line
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # drawn on stdout: the child's JSON line
     rows = con.execute("SELECT flow, mode, count(*), quantile_disc(durations_ms.executor_ms, "
                        "[0.5, 0.9, 0.95, 0.99]) FROM read_json(?, format = 'newline_delimited', "
                        "columns = {ts: 'VARCHAR', flow: 'VARCHAR', mode: 'VARCHAR', "
