@@ -24,6 +24,8 @@ demo: install
 # a reference service under test got a quarter of a core and melted down (10 s timeouts at
 # 30 orders/s, a CI run of 2026-12-02); a module's shared fixture is kept on one worker
 # (loadgroup, see tests/conftest.py); the 15 slowest tests are listed at the end of every run.
+# Three (2026-12-03, a fresh clone with one core busy) exhausted PostgreSQL's connections: the
+# PostgreSQL tests got 500s and 'not reachable' (3 failed, 3 errors, 577 s of tests).
 PYTEST_WORKERS ?= 2
 
 # PYTHONDONTWRITEBYTECODE= : this machine's environment sets it, so every process the suite
