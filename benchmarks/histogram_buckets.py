@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prometheus_client import Histogram
 
+from execbench.rundir import iter_jsonl
 from service.metrics import LATENCY_BUCKETS
 
 DEFAULT_BUCKETS = tuple(b for b in Histogram.DEFAULT_BUCKETS if b != float("inf"))
@@ -58,18 +59,12 @@ def errors(values_s: np.ndarray) -> dict[str, dict[float, float]]:
 
 
 def read_timings(path: Path, metric: str) -> dict[str, np.ndarray]:
-    import orjson
-
     groups: dict[str, list[float]] = {}
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            v = (rec.get("durations_ms") or {}).get(metric, rec.get(metric))  # the seed's nesting
-            if isinstance(v, (int, float)) and rec.get("status", "success") == "success":
-                groups.setdefault(f"{rec.get('flow', '-')} {rec.get('mode', '-')}", []).append(v / 1000)
+    for rec in iter_jsonl(path):  # skips blank, torn and non-object lines
+        v = (rec.get("durations_ms") or {}).get(metric, rec.get(metric))  # the seed's nesting
+        if isinstance(v, (int, float)) and not isinstance(v, bool) \
+                and rec.get("status", "success") == "success":
+            groups.setdefault(f"{rec.get('flow', '-')} {rec.get('mode', '-')}", []).append(v / 1000)
     return {k: np.asarray(v) for k, v in groups.items() if len(v) >= 50}
 
 
