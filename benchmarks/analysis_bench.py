@@ -184,6 +184,12 @@ def ensure_run(work: Path, records: int) -> Path:
     return run_dir
 
 
+def _ratios(a: dict, b: dict) -> str:
+    """A's wall time, CPU time and peak memory as multiples of B's (one run's two tasks)."""
+    return (f"{a['seconds'] / b['seconds']:.2f}x wall, {a['cpu_seconds'] / b['cpu_seconds']:.2f}x "
+            f"CPU, {_mb(a) / _mb(b):.2f}x peak memory")
+
+
 def _mb(r: dict) -> float:
     return (r["peak_kb"] + r["child_peak_kb"]) / 1024
 
@@ -258,9 +264,7 @@ def main() -> int:
               "(issue 15: 1 M records <= 4 s; 10 M <= 20 s and <= 1024 MB)")
         for peer in ("duckdb", "duckdb-narrow", "polars", "log-python"):
             if peer in results:
-                print(f"  analyze-log / {peer}: {lg['seconds'] / results[peer]['seconds']:.2f}x "
-                      f"wall, {lg['cpu_seconds'] / results[peer]['cpu_seconds']:.2f}x CPU, "
-                      f"{_mb(lg) / _mb(results[peer]):.2f}x peak memory"
+                print(f"  analyze-log / {peer}: {_ratios(lg, results[peer])}"
                       + (" (target for duckdb, the same quantiles: <= 1.0x)" if peer == "duckdb"
                          else ""))
     if args.scaling:
@@ -285,8 +289,7 @@ def main() -> int:
             if "duckdb" in bigs:
                 dk = bigs["duckdb"]
                 print(f"  analyze-log / duckdb (the same quantiles) at {args.scaling:,}: "
-                      f"{lg['seconds'] / dk['seconds']:.2f}x wall, "
-                      f"{lg['cpu_seconds'] / dk['cpu_seconds']:.2f}x CPU (target <= 1.0x)")
+                      f"{_ratios(lg, dk)} (target <= 1.0x)")
     if tmp is not None:
         tmp.cleanup()
     return 0
